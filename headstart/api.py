@@ -1,0 +1,275 @@
+"""The estimator users hold (scikit-learn contract): the constructor stores parameters, ``fit``
+learns, fitted state ends in ``_``; ``predict`` / ``predict_proba`` / ``evaluate`` / ``save``;
+``load`` reads a bundle back into the same kind of object."""
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from headstart.backbones import build_backbone
+from headstart.data._base import LabeledData
+from headstart.data.feature_cache import FeatureCache
+from headstart.data.loaders import make_loader
+from headstart.data.sources import from_sequences, read_data
+from headstart.data.splits import stratified_split
+from headstart.evaluation.metrics import classification_metrics, format_metrics
+from headstart.export.bundle import load_bundle, save_bundle
+from headstart.export.card import model_card
+from headstart.heads import build_head
+from headstart.model import TransferModel
+from headstart.strategies import STRATEGIES, FitContext, Split, Strategy, build_strategy, choose
+from headstart.training.loop import predict_logits
+
+DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm"}
+
+
+def make_accelerator(device: str | None = None, mixed_precision: str = "auto") -> Accelerator:
+    """CPU unless a GPU is present (or ``device`` says otherwise); bf16 autocast on GPUs that
+    support it, fp16 on older ones, none on CPU."""
+    cpu = device == "cpu" or not torch.cuda.is_available()
+    if mixed_precision == "auto":
+        mixed_precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
+
+
+class Headstart:
+    """Adapt a pretrained backbone to labeled data.
+
+    >>> clf = Headstart(backbone="efficientnet_lite0").fit("photos/")   # doctest: +SKIP
+    >>> clf.predict(["new.jpg"])                                        # doctest: +SKIP
+    """
+
+    def __init__(self, backbone: str = "auto", strategy: str = "auto", head: str = "linear",
+                 head_params: dict[str, Any] | None = None, strategy_params: dict[str, Any] | None = None,
+                 image_size: int | None = None, max_length: int | None = None, batch_size: int = 32,
+                 val_size: float | str = "auto", test_size: float = 0.2, balance: str | None = "auto",
+                 seed: int = 0, cache_dir: str | Path | None = None, out: str | Path | None = None,
+                 resume: bool = False, device: str | None = None, mixed_precision: str = "auto",
+                 num_workers: int = 0, text_column: str = "text", path_column: str = "path",
+                 label_column: str = "label", verbose: bool = True) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.head = head
+        self.head_params = head_params
+        self.strategy_params = strategy_params
+        self.image_size = image_size
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.test_size = test_size
+        self.balance = balance
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.out = out
+        self.resume = resume
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.num_workers = num_workers
+        self.text_column = text_column
+        self.path_column = path_column
+        self.label_column = label_column
+        self.verbose = verbose
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            print(msg, flush=True)
+
+    # -- data --------------------------------------------------------------------------
+    def _read(self, source: Any, labels: Sequence[Any] | None = None, modality: str | None = None) -> LabeledData:
+        if isinstance(source, (str, Path)) and labels is None and Path(source).exists():
+            return read_data(source, text_column=self.text_column, path_column=self.path_column,
+                             label_column=self.label_column)
+        if isinstance(source, LabeledData):
+            return source
+        return from_sequences(source, labels, modality)
+
+    def _encode(self, data: LabeledData, what: str) -> np.ndarray:
+        if data.labels is None:
+            raise ValueError(f"{what}: no labels (column {self.label_column!r} missing?)")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        out = np.empty(len(data), dtype=np.int64)
+        for i, (lab, origin) in enumerate(zip(data.labels, data.origins)):
+            if lab not in index:
+                raise ValueError(f"{what}: {origin}: label {lab!r} was not seen in training "
+                                 f"(known: {', '.join(map(str, self.classes_[:20]))})")
+            out[i] = index[lab]
+        return out
+
+    def _splits(self, data: LabeledData, val: Any, test: Any) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
+        mod = data.modality
+        test_data = self._read(test, modality=mod) if test is not None else None
+        val_data = self._read(val, modality=mod) if val is not None else None
+        train = data
+        if test_data is None and self.test_size:
+            keep, held = stratified_split(train.labels, self.test_size, self.seed)
+            train, test_data = train.subset(keep), train.subset(held)
+            self._log(f"no test set given: held out a stratified {self.test_size:.0%} ({len(test_data)} items)")
+        if val_data is None:
+            frac = self.val_size
+            if frac == "auto":
+                frac = 0.1 if len(train) >= 1000 else 0.0
+            if frac:
+                keep, held = stratified_split(train.labels, float(frac), self.seed + 1)
+                train, val_data = train.subset(keep), train.subset(held)
+        return train, val_data, test_data
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None) -> "Headstart":
+        """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
+        ``val``/``test`` are optional explicit splits in the same forms."""
+        t0 = time.perf_counter()
+        data = self._read(X, y)
+        if len(data) == 0:
+            raise ValueError("the dataset is empty")
+        if data.labels is None:
+            raise ValueError(f"no labels found (expected a {self.label_column!r} column, class folders, or y)")
+        self.classes_ = np.array(sorted(set(data.labels), key=lambda v: (str(type(v)), v)), dtype=object)
+        if len(self.classes_) < 2:
+            raise ValueError(f"only one class ({self.classes_[0]!r}) in the training data: "
+                             "classification needs at least two")
+        self.modality_ = data.modality
+        train, val_data, test_data = self._splits(data, val, test)
+        set_seed(self.seed)
+        spec = DEFAULT_BACKBONES[data.modality] if self.backbone == "auto" else self.backbone
+        backbone = build_backbone(spec)
+        if backbone.modality != data.modality:
+            raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
+        if self.image_size:
+            backbone.pretrained_cfg.input_size = int(self.image_size)
+        if self.max_length:
+            backbone.pretrained_cfg.max_length = int(self.max_length)
+        head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
+        self.accelerator_ = make_accelerator(self.device, self.mixed_precision)
+        model = TransferModel(backbone, head).to(self.accelerator_.device)
+
+        tr = Split(train, self._encode(train, "train"))
+        va = Split(val_data, self._encode(val_data, "val")) if val_data is not None else None
+        self.strategy_, self.strategy_reason_ = self._resolve_strategy(train, len(self.classes_))
+        self._log(f"backbone {spec} | strategy {self.strategy_.name}: {self.strategy_reason_}")
+        counts = np.bincount(tr.targets, minlength=len(self.classes_))
+        balance = self.balance
+        if balance == "auto":
+            balance = "weights" if counts.min() == 0 or counts.max() / max(counts.min(), 1) > 3 else None
+        self.cache_ = FeatureCache(self.cache_dir) if self.cache_dir is not False else None
+        ckpt = Path(self.out) / "checkpoints" if self.out else None
+        ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=self.num_workers,
+                         seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
+                         balance=balance, log=self._log)
+        self.history_ = self.strategy_.fit(model, tr, va, ctx)
+        self.model_ = self.accelerator_.unwrap_model(model).eval().requires_grad_(False)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.splits_ = {"train": train, "val": val_data, "test": test_data}
+        self.metrics_: dict[str, Any] = {"fit_seconds": self.fit_seconds_, "n_train": len(train)}
+        if va is not None:
+            self.metrics_["val"] = self.evaluate(val_data)
+        if test_data is not None:
+            self.metrics_["test"] = self.evaluate(test_data)
+            self._log(format_metrics(self.metrics_["test"], self.classes_))
+        if self.out:
+            self.save(self.out)
+            self._log(f"bundle written to {self.out}")
+        return self
+
+    def _resolve_strategy(self, train: LabeledData, n_classes: int) -> tuple[Strategy, str]:
+        params = self.strategy_params or {}
+        if self.strategy == "auto":
+            chosen, why = choose(train.modality, len(train), n_classes)
+            for k, v in params.items():
+                setattr(chosen, k, v)
+            return chosen, why
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}")
+        return build_strategy(self.strategy, **params), "chosen by the user"
+
+    # -- predict -----------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this Headstart is not fitted yet: call fit() or headstart.load()")
+
+    def _logits(self, data: LabeledData) -> torch.Tensor:
+        self._check_fitted()
+        model = self.model_
+        device = next(model.parameters()).device
+        if getattr(self, "strategy_", None) is not None and self.strategy_.frozen_backbone and self.cache_ is not None:
+            feats = self.cache_.features(model.backbone, data, batch_size=max(64, self.batch_size), device=device)
+            with torch.inference_mode():
+                return model.head(feats.to(device)).float().cpu()
+        loader = make_loader(data, None, model.backbone, train=False, batch_size=max(64, self.batch_size),
+                             num_workers=self.num_workers)
+        return predict_logits(model, loader, device)
+
+    def _as_data(self, X: Any, y: Sequence[Any] | None = None) -> LabeledData:
+        self._check_fitted()
+        return self._read(X, y, modality=self.modality_)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, C) class probabilities; columns follow ``classes_``."""
+        return torch.softmax(self._logits(self._as_data(X)), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels as they appear in the training data."""
+        return self.classes_[self._logits(self._as_data(X)).argmax(1).numpy()]
+
+    def evaluate(self, X: Any, y: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Accuracy, macro-F1, per-class metrics, confusion matrix, and the predictions."""
+        data = self._as_data(X, y)
+        targets = self._encode(data, "evaluate")
+        pred = self._logits(data).argmax(1).numpy()
+        m = classification_metrics(targets, pred, self.classes_.tolist())
+        m["predictions"] = self.classes_[pred].tolist()
+        return m
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        bb = self.model_.backbone
+        meta = {
+            "backbone": {"spec": bb.spec, "num_features": bb.num_features,
+                         "pretrained_cfg": bb.pretrained_cfg.to_dict()},
+            "modality": self.modality_,
+            "head": {"name": getattr(self.model_.head, "name", self.head), "params": self.model_.head.params},
+            "classes": self.classes_.tolist(),
+            "strategy": {"name": self.strategy_.name, "params": self.strategy_.get_params(),
+                         "reason": self.strategy_reason_} if getattr(self, "strategy_", None) else self.meta_.get("strategy"),
+            "metrics": {k: v for k, v in self.metrics_.items()},
+            "history": getattr(self, "history_", []),
+            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
+        }
+        return save_bundle(directory, self.model_, meta, model_card(meta))
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> "Headstart":
+        model, meta = load_bundle(directory)
+        params = {k: v for k, v in meta.get("params", {}).items() if k in inspect.signature(cls.__init__).parameters}
+        params.update(verbose=False, out=None, resume=False)
+        est = cls(**params)
+        est.accelerator_ = make_accelerator(device, "no")
+        est.model_ = model.to(est.accelerator_.device)
+        est.classes_ = np.array(meta["classes"], dtype=object)
+        est.modality_ = meta["modality"]
+        est.strategy_ = None
+        est.cache_ = None
+        est.metrics_ = meta.get("metrics", {})
+        est.history_ = meta.get("history", [])
+        est.meta_ = meta
+        return est
+
+
+def fit(data: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None, **params: Any) -> Headstart:
+    """``headstart.fit("folder/")`` — build a Headstart with ``params`` and fit it."""
+    return Headstart(**params).fit(data, y, val=val, test=test)
+
+
+def load(directory: str | Path, device: str | None = None) -> Headstart:
+    """Load a bundle written by ``fit``/``save``."""
+    return Headstart.load(directory, device=device)

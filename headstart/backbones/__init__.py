@@ -1,0 +1,43 @@
+"""Pretrained feature extractors, addressed by spec strings with a source prefix.
+
+``timm:convnext_tiny.fb_in1k``, ``hf:bert-base-uncased``, ``torchvision:resnet50``,
+``local:/path``, ``tiny:cnn``, a catalog alias (``efficientnet_lite0``, ``minilm``), and
+``scratch:<any of those>`` for the same architecture randomly initialised.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from headstart._registry import Registry
+from headstart.backbones import local, timm, tiny, torchvision, transformers
+from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
+from headstart.backbones.catalog import CATALOG, available_offline, build_alias
+
+SOURCES: Registry[Callable[..., Backbone]] = Registry("backbone source")
+SOURCES.register("timm")(timm.build)
+SOURCES.register("hf")(transformers.build)
+SOURCES.register("torchvision")(torchvision.build)
+SOURCES.register("local")(local.build)
+SOURCES.register("tiny")(tiny.build)
+
+
+def build_backbone(spec: str, pretrained: bool = True) -> Backbone:
+    """Build a backbone from its spec. ``scratch:`` keeps the architecture and drops the weights."""
+    source, name = split_source(spec)
+    if source == "scratch":
+        bb = build_backbone(name, pretrained=False)
+        bb.spec = spec
+        bb.pretrained_cfg.license = "none (random initialisation)"
+        return bb
+    if not source:
+        if name not in CATALOG:
+            raise KeyError(f"unknown backbone {spec!r}: use a catalog alias ({', '.join(CATALOG)}) "
+                           f"or a source prefix ({', '.join(SOURCES.list())}:NAME)")
+        return build_alias(name, pretrained=pretrained)
+    bb = SOURCES.get(source)(name, pretrained=pretrained)
+    bb.spec = spec
+    return bb
+
+
+__all__ = ["IMAGE", "TEXT", "Backbone", "PretrainedCfg", "SOURCES", "CATALOG", "build_backbone",
+           "available_offline"]

@@ -1,0 +1,120 @@
+"""The Backbone contract: a pretrained feature extractor plus the preprocessing that travels
+with its weights (torchvision's rule: never type the mean/std twice)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+IMAGE = "image"
+TEXT = "text"
+
+
+@dataclass
+class PretrainedCfg:
+    """What a backbone needs from its inputs. Image fields or text fields apply by modality."""
+
+    modality: str
+    source: str = ""
+    license: str = "unknown"
+    # image
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    # text
+    max_length: int = 128
+    pooling: str = "mean"  # "mean" or "cls"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PretrainedCfg":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("mean", "std"):
+            if k in kw:
+                kw[k] = tuple(float(v) for v in kw[k])
+        return cls(**kw)
+
+    def preprocessing_dict(self) -> dict[str, Any]:
+        """The fields that change what the backbone sees (the feature-cache key uses them)."""
+        if self.modality == IMAGE:
+            keys = ("modality", "input_size", "mean", "std", "interpolation")
+        else:
+            keys = ("modality", "max_length", "pooling")
+        d = self.to_dict()
+        return {k: d[k] for k in keys}
+
+
+class Backbone(nn.Module):
+    """A pretrained network that maps a batch to pooled features ``(N, D)``.
+
+    Subclasses set ``spec``, ``pretrained_cfg`` and ``num_features`` and implement
+    ``forward_features``, ``layer_groups`` and ``save_architecture``.
+    """
+
+    spec: str
+    pretrained_cfg: PretrainedCfg
+    num_features: int
+
+    def forward_features(self, batch: Any) -> torch.Tensor:  # (N, D)
+        raise NotImplementedError
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.forward_features(batch)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Parameters in groups ordered input -> output (freezing and layer-wise lr work on these)."""
+        raise NotImplementedError
+
+    def save_architecture(self, directory: Path) -> None:
+        """Write what is needed to rebuild this architecture offline (no weights) into directory."""
+        raise NotImplementedError
+
+    def tokenizer(self) -> Any:
+        """Text backbones return their tokenizer; image backbones have none."""
+        return None
+
+    @property
+    def modality(self) -> str:
+        return self.pretrained_cfg.modality
+
+    def weights_hash(self) -> str:
+        """SHA-256 over the backbone's tensors in key order. Not memoised: fine-tuning changes
+        the weights, and a stale hash would serve stale cached features."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def identity(self) -> str:
+        """Stable id of weights + preprocessing: the feature-cache namespace."""
+        payload = {"spec": self.spec, "weights": self.weights_hash(),
+                   "pre": self.pretrained_cfg.preprocessing_dict()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+    def write_config(self, directory: Path, source: str, arch: str, **extra: Any) -> None:
+        """Write ``backbone.json``: the file the ``local:`` source reads back."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {"source": source, "arch": arch, "spec": self.spec,
+               "pretrained_cfg": self.pretrained_cfg.to_dict(), **extra}
+        (directory / "backbone.json").write_text(json.dumps(cfg, indent=2))
+
+
+def split_source(spec: str) -> tuple[str, str]:
+    """``"timm:resnet50"`` -> ``("timm", "resnet50")``; a bare name is a catalog alias."""
+    if ":" in spec:
+        src, name = spec.split(":", 1)
+        return src, name
+    return "", spec

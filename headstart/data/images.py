@@ -1,0 +1,85 @@
+"""Image reading and the transforms derived from a backbone's pretrained_cfg."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms import v2 as T
+
+from headstart.backbones._base import PretrainedCfg
+
+
+class BadSampleError(ValueError):
+    """A sample that cannot be used; the message names it and says why."""
+
+
+def load_image(item: Any, origin: str = "") -> Image.Image:
+    """Open any supported image as RGB: EXIF orientation applied, greyscale/palette converted,
+    transparency composited on white."""
+    where = origin or str(item)
+    if isinstance(item, Image.Image):
+        img = item
+    elif isinstance(item, np.ndarray):
+        arr = item
+        if arr.dtype != np.uint8:
+            raise BadSampleError(f"{where}: image array must be uint8, got {arr.dtype}")
+        img = Image.fromarray(arr)
+    else:
+        try:
+            img = Image.open(item)
+            img.load()
+        except FileNotFoundError:
+            raise BadSampleError(f"{where}: file not found") from None
+        except Exception as e:  # PIL raises many types for corrupt files
+            raise BadSampleError(f"{where}: cannot read image ({type(e).__name__}: {e})") from None
+        img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def item_digest(item: Any) -> bytes:
+    """Content hash of an image item (file bytes, or pixels for in-memory images)."""
+    h = hashlib.sha256()
+    if isinstance(item, np.ndarray):
+        h.update(str((item.shape, item.dtype.str)).encode())
+        h.update(np.ascontiguousarray(item).tobytes())
+    elif isinstance(item, Image.Image):
+        h.update(str((item.mode, item.size)).encode())
+        h.update(item.tobytes())
+    else:
+        with open(item, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.digest()
+
+
+_INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+           "nearest": T.InterpolationMode.NEAREST}
+
+
+class ImageTransform:
+    """PIL image -> normalised (3, S, S) tensor. Eval: resize the shorter side to S and centre
+    crop (the whole image is kept for square inputs). Train: random resized crop + flip."""
+
+    def __init__(self, cfg: PretrainedCfg, size: int | None = None, train: bool = False,
+                 crop_scale: tuple[float, float] = (0.7, 1.0), hflip: bool = True) -> None:
+        self.size = int(size or cfg.input_size)
+        interp = _INTERP.get(cfg.interpolation, T.InterpolationMode.BILINEAR)
+        if train:
+            geo = [T.RandomResizedCrop(self.size, scale=crop_scale, interpolation=interp, antialias=True)]
+            if hflip:
+                geo.append(T.RandomHorizontalFlip())
+        else:
+            geo = [T.Resize(self.size, interpolation=interp, antialias=True), T.CenterCrop(self.size)]
+        self._t = T.Compose([T.ToImage(), *geo, T.ToDtype(torch.float32, scale=True),
+                             T.Normalize(list(cfg.mean), list(cfg.std))])
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        return self._t(img)

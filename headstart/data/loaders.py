@@ -1,0 +1,57 @@
+"""torch Datasets and DataLoaders over LabeledData, using the backbone's preprocessing."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from headstart.backbones._base import IMAGE, Backbone
+from headstart.data._base import LabeledData
+from headstart.data.images import ImageTransform, load_image
+from headstart.data.text import TextCollator
+
+
+class ItemDataset(Dataset):
+    """Yields (input, target); images are decoded and transformed here, texts pass through."""
+
+    def __init__(self, data: LabeledData, targets: np.ndarray | None, transform: Any = None) -> None:
+        self.data = data
+        self.targets = targets
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        item = self.data.items[i]
+        if self.data.modality == IMAGE:
+            item = self.transform(load_image(item, self.data.origins[i]))
+        return item, -1 if self.targets is None else int(self.targets[i])
+
+
+class TextBatch:
+    """Collate (text, target) pairs into a tokenizer batch plus a target tensor."""
+
+    def __init__(self, collator: TextCollator) -> None:
+        self.collator = collator
+
+    def __call__(self, pairs: list[tuple[str, int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        texts, targets = zip(*pairs)
+        return self.collator(list(texts)), torch.tensor(targets, dtype=torch.long)
+
+
+def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbone, *, train: bool,
+                batch_size: int, num_workers: int = 0, seed: int = 0,
+                sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
+    cfg = backbone.pretrained_cfg
+    if cfg.modality == IMAGE:
+        ds, collate = ItemDataset(data, targets, ImageTransform(cfg, train=train)), None
+    else:
+        ds = ItemDataset(data, targets)
+        collate = TextBatch(TextCollator(backbone.tokenizer(), cfg.max_length))
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      drop_last=False, num_workers=num_workers, collate_fn=collate, generator=gen,
+                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())

@@ -1,0 +1,121 @@
+"""Read a dataset from an image folder, a CSV/TSV or JSONL file, or Python sequences."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from headstart.data._base import IMAGE_EXTENSIONS, LabeledData, guess_modality
+
+
+def read_data(source: Any, labels: Sequence[Any] | None = None, *, text_column: str = "text",
+              path_column: str = "path", label_column: str = "label",
+              modality: str | None = None) -> LabeledData:
+    """Dispatch on what ``source`` is. Sequences take ``labels`` beside them (sklearn's X, y)."""
+    if isinstance(source, LabeledData):
+        return source
+    if isinstance(source, (str, Path)) and labels is None:
+        p = Path(source)
+        if p.is_dir():
+            return read_image_folder(p)
+        if p.is_file():
+            if p.suffix.lower() in (".csv", ".tsv"):
+                return read_table(p, text_column, path_column, label_column)
+            if p.suffix.lower() in (".jsonl", ".ndjson"):
+                return read_jsonl(p, text_column, path_column, label_column)
+            raise ValueError(f"{p}: unsupported data file (use a folder of class folders, .csv, .tsv or .jsonl)")
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    return from_sequences(source, labels, modality)
+
+
+def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
+                   modality: str | None = None) -> LabeledData:
+    items = list(items)
+    mod = modality or guess_modality(items)
+    if mod == "image":
+        items = [Path(it) if isinstance(it, str) else it for it in items]
+    y = None if labels is None else list(np.asarray(labels).tolist())
+    return LabeledData(items, y, mod)
+
+
+def read_image_folder(root: Path) -> LabeledData:
+    """``root/<class>/<image>``: one subfolder per class, images found recursively inside it."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root}: no class subfolders (expected {root}/<class name>/<image files>)")
+    items, y = [], []
+    for c in classes:
+        files = sorted(f for f in (root / c).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        items += files
+        y += [c] * len(files)
+    if not items:
+        raise ValueError(f"{root}: the class folders hold no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return LabeledData(items, y, "image")
+
+
+def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: str,
+                label_column: str, line_offset: int) -> LabeledData:
+    cols = list(df.columns)
+    if text_column in cols:
+        mod, col = "text", text_column
+    elif path_column in cols:
+        mod, col = "image", path_column
+    else:
+        raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image paths) "
+                         f"column; found {cols}")
+    raw = df[col].tolist()
+    origins = [f"{where}:{i + line_offset}" for i in range(len(df))]
+    for o, v in zip(origins, raw):
+        if not isinstance(v, str) or (mod == "image" and not v.strip()):
+            raise ValueError(f"{o}: empty or non-string {col!r} value {v!r}")
+    items: list[Any] = raw if mod == "text" else [
+        (Path(v) if Path(v).is_absolute() else where.parent / v) for v in raw]
+    labels = None
+    if label_column in cols:
+        labels = df[label_column].tolist()
+        for o, v in zip(origins, labels):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+                raise ValueError(f"{o}: missing label in column {label_column!r}")
+    return LabeledData(items, labels, mod, origins)
+
+
+def read_table(path: Path, text_column: str, path_column: str, label_column: str) -> LabeledData:
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 (byte {e.start}); re-save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path}: malformed table ({e})") from None
+    if len(df) == 0:
+        raise ValueError(f"{path}: has a header but no rows")
+    return _from_frame(df, path, text_column, path_column, label_column, line_offset=2)
+
+
+def read_jsonl(path: Path, text_column: str, path_column: str, label_column: str) -> LabeledData:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: each line must be a JSON object")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: the file has no rows")
+    df = pd.DataFrame(rows)
+    if label_column in df.columns:
+        df[label_column] = [v if v is None or isinstance(v, str) else str(v) for v in df[label_column]]
+    return _from_frame(df, path, text_column, path_column, label_column, line_offset=1)

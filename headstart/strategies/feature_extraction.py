@@ -1,0 +1,134 @@
+"""``feature_extraction``: the backbone stays frozen; its features are computed once (disk
+cache) and only the head trains, on the cached features. A second fit with another head or
+other hyper-parameters never runs the backbone."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from torch.utils.data import DataLoader, TensorDataset
+from transformers import get_cosine_schedule_with_warmup
+
+from headstart.heads._base import Head
+from headstart.heads.linear import LinearHead
+from headstart.model import TransferModel
+from headstart.strategies._base import FitContext, Split, Strategy, class_weights
+from headstart.tasks.classification import ClassificationTask
+from headstart.training.callbacks import EarlyStopping
+from headstart.training.loop import steps_to_epochs, train_epochs
+
+PROBE_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, Cs: tuple[float, ...] = PROBE_CS,
+              C: float | None = None, balanced: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Fit a multinomial logistic regression on standardised features (C by stratified CV when
+    every class has 2+ examples), then write it into ``head.fc`` with the standardisation folded
+    in, so the head applies to raw features."""
+    x = feats.double().numpy()
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    cw = "balanced" if balanced else None
+    counts = np.bincount(targets)
+    folds = int(min(5, counts[counts > 0].min()))
+    scores = {}
+    if C is None and folds >= 2 and len(Cs) > 1:
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        for c in Cs:
+            lr = LogisticRegression(C=c, max_iter=1000, class_weight=cw)
+            scores[c] = float(cross_val_score(lr, z, targets, cv=cv).mean())
+        C = max(scores, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
+    C = float(C if C is not None else 0.1)
+    lr = LogisticRegression(C=C, max_iter=2000, class_weight=cw).fit(z, targets)
+    coef = np.zeros((head.num_classes, x.shape[1]))
+    bias = np.full(head.num_classes, -1e4)  # classes absent from training are never predicted
+    present = lr.classes_
+    if len(present) == 2:  # binary: sklearn keeps one row, for the positive class
+        coef[present[1]], coef[present[0]] = lr.coef_[0] / 2, -lr.coef_[0] / 2
+        bias[present[1]], bias[present[0]] = lr.intercept_[0] / 2, -lr.intercept_[0] / 2
+    else:
+        coef[present], bias[present] = lr.coef_, lr.intercept_
+    w = coef / sd  # fold (x - mu) / sd into the linear layer
+    b = bias - w @ mu
+    with torch.no_grad():
+        head.fc.weight.copy_(torch.from_numpy(w).float())
+        head.fc.bias.copy_(torch.from_numpy(b).float())
+    return {"C": C, "cv_accuracy": scores.get(C)}
+
+
+def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.Tensor | None,
+               val: Split | None, ctx: FitContext, *, steps: int, lr: float, weight_decay: float,
+               label_smoothing: float, batch_size: int = 64, patience: int = 10,
+               desc: str = "head") -> list[dict[str, Any]]:
+    """AdamW + warmup/cosine on cached features; early stopping when a validation split exists."""
+    targets = torch.as_tensor(split.targets)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    loader = DataLoader(TensorDataset(feats, targets), batch_size=batch_size, shuffle=True, generator=gen)
+    epochs = steps_to_epochs(len(targets), batch_size, steps, min_epochs=5, max_epochs=500)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    total = epochs * len(loader)
+    sched = get_cosine_schedule_with_warmup(opt, int(0.05 * total), total)
+    head, opt, loader, sched = ctx.accelerator.prepare(head, opt, loader, sched)
+    weights = class_weights(split.targets, head.num_classes) if ctx.balance == "weights" else None
+    task = ClassificationTask(label_smoothing, weights)
+    stopper = EarlyStopping(patience=patience) if val is not None else None
+
+    def evaluate() -> dict[str, float]:
+        head.eval()
+        with torch.no_grad():
+            logits = head(val_feats.to(ctx.device)).float().cpu()
+        head.train()
+        return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean())}
+
+    hist = train_epochs(ctx.accelerator, head, loader, opt, sched, task, epochs=epochs, grad_clip=None,
+                        evaluate=evaluate if val is not None else None,
+                        on_epoch_end=(lambda e, log: stopper(e, log, head)) if stopper else None,
+                        progress=False, desc=desc)
+    if stopper is not None:
+        stopper.restore(head)
+    return hist
+
+
+class FeatureExtraction(Strategy):
+    """Frozen backbone + head on cached features.
+
+    ``solver='auto'``: a linear head is fitted as a logistic regression (lbfgs, C by
+    cross-validation); other heads train with AdamW for ``steps`` steps.
+    """
+
+    name = "feature_extraction"
+    frozen_backbone = True
+
+    def __init__(self, solver: str = "auto", C: float | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-2, steps: int = 1500, label_smoothing: float = 0.1,
+                 batch_size: int = 64) -> None:
+        self.solver = solver
+        self.C = C
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.steps = steps
+        self.label_smoothing = label_smoothing
+        self.batch_size = batch_size
+
+    def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:
+        if self.solver not in ("auto", "lbfgs", "adamw"):
+            raise ValueError(f"solver must be auto, lbfgs or adamw, got {self.solver!r}")
+        model.backbone.requires_grad_(False)
+        model.backbone.eval()
+        feats = ctx.features(model, train)
+        val_feats = ctx.features(model, val) if val is not None else None
+        linear = isinstance(model.head, LinearHead)
+        if self.solver == "lbfgs" and not linear:
+            raise ValueError("solver='lbfgs' needs the linear head")
+        if linear and self.solver in ("auto", "lbfgs"):
+            info = fit_probe(feats, train.targets, model.head, C=self.C, balanced=ctx.balance is not None,
+                             seed=ctx.seed)
+            ctx.log(f"linear probe: C={info['C']:g}" + (f", CV accuracy {info['cv_accuracy']:.3f}"
+                                                      if info["cv_accuracy"] is not None else ""))
+            return [{"epoch": 1, "probe_C": info["C"], "probe_cv_accuracy": info["cv_accuracy"]}]
+        return train_head(model.head, feats, train, val_feats, val, ctx, steps=self.steps, lr=self.lr,
+                          weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                          batch_size=self.batch_size)

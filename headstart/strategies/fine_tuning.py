@@ -1,0 +1,190 @@
+"""``fine_tuning``: train the backbone with the head, in layer groups.
+
+Defaults follow what works at small N (see ANCHORS.md: a naive full fine-tune loses to a
+linear probe at N=100): the head starts from a linear probe on cached features (LP-FT, Kumar
+et al. 2022, "Fine-Tuning can Distort Pretrained Features"), layer-wise learning-rate decay
+(Howard & Ruder 2018; Clark et al. 2020), warmup + cosine, label smoothing, BatchNorm
+statistics frozen, a step budget rather than an epoch count, and early stopping when a
+validation split exists.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import WeightedRandomSampler
+from transformers import get_cosine_schedule_with_warmup
+
+from headstart.data.loaders import make_loader
+from headstart.heads.linear import LinearHead
+from headstart.model import TransferModel
+from headstart.strategies._base import FitContext, Split, Strategy, class_weights
+from headstart.strategies.feature_extraction import fit_probe, train_head
+from headstart.tasks.classification import ClassificationTask
+from headstart.training.callbacks import Checkpointer, EarlyStopping
+from headstart.training.checkpoint import load_latest
+from headstart.training.loop import predict_logits, steps_to_epochs, train_epochs
+
+
+def parse_freeze(spec: str, n_groups: int) -> set[int]:
+    """``none`` | ``all`` | ``first:N`` | ``all-but-last:K`` -> indices of frozen groups."""
+    s = spec.strip().lower()
+    if s == "none":
+        return set()
+    if s == "all":
+        return set(range(n_groups))
+    kind, _, num = s.partition(":")
+    if not num.isdigit() or kind not in ("first", "all-but-last"):
+        raise ValueError(f"freeze must be none, all, first:N or all-but-last:K; got {spec!r}")
+    k = int(num)
+    if k > n_groups:
+        raise ValueError(f"freeze {spec!r}: the backbone has only {n_groups} layer groups")
+    return set(range(k)) if kind == "first" else set(range(n_groups - k))
+
+
+def set_batchnorm_eval(module: nn.Module, trainable_ids: set[int] | None = None) -> None:
+    """Put BatchNorm layers in eval mode: all of them (trainable_ids None) or those whose
+    parameters are all frozen, so frozen parts keep their pretrained statistics."""
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            if trainable_ids is None or not any(id(p) in trainable_ids for p in m.parameters()):
+                m.eval()
+
+
+class FineTuning(Strategy):
+    name = "fine_tuning"
+
+    def __init__(self, freeze: str = "none", lr: float = 1e-3, head_lr: float | None = None,
+                 layer_decay: float = 0.7, weight_decay: float = 0.01, steps: int = 400,
+                 max_epochs: int = 60, warmup: float = 0.1, label_smoothing: float = 0.1,
+                 augment: bool = True, init_head: str = "probe", batchnorm: str = "frozen",
+                 grad_clip: float = 1.0, patience: int = 5) -> None:
+        self.freeze = freeze
+        self.lr = lr
+        self.head_lr = head_lr
+        self.layer_decay = layer_decay
+        self.weight_decay = weight_decay
+        self.steps = steps
+        self.max_epochs = max_epochs
+        self.warmup = warmup
+        self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.init_head = init_head
+        self.batchnorm = batchnorm
+        self.grad_clip = grad_clip
+        self.patience = patience
+
+    # -- what trains -------------------------------------------------------------------
+    def trainable_groups(self, epoch: int, n_groups: int) -> set[int]:
+        """Backbone groups that train during ``epoch`` (gradual unfreezing overrides this)."""
+        return set(range(n_groups)) - parse_freeze(self.freeze, n_groups)
+
+    def param_groups(self, model: TransferModel) -> list[dict[str, Any]]:
+        """One optimizer group per backbone layer group (lr decayed towards the input) + the head;
+        no weight decay on biases and norm weights."""
+        groups = model.backbone.layer_groups()
+        n = len(groups)
+        out = []
+        for i, params in enumerate(groups):
+            lr = self.lr * self.layer_decay ** (n - 1 - i)
+            decay = [p for p in params if p.ndim > 1]
+            no_decay = [p for p in params if p.ndim <= 1]
+            out += [{"params": decay, "lr": lr, "weight_decay": self.weight_decay, "group": i},
+                    {"params": no_decay, "lr": lr, "weight_decay": 0.0, "group": i}]
+        head_lr = self.head_lr if self.head_lr is not None else self.lr
+        out.append({"params": list(model.head.parameters()), "lr": head_lr,
+                    "weight_decay": self.weight_decay, "group": n})
+        return [g for g in out if g["params"]]
+
+    def _apply_freeze(self, model: TransferModel, epoch: int) -> set[int]:
+        groups = model.backbone.layer_groups()
+        active = self.trainable_groups(epoch, len(groups))
+        for i, params in enumerate(groups):
+            for p in params:
+                p.requires_grad_(i in active)
+        return active
+
+    def _set_modes(self, model: TransferModel) -> None:
+        groups = model.backbone.layer_groups()
+        trainable = {id(p) for g in groups for p in g if p.requires_grad}
+        set_batchnorm_eval(model.backbone, None if self.batchnorm == "frozen" else trainable)
+
+    # -- fit ---------------------------------------------------------------------------
+    def _init_head(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> None:
+        if self.init_head == "random":
+            return
+        if self.init_head != "probe":
+            raise ValueError(f"init_head must be 'probe' or 'random', got {self.init_head!r}")
+        model.backbone.eval()
+        feats = ctx.features(model, train)
+        if isinstance(model.head, LinearHead):
+            info = fit_probe(feats, train.targets, model.head, balanced=ctx.balance is not None, seed=ctx.seed)
+            ctx.log(f"head initialised by a linear probe on cached features (C={info['C']:g})")
+        else:
+            val_feats = ctx.features(model, val) if val is not None else None
+            train_head(model.head, feats, train, val_feats, val, ctx, steps=1000, lr=1e-3, weight_decay=1e-2,
+                       label_smoothing=self.label_smoothing)
+            ctx.log("head pre-trained on cached features")
+
+    def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:
+        if self.batchnorm not in ("frozen", "train"):
+            raise ValueError(f"batchnorm must be 'frozen' or 'train', got {self.batchnorm!r}")
+        acc = ctx.accelerator
+        resume = load_latest(ctx.checkpoint_dir) if (ctx.resume and ctx.checkpoint_dir) else None
+        if resume is None:
+            self._init_head(model, train, val, ctx)
+        sampler = None
+        if ctx.balance == "sampler":
+            w = class_weights(train.targets, model.head.num_classes).numpy()[train.targets]
+            sampler = WeightedRandomSampler(w, len(w), generator=torch.Generator().manual_seed(ctx.seed))
+        loader = make_loader(train.data, train.targets, model.backbone, train=self.augment,
+                             batch_size=ctx.batch_size, num_workers=ctx.num_workers, seed=ctx.seed,
+                             sampler=sampler)
+        epochs = steps_to_epochs(len(train), ctx.batch_size, self.steps, min_epochs=2, max_epochs=self.max_epochs)
+        self._apply_freeze(model, 0)
+        opt = torch.optim.AdamW(self.param_groups(model))
+        total = epochs * len(loader)
+        sched = get_cosine_schedule_with_warmup(opt, int(self.warmup * total), total)
+        start = 0
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+            opt.load_state_dict(resume["optimizer"])
+            sched.load_state_dict(resume["scheduler"])
+            start = int(resume["epoch"])
+            ctx.log(f"resumed from epoch {start}")
+        model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+        weights = class_weights(train.targets, model.head.num_classes) if ctx.balance == "weights" else None
+        task = ClassificationTask(self.label_smoothing, weights)
+        val_loader = (make_loader(val.data, val.targets, model.backbone, train=False,
+                                  batch_size=max(64, ctx.batch_size), num_workers=ctx.num_workers)
+                      if val is not None else None)
+        stopper = EarlyStopping(patience=self.patience) if val is not None else None
+        ckpt = Checkpointer(ctx.checkpoint_dir, opt, sched) if ctx.checkpoint_dir else None
+
+        def on_epoch_start(epoch: int) -> None:
+            self._apply_freeze(model, epoch)
+            self._set_modes(model)
+
+        def evaluate() -> dict[str, float]:
+            logits = predict_logits(model, val_loader, ctx.device)
+            return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean()),
+                    "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(val.targets)))}
+
+        def on_epoch_end(epoch: int, log: dict[str, Any]) -> bool:
+            log["trainable_groups"] = sorted(self.trainable_groups(epoch, len(model.backbone.layer_groups())))
+            if ckpt is not None:
+                ckpt(epoch + 1, log, acc.unwrap_model(model), {"strategy": self.name})
+            return bool(stopper and stopper(epoch, log, model))
+
+        hist = train_epochs(acc, model, loader, opt, sched, task, epochs=epochs, start_epoch=start,
+                            grad_clip=self.grad_clip, on_epoch_start=on_epoch_start,
+                            evaluate=evaluate if val_loader is not None else None,
+                            on_epoch_end=on_epoch_end, progress=ctx.verbose, desc="fine-tune")
+        if stopper is not None:
+            stopper.restore(model)
+        model.requires_grad_(False)
+        model.eval()
+        return hist

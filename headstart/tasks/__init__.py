@@ -1,0 +1,4 @@
+"""Losses as objects returning {"loss": ...}."""
+from headstart.tasks.classification import ClassificationTask
+
+__all__ = ["ClassificationTask"]

@@ -1,0 +1,1 @@
+"""Tiny backbones and conformance checks for tests."""
