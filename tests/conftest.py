@@ -1,0 +1,79 @@
+"""Shared fixtures: small generated datasets that a tiny model can learn in seconds."""
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headstart.backbones import SOURCES
+from headstart.backbones.tiny import TinyCNN
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
+WORDS = {"pos": ["great", "wonderful", "superb", "moving", "brilliant"],
+         "neg": ["awful", "boring", "dreadful", "tedious", "clumsy"]}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never touch the user's ~/.cache from tests."""
+    monkeypatch.setenv("HEADSTART_CACHE", str(tmp_path_factory.mktemp("hs-cache")))
+
+
+def make_image(colour: tuple[int, int, int], seed: int, size: int = 24) -> Image.Image:
+    rng = np.random.RandomState(seed)
+    arr = np.clip(np.array(colour)[None, None, :] + rng.randint(-40, 40, (size, size, 3)), 0, 255)
+    return Image.fromarray(arr.astype(np.uint8))
+
+
+def write_image_folder(root: Path, per_class: int, seed: int = 0) -> Path:
+    for c, rgb in COLOURS.items():
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make_image(rgb, seed * 1000 + i).save(root / c / f"{c}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def image_data(tmp_path) -> tuple[Path, Path]:
+    """(train folder, test folder): 3 colour classes, 12 / 6 images each."""
+    return write_image_folder(tmp_path / "train", 12, 0), write_image_folder(tmp_path / "test", 6, 1)
+
+
+def write_text_csv(path: Path, n: int, seed: int) -> Path:
+    rnd = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(n):
+            lab = "pos" if i % 2 == 0 else "neg"
+            w.writerow([f"the film was {rnd.choice(WORDS[lab])} and {rnd.choice(WORDS[lab])}", lab])
+    return path
+
+
+@pytest.fixture
+def text_data(tmp_path) -> tuple[Path, Path]:
+    return write_text_csv(tmp_path / "train.csv", 40, 0), write_text_csv(tmp_path / "test.csv", 20, 1)
+
+
+class CountingCNN(TinyCNN):
+    """TinyCNN that counts the inputs its forward_features sees (class-wide, reset by tests)."""
+
+    seen = 0
+
+    def forward_features(self, x):
+        CountingCNN.seen += len(x)
+        return super().forward_features(x)
+
+
+if "counting" not in SOURCES:  # a test-only backbone source, through the public registry
+    SOURCES.register("counting")(lambda name, pretrained=True: CountingCNN(spec=f"counting:{name}"))
+
+
+@pytest.fixture
+def counting():
+    CountingCNN.seen = 0
+    return CountingCNN

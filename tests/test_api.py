@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+import headstart
+from headstart.api import Headstart
+
+
+def quick(**kw):
+    base = dict(backbone="tiny:cnn", strategy="feature_extraction", verbose=False)
+    return Headstart(**{**base, **kw})
+
+
+def test_constructor_only_stores_parameters():
+    est = Headstart(backbone="nonexistent", strategy="nope", batch_size=-3)
+    assert est.get_params()["backbone"] == "nonexistent" and not hasattr(est, "model_")
+
+
+def test_predict_returns_labels_as_in_the_data_and_proba_follows_classes(image_data):
+    est = quick().fit(image_data[0], test=image_data[1])
+    assert list(est.classes_) == ["blue", "green", "red"]
+    pred = est.predict(image_data[1])
+    proba = est.predict_proba(image_data[1])
+    assert set(pred) <= set(est.classes_)
+    assert np.array_equal(pred, est.classes_[proba.argmax(1)])
+
+
+def test_integer_labels_stay_integers():
+    rng = np.random.RandomState(0)
+    X = [np.full((16, 16, 3), 40 + 150 * (i % 2), dtype=np.uint8) + rng.randint(0, 20, (16, 16, 3)).astype(np.uint8)
+         for i in range(20)]
+    y = [7 if i % 2 else 3 for i in range(20)]
+    est = quick(test_size=0).fit(X, y)
+    assert est.classes_.tolist() == [3, 7]
+    assert est.predict(X[:4]).tolist() == [3, 7, 3, 7]
+
+
+def test_fit_without_test_holds_out_a_stratified_split(image_data):
+    est = quick().fit(image_data[0])
+    assert est.metrics_["test"]["n"] == 6 and len(est.splits_["train"]) == 30
+
+
+def test_single_class_is_a_clear_error(tmp_path):
+    p = tmp_path / "one.csv"
+    p.write_text("text,label\na,x\nb,x\n")
+    with pytest.raises(ValueError, match="only one class"):
+        Headstart(backbone="tiny:bert", verbose=False).fit(p)
+
+
+def test_unknown_label_in_test_names_the_row(tmp_path, text_data):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine film,pos\nodd one,maybe\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: label 'maybe' was not seen"):
+        Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0], test=bad)
+
+
+def test_backbone_modality_must_match_the_data(text_data):
+    with pytest.raises(ValueError, match="is for image but the data are text"):
+        quick().fit(text_data[0])
+
+
+def test_predict_before_fit_is_an_error():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Headstart().predict(["x"])
+
+
+def test_second_fit_with_another_head_never_runs_the_backbone(tmp_path, image_data, counting):
+    """The feature cache acceptance line: the 2nd fit reuses every feature, test set included."""
+    kw = dict(backbone="counting:cnn", strategy="feature_extraction", cache_dir=tmp_path / "cache", verbose=False)
+    first = Headstart(head="linear", **kw).fit(image_data[0], test=image_data[1])
+    assert counting.seen == 36 + 18
+    counting.seen = 0
+    second = Headstart(head="mlp", head_params={"hidden": [32]}, strategy_params={"steps": 50}, **kw)
+    second.fit(image_data[0], test=image_data[1])
+    assert counting.seen == 0
+    assert second.metrics_["test"]["n"] == first.metrics_["test"]["n"] == 18
+
+
+def test_text_end_to_end_and_module_level_fit(text_data):
+    est = headstart.fit(text_data[0], test=text_data[1], backbone="tiny:bert", strategy="fine_tuning",
+                        strategy_params={"steps": 30, "lr": 3e-3}, verbose=False)
+    assert est.predict(["the film was great and superb"]).tolist()[0] in ("pos", "neg")
+    assert est.metrics_["test"]["accuracy"] >= 0.5
+
+
+def test_auto_strategy_explains_its_choice(image_data, capsys):
+    Headstart(backbone="tiny:cnn", strategy_params={"steps": 5}).fit(image_data[0], test=image_data[1])
+    out = capsys.readouterr().out
+    assert "strategy fine_tuning:" in out and "images" in out

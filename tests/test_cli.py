@@ -1,0 +1,53 @@
+import json
+
+from typer.testing import CliRunner
+
+from headstart.cli import app
+
+runner = CliRunner()
+
+
+def test_fit_eval_predict_roundtrip(tmp_path, image_data):
+    out = tmp_path / "m"
+    r = runner.invoke(app, ["fit", str(image_data[0]), "--test", str(image_data[1]), "--backbone", "tiny:cnn",
+                            "--strategy", "fine_tuning", "-p", "steps=6", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.safetensors").is_file()
+    r = runner.invoke(app, ["eval", str(out), str(image_data[1]), "--json", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output and "accuracy" in r.output
+    assert json.loads((tmp_path / "m.json").read_text())["n"] == 18
+    img = next((image_data[1] / "red").iterdir())
+    r = runner.invoke(app, ["predict", str(out), str(img), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert rows[0]["label"] in ("red", "green", "blue")
+    assert abs(sum(v for k, v in rows[0].items() if k.startswith("p_")) - 1) < 1e-5
+
+
+def test_fit_compare_scratch_prints_both(tmp_path, text_data):
+    r = runner.invoke(app, ["fit", str(text_data[0]), "--test", str(text_data[1]), "--backbone", "tiny:bert",
+                            "--strategy", "fine_tuning", "-p", "steps=6", "--out", str(tmp_path / "m"),
+                            "--compare-scratch", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "transfer: tiny:bert" in r.output and "scratch: scratch:tiny:bert" in r.output
+
+
+def test_predict_text_from_csv_writes_csv(tmp_path, text_data):
+    out = tmp_path / "m"
+    assert runner.invoke(app, ["fit", str(text_data[0]), "--backbone", "tiny:bert", "--strategy",
+                               "feature_extraction", "--out", str(out), "--quiet"]).exit_code == 0
+    r = runner.invoke(app, ["predict", str(out), str(text_data[1])])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[0].startswith("input,label,p_neg,p_pos") and len(lines) == 21
+
+
+def test_backbones_lists_offline_availability():
+    r = runner.invoke(app, ["backbones"])
+    assert r.exit_code == 0 and "efficientnet_lite0" in r.output and "minilm" in r.output
+
+
+def test_bad_data_path_fails_with_a_message(tmp_path):
+    r = runner.invoke(app, ["fit", str(tmp_path / "nope"), "--backbone", "tiny:cnn", "--out", str(tmp_path / "m")])
+    assert r.exit_code != 0
+    assert "no such file or folder" in str(r.exception)
