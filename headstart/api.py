@@ -4,6 +4,7 @@ learns, fitted state ends in ``_``; ``predict`` / ``predict_proba`` / ``evaluate
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,7 +50,8 @@ class Headstart:
 
     def __init__(self, backbone: str = "auto", strategy: str = "auto", head: str = "linear",
                  head_params: dict[str, Any] | None = None, strategy_params: dict[str, Any] | None = None,
-                 image_size: int | None = None, max_length: int | None = None, batch_size: int = 32,
+                 image_size: int | None = None, max_length: int | None = None, multiscale: bool = True,
+                 batch_size: int = 32,
                  val_size: float | str = "auto", test_size: float = 0.2, balance: str | None = "auto",
                  seed: int = 0, cache_dir: str | Path | None = None, out: str | Path | None = None,
                  resume: bool = False, device: str | None = None, mixed_precision: str = "auto",
@@ -62,6 +64,7 @@ class Headstart:
         self.strategy_params = strategy_params
         self.image_size = image_size
         self.max_length = max_length
+        self.multiscale = multiscale
         self.batch_size = batch_size
         self.val_size = val_size
         self.test_size = test_size
@@ -92,6 +95,8 @@ class Headstart:
                              label_column=self.label_column)
         if isinstance(source, LabeledData):
             return source
+        if isinstance(source, tuple) and len(source) == 2 and labels is None:  # (X, y) for val/test
+            return from_sequences(source[0], source[1], modality)
         return from_sequences(source, labels, modality)
 
     def _encode(self, data: LabeledData, what: str) -> np.ndarray:
@@ -148,6 +153,8 @@ class Headstart:
         if data.modality == "image":
             cfg = backbone.pretrained_cfg
             cfg.input_size = int(self.image_size or auto_image_size(train.items, cfg.input_size))
+            if not self.multiscale and cfg.feature_taps:  # final pooled features only
+                backbone.set_pretrained_cfg(replace(cfg, feature_taps=(), feature_grid=1))
         if self.max_length:
             backbone.pretrained_cfg.max_length = int(self.max_length)
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))

@@ -47,6 +47,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
         resume: bool = typer.Option(False, help="continue from the last checkpoint in OUT/checkpoints"),
         compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
+        scratch_steps: int = typer.Option(300, help="optimizer steps for the from-scratch run"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     from headstart.api import Headstart
@@ -68,7 +69,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     if compare_scratch:
         if "test" not in est.metrics_:
             raise typer.BadParameter("--compare-scratch needs a test split")
-        typer.echo(format_comparison(compare_with_scratch(est)))
+        typer.echo(format_comparison(compare_with_scratch(est, steps=scratch_steps)))
     est.save(out)
     typer.echo(f"bundle: {out}")
 

@@ -16,6 +16,9 @@ DEMOS = {
 }
 
 
+SCRATCH_STEPS = 100  # keeps the demo under 5 minutes on 2 cores; `fit --compare-scratch` uses 300
+
+
 def examples_dir(data: Path | None = None) -> Path:
     candidates = [data, os.environ.get("HEADSTART_EXAMPLES"), Path(__file__).resolve().parents[1] / "examples"]
     for c in candidates:
@@ -34,8 +37,8 @@ def run_demo(data: Path | None = None, modality: str = "both") -> dict[str, dict
             train, test, what = DEMOS[m]
             print(f"\n== {m}: {what} ==", flush=True)
             est = Headstart(cache_dir=cache).fit(root / train, test=root / test)
-            print("-- training the same architecture from scratch, same split --", flush=True)
-            c = compare_with_scratch(est)
+            print(f"-- training the same architecture from scratch, same split, {SCRATCH_STEPS} steps --", flush=True)
+            c = compare_with_scratch(est, steps=SCRATCH_STEPS)
             print(format_comparison(c), flush=True)
             results[m] = c
     return results

@@ -27,7 +27,7 @@ def test_fit_eval_predict_roundtrip(tmp_path, image_data):
 def test_fit_compare_scratch_prints_both(tmp_path, text_data):
     r = runner.invoke(app, ["fit", str(text_data[0]), "--test", str(text_data[1]), "--backbone", "tiny:bert",
                             "--strategy", "fine_tuning", "-p", "steps=6", "--out", str(tmp_path / "m"),
-                            "--compare-scratch", "--quiet"])
+                            "--compare-scratch", "--scratch-steps", "6", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "transfer: tiny:bert" in r.output and "scratch: scratch:tiny:bert" in r.output
 

@@ -27,6 +27,10 @@ class PretrainedCfg:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
+    # multi-scale features: module names whose outputs are pooled and concatenated (empty: the
+    # final pooled features); grid > 1 adds a grid x grid average pooling per tapped module
+    feature_taps: tuple[str, ...] = ()
+    feature_grid: int = 1
     # text
     max_length: int = 128
     pooling: str = "mean"  # "mean" or "cls"
@@ -34,7 +38,7 @@ class PretrainedCfg:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["mean"], d["std"], d["feature_taps"] = list(self.mean), list(self.std), list(self.feature_taps)
         return d
 
     @classmethod
@@ -44,12 +48,14 @@ class PretrainedCfg:
         for k in ("mean", "std"):
             if k in kw:
                 kw[k] = tuple(float(v) for v in kw[k])
+        if "feature_taps" in kw:
+            kw["feature_taps"] = tuple(kw["feature_taps"])
         return cls(**kw)
 
     def preprocessing_dict(self) -> dict[str, Any]:
         """The fields that change what the backbone sees (the feature-cache key uses them)."""
         if self.modality == IMAGE:
-            keys = ("modality", "input_size", "mean", "std", "interpolation")
+            keys = ("modality", "input_size", "mean", "std", "interpolation", "feature_taps", "feature_grid")
         else:
             keys = ("modality", "max_length", "pooling")
         d = self.to_dict()
@@ -76,6 +82,15 @@ class Backbone(nn.Module):
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Parameters in groups ordered input -> output (freezing and layer-wise lr work on these)."""
         raise NotImplementedError
+
+    def feature_block_dims(self) -> list[int]:
+        """Sizes of the consecutive blocks that make up the features (one block unless multi-scale);
+        a linear probe weights the blocks equally."""
+        return [self.num_features]
+
+    def set_pretrained_cfg(self, cfg: PretrainedCfg) -> None:
+        """Adopt a saved configuration (a rebuilt backbone must compute the same features)."""
+        self.pretrained_cfg = cfg
 
     def save_architecture(self, directory: Path) -> None:
         """Write what is needed to rebuild this architecture offline (no weights) into directory."""

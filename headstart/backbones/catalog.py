@@ -3,7 +3,7 @@ is installed (PyPI weight packages), else the model hub id (users have internet)
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,9 @@ class Entry:
     license: str
     offline: Callable[[], Path | None] | None = None  # returns a local weights path if installed
     note: str = ""
+
+
+LITE_TAPS = ("blocks.3", "blocks.4", "blocks.5", "blocks.6")
 
 
 def _lite_weights(n: int) -> Callable[[], Path | None]:
@@ -112,6 +115,10 @@ def build_alias(alias: str, pretrained: bool = True) -> Backbone:
         bb = build_backbone(entry.spec, pretrained=pretrained)
         bb.spec = alias
     bb.pretrained_cfg.license = entry.license
+    if alias.startswith("efficientnet_lite"):
+        # Multi-scale features: blocks 3-6 each pooled globally and on a 3x3 grid. On
+        # Fashion-MNIST this probe beats the final-layer probe by 5-9 points (benchmarks/).
+        bb.set_pretrained_cfg(replace(bb.pretrained_cfg, feature_taps=LITE_TAPS, feature_grid=3))
     return bb
 
 

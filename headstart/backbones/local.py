@@ -29,7 +29,7 @@ def load_local(directory: str | Path, pretrained: bool = True, spec: str | None 
         else:
             bb = SOURCES.get(cfg["source"])(cfg["arch"], pretrained=False)
         bb.spec = cfg.get("spec") or spec or f"local:{d}"
-        bb.pretrained_cfg = PretrainedCfg.from_dict(cfg["pretrained_cfg"])
+        bb.set_pretrained_cfg(PretrainedCfg.from_dict(cfg["pretrained_cfg"]))
         if pretrained and (d / WEIGHTS).is_file():
             load_model(bb, str(d / WEIGHTS))
         return bb

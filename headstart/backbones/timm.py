@@ -5,6 +5,7 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from timm.models import group_parameters
 from torch import nn
 
@@ -27,9 +28,58 @@ class TimmBackbone(Backbone):
             std=tuple(pc.get("std", (0.229, 0.224, 0.225))),
             interpolation=str(pc.get("interpolation", "bilinear")))
         self.num_features = int(self.model.num_features)
+        self._hooks: list = []
+        self._tapped: dict[str, torch.Tensor] = {}
+        self._block_dims = [self.num_features]
+
+    def set_pretrained_cfg(self, cfg: PretrainedCfg) -> None:
+        """Install forward hooks on ``cfg.feature_taps`` (multi-scale features) or remove them."""
+        self.pretrained_cfg = cfg
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        if not cfg.feature_taps:
+            self.num_features, self._block_dims = int(self.model.num_features), [int(self.model.num_features)]
+            return
+        modules = dict(self.model.named_modules())
+        for name in cfg.feature_taps:
+            if name not in modules:
+                raise ValueError(f"{self.spec}: no module named {name!r} to tap for features")
+            self._hooks.append(modules[name].register_forward_hook(self._store(name)))
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            s = cfg.input_size
+            self._block_dims = [int(b.shape[1]) for b in self._pooled(torch.zeros(1, 3, s, s))]
+        self.train(was)
+        self.num_features = sum(self._block_dims)
+
+    def _store(self, name: str):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            self._tapped[name] = output
+        return hook
+
+    def _pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
+        self._tapped.clear()
+        self.model.forward_features(x)
+        grid = self.pretrained_cfg.feature_grid
+        out = []
+        for name in self.pretrained_cfg.feature_taps:
+            t = self._tapped[name]  # (N, C, h, w)
+            parts = [t.mean(dim=(2, 3))]
+            if grid > 1:
+                parts.append(F.adaptive_avg_pool2d(t, grid).flatten(1))  # (N, C * grid * grid)
+            out.append(torch.cat(parts, 1))
+        self._tapped.clear()
+        return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, D)
-        return self.model(x)
+        if not self.pretrained_cfg.feature_taps:
+            return self.model(x)
+        return torch.cat(self._pooled(x), 1)
+
+    def feature_block_dims(self) -> list[int]:
+        return list(self._block_dims)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         # timm's coarse groups: stem, each stage, final conv/norm (what its layer decay uses).

@@ -21,10 +21,13 @@ def choose(modality: str, n_train: int, n_classes: int) -> tuple[Strategy, str]:
     if modality == "text":
         return (FineTuning(lr=1e-4, layer_decay=0.9, steps=300, max_epochs=20, batchnorm="train", augment=False),
                 f"{n_train} texts: enough to fine-tune the whole encoder (LP-FT, layer-wise lr decay)")
+    if n_train < 5000:
+        return (FeatureExtraction(),
+                f"{n_train} images ({per_class:.0f} per class, < 5000): a linear probe on the backbone's "
+                "cached multi-scale features beats fine-tuning at this size, at a fraction of its cost")
     return (FineTuning(),
-            f"{n_train} images ({per_class:.0f} per class): LP-FT — a linear probe on cached features "
-            "initialises the head, then the whole network fine-tunes with layer-wise lr decay and a "
-            "step budget (a plain fine-tune loses to the probe at small N)")
+            f"{n_train} images: enough to fine-tune (LP-FT: a probe on cached features initialises the head, "
+            "then the whole network trains with layer-wise lr decay)")
 
 
 class Auto(Strategy):

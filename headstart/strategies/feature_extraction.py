@@ -20,16 +20,22 @@ from headstart.tasks.classification import ClassificationTask
 from headstart.training.callbacks import EarlyStopping
 from headstart.training.loop import steps_to_epochs, train_epochs
 
-PROBE_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+PROBE_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, Cs: tuple[float, ...] = PROBE_CS,
-              C: float | None = None, balanced: bool = False, seed: int = 0) -> dict[str, Any]:
+def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, block_dims: list[int] | None = None,
+              Cs: tuple[float, ...] = PROBE_CS, C: float | None = None, balanced: bool = False,
+              seed: int = 0) -> dict[str, Any]:
     """Fit a multinomial logistic regression on standardised features (C by stratified CV when
     every class has 2+ examples), then write it into ``head.fc`` with the standardisation folded
-    in, so the head applies to raw features."""
+    in, so the head applies to raw features. Each block of ``block_dims`` columns is scaled to
+    total variance 1, so multi-scale blocks of different widths weigh the same."""
     x = feats.double().numpy()
-    mu, sd = x.mean(0), x.std(0) + 1e-6
+    dims = block_dims or [x.shape[1]]
+    if sum(dims) != x.shape[1]:
+        raise ValueError(f"block_dims {dims} do not add up to {x.shape[1]} features")
+    scale = np.concatenate([np.full(d, 1.0 / np.sqrt(d)) for d in dims])
+    mu, sd = x.mean(0), (x.std(0) + 1e-6) / scale
     z = (x - mu) / sd
     cw = "balanced" if balanced else None
     counts = np.bincount(targets)
@@ -124,8 +130,8 @@ class FeatureExtraction(Strategy):
         if self.solver == "lbfgs" and not linear:
             raise ValueError("solver='lbfgs' needs the linear head")
         if linear and self.solver in ("auto", "lbfgs"):
-            info = fit_probe(feats, train.targets, model.head, C=self.C, balanced=ctx.balance is not None,
-                             seed=ctx.seed)
+            info = fit_probe(feats, train.targets, model.head, block_dims=model.backbone.feature_block_dims(),
+                             C=self.C, balanced=ctx.balance is not None, seed=ctx.seed)
             ctx.log(f"linear probe: C={info['C']:g}" + (f", CV accuracy {info['cv_accuracy']:.3f}"
                                                       if info["cv_accuracy"] is not None else ""))
             return [{"epoch": 1, "probe_C": info["C"], "probe_cv_accuracy": info["cv_accuracy"]}]

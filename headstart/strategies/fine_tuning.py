@@ -57,7 +57,7 @@ def set_batchnorm_eval(module: nn.Module, trainable_ids: set[int] | None = None)
 class FineTuning(Strategy):
     name = "fine_tuning"
 
-    def __init__(self, freeze: str = "none", lr: float = 1e-3, head_lr: float | None = None,
+    def __init__(self, freeze: str = "none", lr: float = 3e-4, head_lr: float | None = None,
                  layer_decay: float = 0.7, weight_decay: float = 0.01, steps: int = 400,
                  max_epochs: int = 60, warmup: float = 0.1, label_smoothing: float = 0.1,
                  augment: bool = True, init_head: str = "probe", batchnorm: str = "frozen",
@@ -121,7 +121,8 @@ class FineTuning(Strategy):
         model.backbone.eval()
         feats = ctx.features(model, train)
         if isinstance(model.head, LinearHead):
-            info = fit_probe(feats, train.targets, model.head, balanced=ctx.balance is not None, seed=ctx.seed)
+            info = fit_probe(feats, train.targets, model.head, block_dims=model.backbone.feature_block_dims(),
+                             balanced=ctx.balance is not None, seed=ctx.seed)
             ctx.log(f"head initialised by a linear probe on cached features (C={info['C']:g})")
         else:
             val_feats = ctx.features(model, val) if val is not None else None

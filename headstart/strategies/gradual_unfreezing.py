@@ -9,7 +9,7 @@ from headstart.strategies.fine_tuning import FineTuning
 class GradualUnfreezing(FineTuning):
     name = "gradual_unfreezing"
 
-    def __init__(self, epochs_per_group: int = 1, lr: float = 1e-3, head_lr: float | None = None,
+    def __init__(self, epochs_per_group: int = 1, lr: float = 3e-4, head_lr: float | None = None,
                  layer_decay: float = 0.7, weight_decay: float = 0.01, steps: int = 400,
                  max_epochs: int = 60, warmup: float = 0.1, label_smoothing: float = 0.1,
                  augment: bool = True, init_head: str = "probe", batchnorm: str = "frozen",
