@@ -59,16 +59,19 @@ class FineTuning(Strategy):
 
     def __init__(self, freeze: str = "none", lr: float = 3e-4, head_lr: float | None = None,
                  layer_decay: float = 0.7, weight_decay: float = 0.01, steps: int = 400,
-                 max_epochs: int = 60, warmup: float = 0.1, label_smoothing: float = 0.1,
-                 augment: bool = True, init_head: str = "probe", batchnorm: str = "frozen",
-                 grad_clip: float = 1.0, patience: int = 5) -> None:
+                 epochs: int | None = None, max_epochs: int = 60, batch_size: int | None = None,
+                 warmup: float = 0.1, label_smoothing: float = 0.1, augment: bool = True,
+                 init_head: str = "probe", batchnorm: str = "frozen", grad_clip: float = 1.0,
+                 patience: int = 5) -> None:
         self.freeze = freeze
         self.lr = lr
         self.head_lr = head_lr
         self.layer_decay = layer_decay
         self.weight_decay = weight_decay
         self.steps = steps
+        self.epochs = epochs
         self.max_epochs = max_epochs
+        self.batch_size = batch_size
         self.warmup = warmup
         self.label_smoothing = label_smoothing
         self.augment = augment
@@ -141,10 +144,10 @@ class FineTuning(Strategy):
         if ctx.balance == "sampler":
             w = class_weights(train.targets, model.head.num_classes).numpy()[train.targets]
             sampler = WeightedRandomSampler(w, len(w), generator=torch.Generator().manual_seed(ctx.seed))
+        bs = self.batch_size or ctx.batch_size
         loader = make_loader(train.data, train.targets, model.backbone, train=self.augment,
-                             batch_size=ctx.batch_size, num_workers=ctx.num_workers, seed=ctx.seed,
-                             sampler=sampler)
-        epochs = steps_to_epochs(len(train), ctx.batch_size, self.steps, min_epochs=2, max_epochs=self.max_epochs)
+                             batch_size=bs, num_workers=ctx.num_workers, seed=ctx.seed, sampler=sampler)
+        epochs = self.epochs or steps_to_epochs(len(train), bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         self._apply_freeze(model, 0)
         opt = torch.optim.AdamW(self.param_groups(model))
         total = epochs * len(loader)

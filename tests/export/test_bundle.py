@@ -1,21 +1,27 @@
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import headstart
 from headstart.api import Headstart
+from tests.conftest import write_image_folder, write_text_csv
 
 
-@pytest.fixture(params=["image", "text"])
-def fitted(request, image_data, text_data, tmp_path):
+@pytest.fixture(scope="module", params=["image", "text"])
+def fitted(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "image":
-        est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", strategy_params={"steps": 8},
-                        out=tmp_path / "bundle", verbose=False).fit(image_data[0], test=image_data[1])
-        return est, image_data[1], tmp_path / "bundle"
-    est = Headstart(backbone="tiny:bert", strategy="fine_tuning", strategy_params={"steps": 8},
-                    out=tmp_path / "bundle", verbose=False).fit(text_data[0], test=text_data[1])
-    return est, text_data[1], tmp_path / "bundle"
+        train, test = write_image_folder(tmp / "train", 12, 0), write_image_folder(tmp / "test", 6, 1)
+        spec = "tiny:cnn"
+    else:
+        train, test = write_text_csv(tmp / "train.csv", 40, 0), write_text_csv(tmp / "test.csv", 20, 1)
+        spec = "tiny:bert"
+    est = Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 8}, out=tmp / "bundle",
+                    cache_dir=tmp / "cache", verbose=False).fit(train, test=test)
+    return est, test, tmp / "bundle"
 
 
 def test_bundle_layout_has_no_pickle(fitted):
@@ -37,8 +43,8 @@ def test_load_reproduces_the_evaluation_predictions_exactly(fitted):
     assert loaded.evaluate(test)["accuracy"] == est.metrics_["test"]["accuracy"]
 
 
-def test_a_flipped_byte_is_rejected_naming_the_file(fitted):
-    _, _, d = fitted
+def test_a_flipped_byte_is_rejected_naming_the_file(fitted, tmp_path):
+    d = Path(shutil.copytree(fitted[2], tmp_path / "copy"))
     w = d / "model.safetensors"
     raw = bytearray(w.read_bytes())
     raw[-10] ^= 0xFF

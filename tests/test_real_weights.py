@@ -1,0 +1,49 @@
+"""The `real` tier: the offline pretrained weights on the data shipped in examples/."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import headstart
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("img") / "bundle"
+    est = headstart.fit(EXAMPLES / "fashion_mnist" / "train", test=EXAMPLES / "fashion_mnist" / "test",
+                        cache_dir=tmp_path_factory.mktemp("cache"), out=out, verbose=False)
+    return est, out
+
+
+def test_default_image_transfer_is_far_above_chance(image_model):
+    est, _ = image_model
+    assert est.model_.backbone.spec == "efficientnet_lite0"
+    assert est.model_.backbone.pretrained_cfg.input_size == 112  # 28 px inputs, upsampled 4x
+    assert est.metrics_["test"]["accuracy"] >= 0.70  # 20 labels per class; chance is 0.10
+
+
+def test_image_bundle_reproduces_predictions_with_multiscale_features(image_model):
+    est, out = image_model
+    loaded = headstart.load(out)
+    assert loaded.model_.backbone.pretrained_cfg.feature_taps == est.model_.backbone.pretrained_cfg.feature_taps
+    test = EXAMPLES / "fashion_mnist" / "test"
+    assert loaded.predict(test).tolist() == est.metrics_["test"]["predictions"]
+
+
+def test_text_probe_on_minilm_beats_the_majority_class(tmp_path):
+    est = headstart.fit(EXAMPLES / "rotten_tomatoes" / "train.csv", test=EXAMPLES / "rotten_tomatoes" / "test.csv",
+                        backbone="minilm", strategy="feature_extraction", cache_dir=tmp_path, verbose=False)
+    assert est.metrics_["test"]["accuracy"] >= 0.62  # balanced test set: majority is 0.50
+    proba = est.predict_proba(["a moving, beautifully acted film", "a tedious, clumsy mess"])
+    fresh = list(est.classes_).index("fresh")
+    assert proba[0, fresh] > proba[1, fresh]
+
+
+def test_scratch_efficientnet_is_a_random_copy_of_the_pretrained_one():
+    a = headstart.build_backbone("efficientnet_lite0")
+    b = headstart.build_backbone("scratch:efficientnet_lite0")
+    assert a.num_features == b.num_features
+    assert not np.allclose(a.model.conv_stem.weight.detach().numpy(), b.model.conv_stem.weight.detach().numpy())
