@@ -111,7 +111,11 @@ class Headstart:
             out[i] = index[lab]
         return out
 
-    def _splits(self, data: LabeledData, val: Any, test: Any) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
+    def _splits(self, data: LabeledData, val: Any, test: Any,
+                early_stopping: bool) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
+        """Explicit val/test, else seeded stratified splits. A validation split is held out only
+        for early stopping, and only from 1000 examples up (below that every example counts more
+        as training data, and strategies run a fixed, measured budget)."""
         mod = data.modality
         test_data = self._read(test, modality=mod) if test is not None else None
         val_data = self._read(val, modality=mod) if val is not None else None
@@ -123,7 +127,7 @@ class Headstart:
         if val_data is None:
             frac = self.val_size
             if frac == "auto":
-                frac = 0.1 if len(train) >= 1000 else 0.0
+                frac = 0.1 if early_stopping and len(train) >= 1000 else 0.0
             if frac:
                 keep, held = stratified_split(train.labels, float(frac), self.seed + 1)
                 train, val_data = train.subset(keep), train.subset(held)
@@ -144,7 +148,10 @@ class Headstart:
             raise ValueError(f"only one class ({self.classes_[0]!r}) in the training data: "
                              "classification needs at least two")
         self.modality_ = data.modality
-        train, val_data, test_data = self._splits(data, val, test)
+        n_test = len(data) * self.test_size if test is None else 0
+        self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, int(len(data) - n_test),
+                                                                       len(self.classes_))
+        train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
         set_seed(self.seed)
         spec = DEFAULT_BACKBONES[data.modality] if self.backbone == "auto" else self.backbone
         backbone = build_backbone(spec)
@@ -163,7 +170,6 @@ class Headstart:
 
         tr = Split(train, self._encode(train, "train"))
         va = Split(val_data, self._encode(val_data, "val")) if val_data is not None else None
-        self.strategy_, self.strategy_reason_ = self._resolve_strategy(train, len(self.classes_))
         self._log(f"backbone {spec} | strategy {self.strategy_.name}: {self.strategy_reason_}")
         counts = np.bincount(tr.targets, minlength=len(self.classes_))
         balance = self.balance
@@ -189,10 +195,10 @@ class Headstart:
             self._log(f"bundle written to {self.out}")
         return self
 
-    def _resolve_strategy(self, train: LabeledData, n_classes: int) -> tuple[Strategy, str]:
+    def _resolve_strategy(self, modality: str, n_train: int, n_classes: int) -> tuple[Strategy, str]:
         params = self.strategy_params or {}
         if self.strategy == "auto":
-            chosen, why = choose(train.modality, len(train), n_classes)
+            chosen, why = choose(modality, n_train, n_classes)
             for k, v in params.items():
                 setattr(chosen, k, v)
             return chosen, why

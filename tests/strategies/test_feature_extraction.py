@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from headstart.heads import build_head
+from headstart.strategies.feature_extraction import fit_probe
+
+
+def _data(n, d, classes, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % classes
+    x = rng.randn(n, d) * 0.5 + (np.eye(classes)[y] @ rng.randn(classes, d)) * 0.3
+    return torch.tensor(x, dtype=torch.float32), y
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_probe_head_equals_sklearn_on_the_full_standardised_features(classes):
+    """The span trick (fit in n-dim coordinates when D >> n) must give the same model."""
+    x, y = _data(40, 300, classes)
+    head = build_head("linear", 300, classes)
+    fit_probe(x, y, head, C=0.5)
+    xn = x.double().numpy()
+    mu, sd = xn.mean(0), (xn.std(0) + 1e-6) * np.sqrt(300)
+    ref = LogisticRegression(C=0.5, max_iter=10000, tol=1e-10).fit((xn - mu) / sd, y)
+    xt, _ = _data(30, 300, classes, seed=1)
+    with torch.no_grad():
+        ours = torch.softmax(head(xt), 1).numpy()
+    np.testing.assert_allclose(ours, ref.predict_proba((xt.double().numpy() - mu) / sd), atol=2e-3)
+
+
+def test_probe_picks_C_by_cross_validation_and_reports_it():
+    x, y = _data(60, 50, 3)
+    info = fit_probe(x, y, build_head("linear", 50, 3))
+    assert info["C"] in (0.1, 0.3, 1.0, 3.0, 10.0) and 0 <= info["cv_accuracy"] <= 1
+
+
+def test_blocks_must_add_up():
+    x, y = _data(20, 10, 2)
+    with pytest.raises(ValueError, match="do not add up"):
+        fit_probe(x, y, build_head("linear", 10, 2), block_dims=[4, 4])
+
+
+def test_class_absent_from_training_is_never_predicted():
+    x, y = _data(30, 8, 3)
+    head = build_head("linear", 8, 4)  # a 4th class with no examples
+    fit_probe(x, y, head, C=1.0)
+    with torch.no_grad():
+        assert (head(x).argmax(1) != 3).all()
