@@ -60,17 +60,15 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         head_params["dropout"] = dropout
     est = Headstart(backbone=backbone, strategy=strategy, head=head, head_params=head_params or None,
                     strategy_params=_parse_params(param) or None, image_size=image_size, max_length=max_length,
-                    batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=None, resume=resume,
+                    batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=out, resume=resume,
                     device=device, text_column=text_column, path_column=path_column, label_column=label_column,
                     verbose=not quiet)
-    if resume:
-        est.out = out
-    est.fit(data, val=val, test=test)
+    est.fit(data, val=val, test=test)  # writes the bundle (and per-epoch checkpoints) to OUT
     if compare_scratch:
         if "test" not in est.metrics_:
             raise typer.BadParameter("--compare-scratch needs a test split")
         typer.echo(format_comparison(compare_with_scratch(est, steps=scratch_steps)))
-    est.save(out)
+        est.save(out)  # again, now with the scratch result in the metrics and model card
     typer.echo(f"bundle: {out}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -51,9 +52,14 @@ def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any
             "files": {WEIGHTS: _sha256(tmp / WEIGHTS)}}
     (tmp / META).write_text(json.dumps(full, indent=2, default=str))
     (tmp / "README.md").write_text(card)
-    if d.exists():
-        shutil.rmtree(d)
-    tmp.rename(d)
+    # Move the bundle's own entries into place, weights metadata last; anything else in the
+    # directory (the run's checkpoints/) is kept.
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("backbone", WEIGHTS, "README.md", META):
+        if (d / name).is_dir():
+            shutil.rmtree(d / name)
+        os.replace(tmp / name, d / name)
+    shutil.rmtree(tmp, ignore_errors=True)
     return d
 
 

@@ -179,6 +179,9 @@ class FineTuning(Strategy):
 
         def on_epoch_end(epoch: int, log: dict[str, Any]) -> bool:
             log["trainable_groups"] = sorted(self.trainable_groups(epoch, len(model.backbone.layer_groups())))
+            ctx.log(f"epoch {epoch + 1}/{epochs}: train loss {log['train_loss']:.4f}"
+                    + (f", val accuracy {log['val_accuracy']:.4f}" if "val_accuracy" in log else "")
+                    + f" ({log['seconds']:.1f} s)")
             if ckpt is not None:
                 ckpt(epoch + 1, log, acc.unwrap_model(model), {"strategy": self.name})
             return bool(stopper and stopper(epoch, log, model))
