@@ -32,6 +32,17 @@ from headstart.training.loop import predict_logits
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm"}
 
 
+def _is_existing_path(source: str | Path) -> bool:
+    try:
+        return Path(source).exists()
+    except OSError:  # e.g. a long text is not a file name
+        return False
+
+
+def _device(device: str | None) -> torch.device:
+    return torch.device("cpu" if device == "cpu" or not torch.cuda.is_available() else (device or "cuda"))
+
+
 def make_accelerator(device: str | None = None, mixed_precision: str = "auto") -> Accelerator:
     """CPU unless a GPU is present (or ``device`` says otherwise); bf16 autocast on GPUs that
     support it, fp16 on older ones, none on CPU."""
@@ -90,11 +101,16 @@ class Headstart:
 
     # -- data --------------------------------------------------------------------------
     def _read(self, source: Any, labels: Sequence[Any] | None = None, modality: str | None = None) -> LabeledData:
-        if isinstance(source, (str, Path)) and labels is None and Path(source).exists():
-            return read_data(source, text_column=self.text_column, path_column=self.path_column,
-                             label_column=self.label_column)
+        """A folder/file path, LabeledData, an (X, y) tuple, a sequence of items, or one item."""
         if isinstance(source, LabeledData):
             return source
+        if isinstance(source, (str, Path)) and labels is None:
+            if _is_existing_path(source):
+                return read_data(source, text_column=self.text_column, path_column=self.path_column,
+                                 label_column=self.label_column)
+            if isinstance(source, Path) or modality == "image" or modality is None:
+                raise FileNotFoundError(f"{source}: no such file or folder")
+            return from_sequences([source], None, modality)  # one text
         if isinstance(source, tuple) and len(source) == 2 and labels is None:  # (X, y) for val/test
             return from_sequences(source[0], source[1], modality)
         return from_sequences(source, labels, modality)
@@ -159,11 +175,13 @@ class Headstart:
             raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
         if data.modality == "image":
             cfg = backbone.pretrained_cfg
-            cfg.input_size = int(self.image_size or auto_image_size(train.items, cfg.input_size))
-            if not self.multiscale and cfg.feature_taps:  # final pooled features only
-                backbone.set_pretrained_cfg(replace(cfg, feature_taps=(), feature_grid=1))
-        if self.max_length:
-            backbone.pretrained_cfg.max_length = int(self.max_length)
+            size = cfg.input_size if cfg.fixed_input_size else (
+                self.image_size or auto_image_size(train.items, cfg.input_size, seed=self.seed))
+            taps, grid = (cfg.feature_taps, cfg.feature_grid) if self.multiscale else ((), 1)
+            backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
+        if self.max_length and data.modality == "text":
+            limit = getattr(backbone.tokenizer(), "model_max_length", self.max_length) or self.max_length
+            backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(self.max_length, limit))))
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
         self.accelerator_ = make_accelerator(self.device, self.mixed_precision)
         model = TransferModel(backbone, head).to(self.accelerator_.device)
@@ -181,7 +199,7 @@ class Headstart:
                          seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
                          balance=balance, log=self._log)
         self.history_ = self.strategy_.fit(model, tr, va, ctx)
-        self.model_ = self.accelerator_.unwrap_model(model).eval().requires_grad_(False)
+        self.model_ = self.accelerator_.unwrap_model(model, keep_fp32_wrapper=False).eval().requires_grad_(False)
         self.fit_seconds_ = time.perf_counter() - t0
         self.splits_ = {"train": train, "val": val_data, "test": test_data}
         self.metrics_: dict[str, Any] = {"fit_seconds": self.fit_seconds_, "n_train": len(train)}
@@ -199,9 +217,11 @@ class Headstart:
         params = self.strategy_params or {}
         if self.strategy == "auto":
             chosen, why = choose(modality, n_train, n_classes)
-            for k, v in params.items():
-                setattr(chosen, k, v)
-            return chosen, why
+            unknown = set(params) - set(chosen.get_params())
+            if unknown:
+                raise ValueError(f"auto picked {chosen.name}, which has no parameter(s) {sorted(unknown)}; "
+                                 f"its parameters: {sorted(chosen.get_params())}")
+            return type(chosen)(**{**chosen.get_params(), **params}), why
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}")
         return build_strategy(self.strategy, **params), "chosen by the user"
@@ -214,6 +234,8 @@ class Headstart:
     def _logits(self, data: LabeledData) -> torch.Tensor:
         self._check_fitted()
         model = self.model_
+        if len(data) == 0:
+            return torch.empty(0, len(self.classes_))
         device = next(model.parameters()).device
         if getattr(self, "strategy_", None) is not None and self.strategy_.frozen_backbone and self.cache_ is not None:
             feats = self.cache_.features(model.backbone, data, batch_size=max(64, self.batch_size), device=device)
@@ -233,7 +255,8 @@ class Headstart:
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels as they appear in the training data."""
-        return self.classes_[self._logits(self._as_data(X)).argmax(1).numpy()]
+        pred = self._logits(self._as_data(X)).argmax(1).numpy()
+        return self.classes_[pred]
 
     def evaluate(self, X: Any, y: Sequence[Any] | None = None) -> dict[str, Any]:
         """Accuracy, macro-F1, per-class metrics, confusion matrix, and the predictions."""
@@ -268,8 +291,7 @@ class Headstart:
         params = {k: v for k, v in meta.get("params", {}).items() if k in inspect.signature(cls.__init__).parameters}
         params.update(verbose=False, out=None, resume=False)
         est = cls(**params)
-        est.accelerator_ = make_accelerator(device, "no")
-        est.model_ = model.to(est.accelerator_.device)
+        est.model_ = model.to(_device(device))
         est.classes_ = np.array(meta["classes"], dtype=object)
         est.modality_ = meta["modality"]
         est.strategy_ = None

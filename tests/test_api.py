@@ -83,6 +83,30 @@ def test_text_end_to_end_and_module_level_fit(text_data):
 
 
 def test_auto_strategy_explains_its_choice(image_data, capsys):
-    Headstart(backbone="tiny:cnn", strategy_params={"steps": 5}).fit(image_data[0], test=image_data[1])
+    Headstart(backbone="tiny:cnn", strategy_params={"steps": 50}).fit(image_data[0], test=image_data[1])
     out = capsys.readouterr().out
-    assert "strategy fine_tuning:" in out and "images" in out
+    assert "strategy feature_extraction:" in out and "images" in out
+
+
+def test_a_single_text_is_one_input_not_its_characters(text_data):
+    est = Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0])
+    assert est.predict("a quiet triumph").shape == (1,)
+    assert est.predict("x" * 400).shape == (1,)  # not mistaken for a (too long) file name
+    assert est.predict([]).shape == (0,)
+
+
+def test_missing_path_is_a_clear_error(tmp_path, image_data):
+    est = quick().fit(image_data[0])
+    with pytest.raises(FileNotFoundError, match="photos-tst: no such file"):
+        est.evaluate(tmp_path / "photos-tst")
+
+
+def test_auto_rejects_parameters_of_the_strategy_it_did_not_pick(image_data):
+    with pytest.raises(ValueError, match="auto picked feature_extraction, which has no parameter"):
+        Headstart(backbone="tiny:cnn", strategy_params={"freeze": "first:1"}, verbose=False).fit(image_data[0])
+
+
+def test_mixed_label_types_are_kept_as_given():
+    from headstart.data.sources import from_sequences
+    assert from_sequences(["a", "b"], np.array([1, 2])).labels == [1, 2]
+    assert from_sequences(["a", "b"], [1, "x"]).labels == [1, "x"]

@@ -27,6 +27,7 @@ class PretrainedCfg:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
+    fixed_input_size: bool = False  # e.g. ViTs: position embeddings fix the input size
     # multi-scale features: module names whose outputs are pooled and concatenated (empty: the
     # final pooled features); grid > 1 adds a grid x grid average pooling per tapped module
     feature_taps: tuple[str, ...] = ()

@@ -26,7 +26,8 @@ class TimmBackbone(Backbone):
             input_size=int(pc.get("input_size", (3, 224, 224))[-1]),
             mean=tuple(pc.get("mean", (0.485, 0.456, 0.406))),
             std=tuple(pc.get("std", (0.229, 0.224, 0.225))),
-            interpolation=str(pc.get("interpolation", "bilinear")))
+            interpolation=str(pc.get("interpolation", "bilinear")),
+            fixed_input_size=bool(pc.get("fixed_input_size", False)))
         self.num_features = int(self.model.num_features)
         self._hooks: list = []
         self._tapped: dict[str, torch.Tensor] = {}

@@ -18,8 +18,13 @@ class TorchvisionBackbone(Backbone):
         self.arch = arch
         self.spec = spec or f"torchvision:{arch}"
         weights_enum = torchvision.models.get_model_weights(arch).DEFAULT
-        kwargs = {"aux_logits": True, "init_weights": False} if arch in ("inception_v3", "googlenet") else {}
-        self.model = torchvision.models.get_model(arch, weights=weights_enum if pretrained else None, **kwargs)
+        # inception/googlenet: the ImageNet weights expect transform_input=True, which torchvision only
+        # sets when given weights; set it always so a rebuilt (weightless) copy computes the same.
+        kwargs = ({"aux_logits": True, "init_weights": False, "transform_input": True}
+                  if arch in ("inception_v3", "googlenet") else {})
+        self.model = torchvision.models.get_model(arch, weights=None, **kwargs)
+        if pretrained:  # never unpickle: the hub file is read with weights_only=True
+            self.model.load_state_dict(weights_enum.get_state_dict(progress=True, check_hash=True, weights_only=True))
         for attr in ("AuxLogits", "aux1", "aux2"):  # auxiliary heads: not features
             if hasattr(self.model, attr):
                 setattr(self.model, attr, None)
@@ -34,7 +39,7 @@ class TorchvisionBackbone(Backbone):
         self.pretrained_cfg = PretrainedCfg(
             modality=IMAGE, source=self.spec, license="BSD-3-Clause (code); see weights' terms",
             input_size=size, mean=tuple(t.mean), std=tuple(t.std),
-            interpolation=str(t.interpolation.value))
+            interpolation=str(t.interpolation.value), fixed_input_size=arch.startswith("vit_"))
         self.model.eval()
         with torch.no_grad():
             self.num_features = int(self.model(torch.zeros(1, 3, size, size)).flatten(1).shape[1])

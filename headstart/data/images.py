@@ -20,7 +20,7 @@ class BadSampleError(ValueError):
 def load_image(item: Any, origin: str = "") -> Image.Image:
     """Open any supported image as RGB: EXIF orientation applied, greyscale/palette converted,
     transparency composited on white."""
-    where = origin or str(item)
+    where = f"{origin} ({item})" if origin and isinstance(item, (str, Path)) else (origin or str(item))
     if isinstance(item, Image.Image):
         img = item
     elif isinstance(item, np.ndarray):
@@ -53,10 +53,15 @@ def item_digest(item: Any) -> bytes:
     elif isinstance(item, Image.Image):
         h.update(str((item.mode, item.size)).encode())
         h.update(item.tobytes())
+        if item.mode == "P":
+            h.update(bytes(item.getpalette() or []))
     else:
-        with open(item, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        try:
+            with open(item, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            raise BadSampleError(f"{item}: cannot read ({e.strerror or e})") from None
     return h.digest()
 
 
@@ -95,12 +100,13 @@ def image_side(item: Any) -> int:
         return int(min(im.size))
 
 
-def auto_image_size(items: list[Any], native: int, sample: int = 64) -> int:
+def auto_image_size(items: list[Any], native: int, sample: int = 64, seed: int = 0) -> int:
     """Input size for small images: 4x their median shorter side (28 px -> 112), a multiple of
     16, at most the backbone's native size. Upsampling tiny images all the way to 224 costs 4x
     the compute for little gain; photos larger than that use the native size."""
     sides = []
-    for it in items[:sample]:
+    pick = np.random.RandomState(seed).permutation(len(items))[:sample]  # folders are sorted by class
+    for it in (items[i] for i in pick):
         try:
             sides.append(image_side(it))
         except Exception:  # unreadable files are reported by the loader, with their name

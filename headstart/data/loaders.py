@@ -43,11 +43,13 @@ class TextBatch:
 
 
 def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbone, *, train: bool,
-                batch_size: int, num_workers: int = 0, seed: int = 0,
+                batch_size: int, augment: bool | None = None, num_workers: int = 0, seed: int = 0,
                 sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
+    """``train`` shuffles (seeded); ``augment`` (default: same as train) adds image augmentation."""
     cfg = backbone.pretrained_cfg
+    augment = train if augment is None else augment
     if cfg.modality == IMAGE:
-        ds, collate = ItemDataset(data, targets, ImageTransform(cfg, train=train)), None
+        ds, collate = ItemDataset(data, targets, ImageTransform(cfg, train=augment)), None
     else:
         ds = ItemDataset(data, targets)
         collate = TextBatch(TextCollator(backbone.tokenizer(), cfg.max_length))

@@ -37,7 +37,11 @@ def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
     mod = modality or guess_modality(items)
     if mod == "image":
         items = [Path(it) if isinstance(it, str) else it for it in items]
-    y = None if labels is None else list(np.asarray(labels).tolist())
+    else:
+        for i, it in enumerate(items):
+            if not isinstance(it, str):
+                raise ValueError(f"item {i}: a text must be a string, got {it!r}")
+    y = None if labels is None else [v.item() if isinstance(v, np.generic) else v for v in labels]
     return LabeledData(items, y, mod)
 
 
@@ -57,7 +61,7 @@ def read_image_folder(root: Path) -> LabeledData:
 
 
 def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: str,
-                label_column: str, line_offset: int) -> LabeledData:
+                label_column: str, lines: list[int]) -> LabeledData:
     cols = list(df.columns)
     if text_column in cols:
         mod, col = "text", text_column
@@ -67,7 +71,7 @@ def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: st
         raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image paths) "
                          f"column; found {cols}")
     raw = df[col].tolist()
-    origins = [f"{where}:{i + line_offset}" for i in range(len(df))]
+    origins = [f"{where}:{n}" for n in lines]
     for o, v in zip(origins, raw):
         if not isinstance(v, str) or (mod == "image" and not v.strip()):
             raise ValueError(f"{o}: empty or non-string {col!r} value {v!r}")
@@ -94,11 +98,11 @@ def read_table(path: Path, text_column: str, path_column: str, label_column: str
         raise ValueError(f"{path}: malformed table ({e})") from None
     if len(df) == 0:
         raise ValueError(f"{path}: has a header but no rows")
-    return _from_frame(df, path, text_column, path_column, label_column, line_offset=2)
+    return _from_frame(df, path, text_column, path_column, label_column, lines=list(range(2, len(df) + 2)))
 
 
 def read_jsonl(path: Path, text_column: str, path_column: str, label_column: str) -> LabeledData:
-    rows = []
+    rows, numbers = [], []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
@@ -113,9 +117,10 @@ def read_jsonl(path: Path, text_column: str, path_column: str, label_column: str
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{n}: each line must be a JSON object")
         rows.append(row)
+        numbers.append(n)
     if not rows:
         raise ValueError(f"{path}: the file has no rows")
     df = pd.DataFrame(rows)
     if label_column in df.columns:
         df[label_column] = [v if v is None or isinstance(v, str) else str(v) for v in df[label_column]]
-    return _from_frame(df, path, text_column, path_column, label_column, line_offset=1)
+    return _from_frame(df, path, text_column, path_column, label_column, lines=numbers)

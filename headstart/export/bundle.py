@@ -42,7 +42,7 @@ def versions() -> dict[str, str]:
 
 
 def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any], card: str) -> Path:
-    d = Path(directory)
+    d = Path(directory).resolve()
     tmp = d.with_name(d.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -102,6 +102,7 @@ def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.T
                         progress=False, desc=desc)
     if stopper is not None:
         stopper.restore(head)
+    ctx.accelerator.unwrap_model(head, keep_fp32_wrapper=False)  # drop the autocast wrapper (GPU)
     return hist
 
 

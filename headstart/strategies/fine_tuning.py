@@ -136,6 +136,7 @@ class FineTuning(Strategy):
     def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:
         if self.batchnorm not in ("frozen", "train"):
             raise ValueError(f"batchnorm must be 'frozen' or 'train', got {self.batchnorm!r}")
+        parse_freeze(self.freeze, len(model.backbone.layer_groups()))  # fail before any compute
         acc = ctx.accelerator
         resume = load_latest(ctx.checkpoint_dir) if (ctx.resume and ctx.checkpoint_dir) else None
         if resume is None:
@@ -145,7 +146,7 @@ class FineTuning(Strategy):
             w = class_weights(train.targets, model.head.num_classes).numpy()[train.targets]
             sampler = WeightedRandomSampler(w, len(w), generator=torch.Generator().manual_seed(ctx.seed))
         bs = self.batch_size or ctx.batch_size
-        loader = make_loader(train.data, train.targets, model.backbone, train=self.augment,
+        loader = make_loader(train.data, train.targets, model.backbone, train=True, augment=self.augment,
                              batch_size=bs, num_workers=ctx.num_workers, seed=ctx.seed, sampler=sampler)
         epochs = self.epochs or steps_to_epochs(len(train), bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         self._apply_freeze(model, 0)
