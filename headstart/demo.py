@@ -16,7 +16,7 @@ DEMOS = {
 }
 
 
-SCRATCH_STEPS = 100  # keeps the demo under 5 minutes on 2 cores; `fit --compare-scratch` uses 300
+SCRATCH_STEPS = 75  # keeps the demo under 5 minutes on 2 cores; `fit --compare-scratch` uses 300
 
 
 def examples_dir(data: Path | None = None) -> Path:

@@ -25,3 +25,9 @@ class Head(nn.Module):
     def classifier(self) -> nn.Linear:
         """The final linear layer (a linear probe can initialise it)."""
         raise NotImplementedError
+
+    def input_layer(self) -> nn.Linear | None:
+        """The first linear layer applied to the features (None: not a linear map first).
+        Heads that name it can train on standardised, span-reduced cached features and have
+        the transformation folded back into this layer."""
+        return None

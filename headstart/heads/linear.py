@@ -18,3 +18,6 @@ class LinearHead(Head):
 
     def classifier(self) -> nn.Linear:
         return self.fc
+
+    def input_layer(self) -> nn.Linear:
+        return self.fc

@@ -30,3 +30,6 @@ class MLPHead(Head):
 
     def classifier(self) -> nn.Linear:
         return self.fc
+
+    def input_layer(self) -> nn.Linear:
+        return next((m for m in self.body if isinstance(m, nn.Linear)), self.fc)

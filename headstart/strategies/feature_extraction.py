@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 from transformers import get_cosine_schedule_with_warmup
 
 from headstart.heads._base import Head
 from headstart.heads.linear import LinearHead
 from headstart.model import TransferModel
 from headstart.strategies._base import FitContext, Split, Strategy, class_weights
+from headstart.strategies.feature_basis import FeatureBasis
 from headstart.tasks.classification import ClassificationTask
 from headstart.training.callbacks import EarlyStopping
 from headstart.training.loop import steps_to_epochs, train_epochs
@@ -30,19 +31,8 @@ def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, blo
     every class has 2+ examples), then write it into ``head.fc`` with the standardisation folded
     in, so the head applies to raw features. Each block of ``block_dims`` columns is scaled to
     total variance 1, so multi-scale blocks of different widths weigh the same."""
-    x = feats.double().numpy()
-    dims = block_dims or [x.shape[1]]
-    if sum(dims) != x.shape[1]:
-        raise ValueError(f"block_dims {dims} do not add up to {x.shape[1]} features")
-    scale = np.concatenate([np.full(d, 1.0 / np.sqrt(d)) for d in dims])
-    mu, sd = x.mean(0), (x.std(0) + 1e-6) / scale
-    z = (x - mu) / sd
-    # An L2-penalised linear model's weights lie in the span of its training rows (representer
-    # theorem), and every CV fold's rows lie in the full set's span: fitting on the rotated
-    # coordinates z @ V (n x rank) gives the same model as on z (n x D), much faster when D >> n.
-    _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
-    basis = vt[: int((sv > sv[0] * 1e-9).sum())] if sv.size and sv[0] > 0 else vt[:1]  # (r, D)
-    zr = z @ basis.T  # (n, r)
+    fb = FeatureBasis.fit(feats.double().numpy(), block_dims)
+    zr = fb.transform(feats.double().numpy())  # (n, r)
     cw = "balanced" if balanced else None
     counts = np.bincount(targets)
     folds = int(min(5, counts[counts > 0].min()))
@@ -55,17 +45,15 @@ def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, blo
         C = max(scores, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
     C = float(C if C is not None else 0.1)
     lr = LogisticRegression(C=C, max_iter=2000, class_weight=cw).fit(zr, targets)
-    lr_coef = lr.coef_ @ basis  # back to the D standardised features
-    coef = np.zeros((head.num_classes, x.shape[1]))
+    coef = np.zeros((head.num_classes, fb.dim))
     bias = np.full(head.num_classes, -1e4)  # classes absent from training are never predicted
     present = lr.classes_
     if len(present) == 2:  # binary: sklearn keeps one row, for the positive class
-        coef[present[1]], coef[present[0]] = lr_coef[0] / 2, -lr_coef[0] / 2
+        coef[present[1]], coef[present[0]] = lr.coef_[0] / 2, -lr.coef_[0] / 2
         bias[present[1]], bias[present[0]] = lr.intercept_[0] / 2, -lr.intercept_[0] / 2
     else:
-        coef[present], bias[present] = lr_coef, lr.intercept_
-    w = coef / sd  # fold (x - mu) / sd into the linear layer
-    b = bias - w @ mu
+        coef[present], bias[present] = lr.coef_, lr.intercept_
+    w, b = fb.fold_weights(coef, bias)  # back to raw features: x -> standardise -> rotate
     with torch.no_grad():
         head.fc.weight.copy_(torch.from_numpy(w).float())
         head.fc.bias.copy_(torch.from_numpy(b).float())
@@ -75,35 +63,71 @@ def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, blo
 def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.Tensor | None,
                val: Split | None, ctx: FitContext, *, steps: int, lr: float, weight_decay: float,
                label_smoothing: float, batch_size: int = 64, patience: int = 10,
-               desc: str = "head") -> list[dict[str, Any]]:
-    """AdamW + warmup/cosine on cached features; early stopping when a validation split exists."""
+               block_dims: list[int] | None = None, desc: str = "head") -> list[dict[str, Any]]:
+    """AdamW + warmup/cosine on cached features; early stopping when a validation split exists.
+
+    Heads whose first operation is a linear layer train on standardised features rotated onto
+    the training rows' span (``FeatureBasis``), a copy of the head of width ``r <= n``; the
+    result is folded back into ``head``, which keeps applying to raw features."""
+    fb = FeatureBasis.fit(feats.double().numpy(), block_dims) if head.input_layer() is not None else None
+    work = head
+    if fb is not None:
+        work = type(head)(fb.dim, head.num_classes, **head.params)
+        feats = torch.from_numpy(fb.transform(feats.double().numpy())).float()
+        if val_feats is not None:
+            val_feats = torch.from_numpy(fb.transform(val_feats.double().numpy())).float()
     targets = torch.as_tensor(split.targets)
     gen = torch.Generator().manual_seed(ctx.seed)
-    loader = DataLoader(TensorDataset(feats, targets), batch_size=batch_size, shuffle=True, generator=gen)
+    loader = DataLoader(range(len(targets)), batch_size=batch_size, shuffle=True, generator=gen,
+                        collate_fn=_RowGather(feats, targets))
     epochs = steps_to_epochs(len(targets), batch_size, steps, min_epochs=5, max_epochs=500)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(work.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * len(loader)
     sched = get_cosine_schedule_with_warmup(opt, int(0.05 * total), total)
-    head, opt, loader, sched = ctx.accelerator.prepare(head, opt, loader, sched)
-    weights = class_weights(split.targets, head.num_classes) if ctx.balance == "weights" else None
+    model, opt, loader, sched = ctx.accelerator.prepare(work, opt, loader, sched)
+    weights = class_weights(split.targets, work.num_classes) if ctx.balance == "weights" else None
     task = ClassificationTask(label_smoothing, weights)
     stopper = EarlyStopping(patience=patience) if val is not None else None
 
     def evaluate() -> dict[str, float]:
-        head.eval()
+        model.eval()
         with torch.no_grad():
-            logits = head(val_feats.to(ctx.device)).float().cpu()
-        head.train()
+            logits = model(val_feats.to(ctx.device)).float().cpu()
+        model.train()
         return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean())}
 
-    hist = train_epochs(ctx.accelerator, head, loader, opt, sched, task, epochs=epochs, grad_clip=None,
+    hist = train_epochs(ctx.accelerator, model, loader, opt, sched, task, epochs=epochs, grad_clip=None,
                         evaluate=evaluate if val is not None else None,
-                        on_epoch_end=(lambda e, log: stopper(e, log, head)) if stopper else None,
+                        on_epoch_end=(lambda e, log: stopper(e, log, model)) if stopper else None,
                         progress=False, desc=desc)
     if stopper is not None:
-        stopper.restore(head)
-    ctx.accelerator.unwrap_model(head, keep_fp32_wrapper=False)  # drop the autocast wrapper (GPU)
+        stopper.restore(model)
+    ctx.accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # drop the autocast wrapper (GPU)
+    if fb is not None:
+        _copy_folded(work, head, fb)
     return hist
+
+
+class _RowGather:
+    """collate_fn that gathers a batch of rows by one tensor index (not item by item)."""
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+    def __call__(self, idx: list[int]) -> list[torch.Tensor]:
+        i = torch.as_tensor(idx)
+        return [t[i] for t in self.tensors]
+
+
+def _copy_folded(work: Head, head: Head, fb: FeatureBasis) -> None:
+    """Copy every parameter of ``work`` into ``head``; the input layer goes through ``fb.fold``."""
+    skip = {id(work.input_layer().weight), id(work.input_layer().bias)}
+    target = dict(head.named_parameters())
+    with torch.no_grad():
+        for name, p in work.named_parameters():
+            if id(p) not in skip:
+                target[name].copy_(p.to(target[name]))
+    fb.fold(work.input_layer(), head.input_layer())
 
 
 class FeatureExtraction(Strategy):
@@ -117,8 +141,8 @@ class FeatureExtraction(Strategy):
     frozen_backbone = True
 
     def __init__(self, solver: str = "auto", C: float | None = None, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, steps: int = 1500, label_smoothing: float = 0.1,
-                 batch_size: int = 64) -> None:
+                 weight_decay: float = 1e-2, steps: int = 300, label_smoothing: float = 0.1,
+                 batch_size: int = 128) -> None:
         self.solver = solver
         self.C = C
         self.lr = lr
@@ -145,4 +169,4 @@ class FeatureExtraction(Strategy):
             return [{"epoch": 1, "probe_C": info["C"], "probe_cv_accuracy": info["cv_accuracy"]}]
         return train_head(model.head, feats, train, val_feats, val, ctx, steps=self.steps, lr=self.lr,
                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                          batch_size=self.batch_size)
+                          batch_size=self.batch_size, block_dims=model.backbone.feature_block_dims())

@@ -129,8 +129,9 @@ class FineTuning(Strategy):
             ctx.log(f"head initialised by a linear probe on cached features (C={info['C']:g})")
         else:
             val_feats = ctx.features(model, val) if val is not None else None
-            train_head(model.head, feats, train, val_feats, val, ctx, steps=1000, lr=1e-3, weight_decay=1e-2,
-                       label_smoothing=self.label_smoothing)
+            train_head(model.head, feats, train, val_feats, val, ctx, steps=300, lr=1e-3, weight_decay=1e-2,
+                       label_smoothing=self.label_smoothing, batch_size=128,
+                       block_dims=model.backbone.feature_block_dims())
             ctx.log("head pre-trained on cached features")
 
     def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:
