@@ -7,7 +7,7 @@ import inspect
 from dataclasses import replace
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,9 @@ class Headstart:
                  seed: int = 0, cache_dir: str | Path | None = None, out: str | Path | None = None,
                  resume: bool = False, device: str | None = None, mixed_precision: str = "auto",
                  num_workers: int = 0, text_column: str = "text", path_column: str = "path",
-                 label_column: str = "label", verbose: bool = True) -> None:
+                 label_column: str = "label", checkpoint_every: int | None = None,
+                 on_step: Callable[[dict[str, Any]], None] | None = None, on_bad_sample: str = "skip",
+                 verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.head = head
@@ -84,6 +86,9 @@ class Headstart:
         self.cache_dir = cache_dir
         self.out = out
         self.resume = resume
+        self.checkpoint_every = checkpoint_every
+        self.on_step = on_step
+        self.on_bad_sample = on_bad_sample
         self.device = device
         self.mixed_precision = mixed_precision
         self.num_workers = num_workers
@@ -197,7 +202,8 @@ class Headstart:
         ckpt = Path(self.out) / "checkpoints" if self.out else None
         ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=self.num_workers,
                          seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
-                         balance=balance, log=self._log)
+                         balance=balance, checkpoint_every=self.checkpoint_every, on_step=self.on_step,
+                         log=self._log)
         self.history_ = self.strategy_.fit(model, tr, va, ctx)
         self.model_ = self.accelerator_.unwrap_model(model, keep_fp32_wrapper=False).eval().requires_grad_(False)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -281,7 +287,8 @@ class Headstart:
                          "reason": self.strategy_reason_} if getattr(self, "strategy_", None) else self.meta_.get("strategy"),
             "metrics": {k: v for k, v in self.metrics_.items()},
             "history": getattr(self, "history_", []),
-            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
+            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()
+                       if not callable(v)},
         }
         return save_bundle(directory, self.model_, meta, model_card(meta))
 

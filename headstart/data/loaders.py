@@ -11,6 +11,7 @@ from headstart.backbones._base import IMAGE, Backbone
 from headstart.data._base import LabeledData
 from headstart.data.images import ImageTransform, load_image
 from headstart.data.text import TextCollator
+from headstart.training.sampler import EpochSampler
 
 
 class ItemDataset(Dataset):
@@ -24,10 +25,17 @@ class ItemDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, int]:
+        key, i = index if isinstance(index, tuple) else (None, index)
         item = self.data.items[i]
         if self.data.modality == IMAGE:
-            item = self.transform(load_image(item, self.data.origins[i]))
+            img = load_image(item, self.data.origins[i])
+            if key is None:
+                item = self.transform(img)
+            else:  # augmentation seeded by (epoch key, index): same on resume, any worker count
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed((key + i * 2_654_435_761) % (2**63))
+                    item = self.transform(img)
         return item, -1 if self.targets is None else int(self.targets[i])
 
 
@@ -44,8 +52,9 @@ class TextBatch:
 
 def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbone, *, train: bool,
                 batch_size: int, augment: bool | None = None, num_workers: int = 0, seed: int = 0,
-                sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
-    """``train`` shuffles (seeded); ``augment`` (default: same as train) adds image augmentation."""
+                weights: np.ndarray | None = None) -> DataLoader:
+    """``train`` shuffles through an ``EpochSampler`` (seeded, resumable; ``weights``: weighted
+    sampling with replacement); ``augment`` (default: same as train) adds image augmentation."""
     cfg = backbone.pretrained_cfg
     augment = train if augment is None else augment
     if cfg.modality == IMAGE:
@@ -53,7 +62,8 @@ def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbon
     else:
         ds = ItemDataset(data, targets)
         collate = TextBatch(TextCollator(backbone.tokenizer(), cfg.max_length))
+    sampler = EpochSampler(len(ds), seed, weights) if train else None
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler,
                       drop_last=False, num_workers=num_workers, collate_fn=collate, generator=gen,
                       persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())

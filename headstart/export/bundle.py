@@ -4,7 +4,6 @@ versions, file hashes), ``backbone/`` (architecture only, to rebuild offline) an
 ``README.md`` model card. No pickle anywhere."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -14,6 +13,7 @@ from typing import Any
 
 from safetensors.torch import load_model, save_model
 
+from headstart._files import check_finite, sha256_file
 from headstart.backbones.local import load_local
 from headstart.heads import build_head
 from headstart.model import TransferModel
@@ -21,14 +21,6 @@ from headstart.model import TransferModel
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "headstart.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -43,13 +35,14 @@ def versions() -> dict[str, str]:
 
 def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any], card: str) -> Path:
     d = Path(directory).resolve()
+    check_finite(model.state_dict(), "a bundle")
     tmp = d.with_name(d.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.backbone.save_architecture(tmp / "backbone")
     save_model(model, str(tmp / WEIGHTS))
     full = {"format_version": FORMAT_VERSION, **meta, "versions": versions(),
-            "files": {WEIGHTS: _sha256(tmp / WEIGHTS)}}
+            "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)}}
     (tmp / META).write_text(json.dumps(full, indent=2, default=str))
     (tmp / "README.md").write_text(card)
     # Move the bundle's own entries into place, weights metadata last; anything else in the
@@ -75,7 +68,7 @@ def load_bundle(directory: str | Path) -> tuple[TransferModel, dict[str, Any]]:
     expected = meta.get("files", {}).get(WEIGHTS)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: missing")
-    if expected and _sha256(weights) != expected:
+    if expected and sha256_file(weights) != expected:
         raise ValueError(f"{weights}: SHA-256 does not match {META}; the file is corrupt or was modified")
     backbone = load_local(d / "backbone", pretrained=False)
     head_cfg = meta["head"]

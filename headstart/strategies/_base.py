@@ -39,6 +39,8 @@ class FitContext:
     resume: bool = False
     verbose: bool = True
     balance: str | None = None  # None | "weights" (class-weighted loss) | "sampler"
+    checkpoint_every: int | None = None  # also checkpoint every N optimizer steps
+    on_step: Callable[[dict[str, Any]], None] | None = None  # called after each optimizer step
     log: Callable[[str], None] = field(default=print)
 
     @property

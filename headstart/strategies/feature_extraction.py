@@ -97,9 +97,8 @@ def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.T
         return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean())}
 
     hist = train_epochs(ctx.accelerator, model, loader, opt, sched, task, epochs=epochs, grad_clip=None,
-                        evaluate=evaluate if val is not None else None,
-                        on_epoch_end=(lambda e, log: stopper(e, log, model)) if stopper else None,
-                        progress=False, desc=desc)
+                        evaluate=evaluate if val is not None else None, stopper=stopper,
+                        log=ctx.log, progress=False, desc=desc)
     if stopper is not None:
         stopper.restore(model)
     ctx.accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # drop the autocast wrapper (GPU)

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.data import WeightedRandomSampler
 from transformers import get_cosine_schedule_with_warmup
 
 from headstart.data.loaders import make_loader
@@ -24,7 +23,7 @@ from headstart.model import TransferModel
 from headstart.strategies._base import FitContext, Split, Strategy, class_weights
 from headstart.strategies.feature_extraction import fit_probe, train_head
 from headstart.tasks.classification import ClassificationTask
-from headstart.training.callbacks import Checkpointer, EarlyStopping
+from headstart.training.callbacks import EarlyStopping
 from headstart.training.checkpoint import load_latest
 from headstart.training.loop import predict_logits, steps_to_epochs, train_epochs
 
@@ -140,35 +139,29 @@ class FineTuning(Strategy):
         parse_freeze(self.freeze, len(model.backbone.layer_groups()))  # fail before any compute
         acc = ctx.accelerator
         resume = load_latest(ctx.checkpoint_dir) if (ctx.resume and ctx.checkpoint_dir) else None
+        if resume is not None and resume["extra"].get("strategy") != self.name:
+            raise ValueError(f"{resume['path']}: checkpoint of strategy {resume['extra'].get('strategy')!r}, "
+                             f"not {self.name!r}; resume with the same settings or start afresh")
         if resume is None:
             self._init_head(model, train, val, ctx)
-        sampler = None
+        weights = None
         if ctx.balance == "sampler":
-            w = class_weights(train.targets, model.head.num_classes).numpy()[train.targets]
-            sampler = WeightedRandomSampler(w, len(w), generator=torch.Generator().manual_seed(ctx.seed))
+            weights = class_weights(train.targets, model.head.num_classes).numpy()[train.targets]
         bs = self.batch_size or ctx.batch_size
         loader = make_loader(train.data, train.targets, model.backbone, train=True, augment=self.augment,
-                             batch_size=bs, num_workers=ctx.num_workers, seed=ctx.seed, sampler=sampler)
+                             batch_size=bs, num_workers=ctx.num_workers, seed=ctx.seed, weights=weights)
         epochs = self.epochs or steps_to_epochs(len(train), bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         self._apply_freeze(model, 0)
         opt = torch.optim.AdamW(self.param_groups(model))
         total = epochs * len(loader)
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup * total), total)
-        start = 0
-        if resume is not None:
-            model.load_state_dict(resume["model"])
-            opt.load_state_dict(resume["optimizer"])
-            sched.load_state_dict(resume["scheduler"])
-            start = int(resume["epoch"])
-            ctx.log(f"resumed from epoch {start}")
         model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-        weights = class_weights(train.targets, model.head.num_classes) if ctx.balance == "weights" else None
-        task = ClassificationTask(self.label_smoothing, weights)
+        loss_weights = class_weights(train.targets, model.head.num_classes) if ctx.balance == "weights" else None
+        task = ClassificationTask(self.label_smoothing, loss_weights)
         val_loader = (make_loader(val.data, val.targets, model.backbone, train=False,
                                   batch_size=max(64, ctx.batch_size), num_workers=ctx.num_workers)
                       if val is not None else None)
         stopper = EarlyStopping(patience=self.patience) if val is not None else None
-        ckpt = Checkpointer(ctx.checkpoint_dir, opt, sched) if ctx.checkpoint_dir else None
 
         def on_epoch_start(epoch: int) -> None:
             self._apply_freeze(model, epoch)
@@ -179,19 +172,18 @@ class FineTuning(Strategy):
             return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean()),
                     "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(val.targets)))}
 
-        def on_epoch_end(epoch: int, log: dict[str, Any]) -> bool:
+        def on_epoch_end(epoch: int, log: dict[str, Any]) -> None:
             log["trainable_groups"] = sorted(self.trainable_groups(epoch, len(model.backbone.layer_groups())))
             ctx.log(f"epoch {epoch + 1}/{epochs}: train loss {log['train_loss']:.4f}"
                     + (f", val accuracy {log['val_accuracy']:.4f}" if "val_accuracy" in log else "")
                     + f" ({log['seconds']:.1f} s)")
-            if ckpt is not None:
-                ckpt(epoch + 1, log, acc.unwrap_model(model), {"strategy": self.name})
-            return bool(stopper and stopper(epoch, log, model))
 
-        hist = train_epochs(acc, model, loader, opt, sched, task, epochs=epochs, start_epoch=start,
-                            grad_clip=self.grad_clip, on_epoch_start=on_epoch_start,
-                            evaluate=evaluate if val_loader is not None else None,
-                            on_epoch_end=on_epoch_end, progress=ctx.verbose, desc="fine-tune")
+        hist = train_epochs(acc, model, loader, opt, sched, task, epochs=epochs, grad_clip=self.grad_clip,
+                            on_epoch_start=on_epoch_start, evaluate=evaluate if val_loader is not None else None,
+                            on_epoch_end=on_epoch_end, stopper=stopper, checkpoint_dir=ctx.checkpoint_dir,
+                            checkpoint_every=ctx.checkpoint_every, extra={"strategy": self.name},
+                            resume=resume, on_step=ctx.on_step, log=ctx.log, progress=ctx.verbose,
+                            desc="fine-tune")
         if stopper is not None:
             stopper.restore(model)
         model.requires_grad_(False)

@@ -1,13 +1,10 @@
-"""Epoch-end callbacks: early stopping with best-weights restore, per-epoch checkpoints."""
+"""Epoch-end callbacks: early stopping with best-weights restore."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import torch
-
-from headstart.training.checkpoint import save_checkpoint
 
 
 class EarlyStopping:
@@ -29,18 +26,13 @@ class EarlyStopping:
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         return epoch - self.best_epoch >= self.patience
 
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+        """JSON state and best weights, for checkpoints."""
+        return {"best": self.best, "best_epoch": self.best_epoch}, self.best_state
+
+    def load_state(self, state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
+        self.best, self.best_epoch, self.best_state = state["best"], state["best_epoch"], best_state
+
     def restore(self, model: torch.nn.Module) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
-
-
-class Checkpointer:
-    """Write a checkpoint after each epoch (model, optimizer, scheduler, strategy state)."""
-
-    def __init__(self, directory: str | Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-        self.directory, self.optimizer, self.scheduler = Path(directory), optimizer, scheduler
-
-    def __call__(self, epoch: int, log: dict[str, Any], model: torch.nn.Module,
-                 extra: dict[str, Any]) -> None:
-        save_checkpoint(self.directory, epoch, model, self.optimizer, self.scheduler,
-                        {**extra, "log": log})

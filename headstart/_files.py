@@ -1,0 +1,52 @@
+"""File helpers shared by checkpoints and bundles: hashes, durable atomic writes, and the
+refusal to write non-finite weights."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file or directory entry to disk (directories: where the OS allows it)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() and hasattr(os, "O_DIRECTORY") else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # e.g. directories on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Temporary file, fsync, rename, fsync the directory: readers see old or new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+def check_finite(state: dict[str, torch.Tensor], what: str) -> None:
+    """Raise rather than write NaN/inf weights."""
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FloatingPointError(f"refusing to write {what}: non-finite values in {', '.join(bad[:5])}"
+                                 + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))

@@ -1,0 +1,31 @@
+"""Child process for the kill-and-resume tests: fine-tunes tiny:cnn on an image folder and
+SIGKILLs itself after optimizer step ``kill_at`` (0: never); writes final weights to ``result``.
+
+    python resume_child.py DATA OUT KILL_AT EVERY WORKERS RESUME RESULT
+"""
+import os
+import signal
+import sys
+
+from safetensors.torch import save_file
+
+from headstart import Headstart
+
+
+def main() -> None:
+    data, out, kill_at, every, workers, resume, result = sys.argv[1:]
+
+    def on_step(info: dict) -> None:
+        if info["global_step"] == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", out=out, verbose=False,
+                    strategy_params={"epochs": 3, "batch_size": 8, "augment": True, "init_head": "random"},
+                    checkpoint_every=int(every) or None, num_workers=int(workers), resume=resume == "1",
+                    on_step=on_step, cache_dir=False)
+    est.fit(data)
+    save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, result)
+
+
+if __name__ == "__main__":
+    main()
