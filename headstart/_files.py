@@ -50,3 +50,19 @@ def check_finite(state: dict[str, torch.Tensor], what: str) -> None:
     if bad:
         raise FloatingPointError(f"refusing to write {what}: non-finite values in {', '.join(bad[:5])}"
                                  + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+
+
+def load_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.pt``/``.pth`` state dict without executing anything: ``weights_only=True``
+    allows tensors and plain containers only; a file that needs more is refused."""
+    import pickle
+
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: refused: loading it would unpickle arbitrary Python objects "
+                         f"(only tensors are allowed; {first})") from None
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    return sd

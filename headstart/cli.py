@@ -46,12 +46,15 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
         device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
         resume: bool = typer.Option(False, help="continue from the last checkpoint in OUT/checkpoints"),
+        checkpoint_every: Optional[int] = typer.Option(None, help="also checkpoint every N optimizer steps"),
+        on_bad_sample: str = typer.Option("skip", help="skip (list every skipped file) | fail"),
         compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
         scratch_steps: int = typer.Option(300, help="optimizer steps for the from-scratch run"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     from headstart.api import Headstart
     from headstart.evaluation.compare import compare_with_scratch, format_comparison
+    from headstart.training.loop import TrainingInterrupted
 
     head_params: dict[str, Any] = {}
     if hidden:
@@ -62,8 +65,13 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                     strategy_params=_parse_params(param) or None, image_size=image_size, max_length=max_length,
                     batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=out, resume=resume,
                     device=device, text_column=text_column, path_column=path_column, label_column=label_column,
-                    verbose=not quiet)
-    est.fit(data, val=val, test=test)  # writes the bundle (and per-epoch checkpoints) to OUT
+                    checkpoint_every=checkpoint_every, on_bad_sample=on_bad_sample, verbose=not quiet)
+    try:
+        est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
+    except TrainingInterrupted as e:
+        typer.echo(str(e).replace("run the same command with --resume (Python: resume=True)",
+                                  "run the same command with --resume"), err=True)
+        raise typer.Exit(130) from None
     if compare_scratch:
         if "test" not in est.metrics_:
             raise typer.BadParameter("--compare-scratch needs a test split")

@@ -51,3 +51,33 @@ def test_bad_data_path_fails_with_a_message(tmp_path):
     r = runner.invoke(app, ["fit", str(tmp_path / "nope"), "--backbone", "tiny:cnn", "--out", str(tmp_path / "m")])
     assert r.exit_code != 0
     assert "no such file or folder" in str(r.exception)
+
+
+def test_sigterm_during_fit_checkpoints_exits_cleanly_and_resume_continues(tmp_path, image_data):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from headstart.training.checkpoint import load_latest
+
+    exe = str(Path(sys.executable).with_name("headstart"))
+    out = tmp_path / "m"
+    cmd = [exe, "fit", str(image_data[0]), "--backbone", "tiny:cnn", "--strategy", "fine_tuning",
+           "-p", "epochs=500", "-p", "init_head=random", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "latest").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "training interrupted" in err and "--resume" in err
+    done = load_latest(out / "checkpoints")
+    assert done is not None and done["epoch"] >= 1
+    resumed = subprocess.run(cmd[:7] + ["-p", f"epochs={done['epoch'] + 1}", "-p", "init_head=random",
+                                        "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--resume"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from epoch {done['epoch']}" in resumed.stdout

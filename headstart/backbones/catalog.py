@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from headstart._files import load_torch_weights
 from headstart.backbones._base import Backbone
 
 
@@ -90,7 +91,7 @@ def _lite_from_file(n: int, path: Path, alias: str) -> Backbone:
 
     arch = f"tf_efficientnet_lite{n}"
     model = timm.create_model(arch, pretrained=False)  # with its 1000-class classifier, to match keys
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_torch_weights(path)
     target = model.state_dict()
     model.load_state_dict(remap_by_order(sd, list(target), {k: v.shape for k, v in target.items()}))
     model.reset_classifier(0)
