@@ -21,6 +21,7 @@ from headstart.data.images import auto_image_size
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
+from headstart.data.validate import check_data
 from headstart.evaluation.metrics import classification_metrics, format_metrics
 from headstart.export.bundle import load_bundle, save_bundle
 from headstart.export.card import model_card
@@ -164,6 +165,7 @@ class Headstart:
             raise ValueError("the dataset is empty")
         if data.labels is None:
             raise ValueError(f"no labels found (expected a {self.label_column!r} column, class folders, or y)")
+        data, val, test = self._preflight(X, data, val, test)
         self.classes_ = np.array(sorted(set(data.labels), key=lambda v: (str(type(v)), v)), dtype=object)
         if len(self.classes_) < 2:
             raise ValueError(f"only one class ({self.classes_[0]!r}) in the training data: "
@@ -219,6 +221,19 @@ class Headstart:
             self._log(f"bundle written to {self.out}")
         return self
 
+    def _preflight(self, X: Any, data: LabeledData, val: Any, test: Any
+                   ) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
+        """Check every sample before any compute (see ``headstart.data.validate``); bad ones
+        are skipped and listed, or refused with ``on_bad_sample='fail'``."""
+        val_d = self._read(val, modality=data.modality) if val is not None else None
+        test_d = self._read(test, modality=data.modality) if test is not None else None
+        root = X if isinstance(X, (str, Path)) and Path(X).is_dir() else None
+        self.data_report_, data, val_d, test_d = check_data(data, val_d, test_d, policy=self.on_bad_sample,
+                                                            root=root)
+        if self.data_report_.bad or self.data_report_.warnings:
+            self._log(self.data_report_.format())
+        return data, val_d, test_d
+
     def _resolve_strategy(self, modality: str, n_train: int, n_classes: int) -> tuple[Strategy, str]:
         params = self.strategy_params or {}
         if self.strategy == "auto":
@@ -267,6 +282,10 @@ class Headstart:
     def evaluate(self, X: Any, y: Sequence[Any] | None = None) -> dict[str, Any]:
         """Accuracy, macro-F1, per-class metrics, confusion matrix, and the predictions."""
         data = self._as_data(X, y)
+        report, data, _, _ = check_data(data, policy=self.on_bad_sample, known_labels=self.classes_.tolist(),
+                                        min_classes=1)
+        if report.bad:
+            self._log(report.format())
         targets = self._encode(data, "evaluate")
         pred = self._logits(data).argmax(1).numpy()
         m = classification_metrics(targets, pred, self.classes_.tolist())

@@ -80,6 +80,36 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     typer.echo(f"bundle: {out}")
 
 
+@app.command()
+def check(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
+          val: Optional[Path] = typer.Option(None, help="explicit validation data"),
+          test: Optional[Path] = typer.Option(None, help="explicit test data"),
+          text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+          label_column: str = typer.Option("label"),
+          min_size: int = typer.Option(8, help="smallest usable image side in pixels"),
+          on_bad_sample: str = typer.Option("skip", help="skip: report and exit 0 | fail: exit 1 on any bad sample"),
+          as_json: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """Pre-flight report: counts per class, bad files, duplicates and leakage, imbalance.
+    ``fit`` runs the same checks before training."""
+    from headstart.data.sources import read_data
+    from headstart.data.validate import DataError, check_data
+
+    cols = dict(text_column=text_column, path_column=path_column, label_column=label_column)
+    try:
+        train = read_data(data, **cols)
+        mod = train.modality
+        extra = [read_data(p, **cols) if p is not None else None for p in (val, test)]
+        for d in extra:
+            if d is not None and d.modality != mod:
+                raise DataError(f"{d.origins[0] if d.origins else d}: {d.modality} data but {data} is {mod}")
+        report, *_ = check_data(train, *extra, policy=on_bad_sample, min_size=min_size,
+                                root=data if data.is_dir() else None)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.format())
+
+
 @app.command("eval")
 def eval_(bundle: Path, data: Path,
           json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics as JSON here"),

@@ -49,8 +49,11 @@ def test_single_class_is_a_clear_error(tmp_path):
 def test_unknown_label_in_test_names_the_row(tmp_path, text_data):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nfine film,pos\nodd one,maybe\n")
-    with pytest.raises(ValueError, match=r"bad.csv:3: label 'maybe' was not seen"):
-        Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0], test=bad)
+    with pytest.raises(ValueError, match=r"bad.csv:3: label 'maybe' does not occur in the training data"):
+        Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False,
+                  on_bad_sample="fail").fit(text_data[0], test=bad)
+    est = Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0], test=bad)
+    assert est.metrics_["test"]["n"] == 1 and est.data_report_.bad[0].origin.endswith("bad.csv:3")
 
 
 def test_backbone_modality_must_match_the_data(text_data):

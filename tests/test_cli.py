@@ -81,3 +81,11 @@ def test_sigterm_during_fit_checkpoints_exits_cleanly_and_resume_continues(tmp_p
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from epoch {done['epoch']}" in resumed.stdout
+
+
+def test_check_reports_bad_files_and_fail_policy_exits_1(tmp_path, image_data):
+    (image_data[0] / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    ok = runner.invoke(app, ["check", str(image_data[0]), "--test", str(image_data[1])])
+    assert ok.exit_code == 0 and "broken.png: cannot read image" in ok.output and "red" in ok.output
+    bad = runner.invoke(app, ["check", str(image_data[0]), "--on-bad-sample", "fail"])
+    assert bad.exit_code == 1 and "1 bad sample(s)" in bad.output

@@ -70,19 +70,16 @@ def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: st
     else:
         raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image paths) "
                          f"column; found {cols}")
-    raw = df[col].tolist()
+    raw = [v if isinstance(v, str) else "" for v in df[col].tolist()]  # JSONL nulls/numbers: empty
     origins = [f"{where}:{n}" for n in lines]
-    for o, v in zip(origins, raw):
-        if not isinstance(v, str) or (mod == "image" and not v.strip()):
-            raise ValueError(f"{o}: empty or non-string {col!r} value {v!r}")
+    # Empty texts/paths and missing labels are kept here and reported (then skipped or
+    # refused) by the pre-flight check, which lists every bad row at once.
     items: list[Any] = raw if mod == "text" else [
-        (Path(v) if Path(v).is_absolute() else where.parent / v) for v in raw]
+        None if not v.strip() else (Path(v) if Path(v).is_absolute() else where.parent / v) for v in raw]
     labels = None
     if label_column in cols:
-        labels = df[label_column].tolist()
-        for o, v in zip(origins, labels):
-            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
-                raise ValueError(f"{o}: missing label in column {label_column!r}")
+        labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+                  else v for v in df[label_column].tolist()]
     return LabeledData(items, labels, mod, origins)
 
 

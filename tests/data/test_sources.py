@@ -56,11 +56,11 @@ def test_empty_csv_error(tmp_path):
         read_data(p)
 
 
-def test_missing_label_error_names_the_row(tmp_path):
+def test_missing_label_is_kept_as_none_for_the_preflight_to_report(tmp_path):
     p = tmp_path / "m.csv"
     p.write_text("text,label\na,x\nb,\n")
-    with pytest.raises(ValueError, match=r"m.csv:3: missing label"):
-        read_data(p)
+    d = read_data(p)
+    assert d.labels == ["x", None] and d.origins[1].endswith("m.csv:3")
 
 
 def test_missing_columns_error_lists_what_was_found(tmp_path):
