@@ -27,7 +27,9 @@ def load_image(item: Any, origin: str = "") -> Image.Image:
         arr = item
         if arr.dtype != np.uint8:
             raise BadSampleError(f"{where}: image array must be uint8, got {arr.dtype}")
-        img = Image.fromarray(arr)
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)) or 0 in arr.shape:
+            raise BadSampleError(f"{where}: image array must be (H, W), (H, W, 1|3|4), got shape {arr.shape}")
+        img = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     else:
         try:
             img = Image.open(item)
@@ -36,8 +38,20 @@ def load_image(item: Any, origin: str = "") -> Image.Image:
             raise BadSampleError(f"{where}: file not found") from None
         except Exception as e:  # PIL raises many types for corrupt files
             raise BadSampleError(f"{where}: cannot read image ({type(e).__name__}: {e})") from None
+    try:
+        return _to_rgb(img, oriented=not isinstance(item, (np.ndarray, Image.Image)))
+    except Exception as e:  # corrupt EXIF, exotic modes: the file is named, nothing crashes
+        raise BadSampleError(f"{where}: cannot convert image ({type(e).__name__}: {e})") from None
+
+
+def _to_rgb(img: Image.Image, oriented: bool) -> Image.Image:
+    if oriented:
         img = ImageOps.exif_transpose(img)
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float greyscale: scale to 8 bits
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        img = Image.fromarray(((arr - lo) / (hi - lo) * 255 if hi > lo else arr * 0).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
