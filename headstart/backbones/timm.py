@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from timm.models import group_parameters
 from torch import nn
 
-from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg
+from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg, to_channels_last_if_cnn
 
 
 class TimmBackbone(Backbone):
@@ -32,6 +32,7 @@ class TimmBackbone(Backbone):
         self._hooks: list = []
         self._tapped: dict[str, torch.Tensor] = {}
         self._block_dims = [self.num_features]
+        self.channels_last = to_channels_last_if_cnn(self.model)
 
     def set_pretrained_cfg(self, cfg: PretrainedCfg) -> None:
         """Install forward hooks on ``cfg.feature_taps`` (multi-scale features) or remove them."""
@@ -75,6 +76,8 @@ class TimmBackbone(Backbone):
         return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, D)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if not self.pretrained_cfg.feature_taps:
             return self.model(x)
         return torch.cat(self._pooled(x), 1)

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg
+from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg, to_channels_last_if_cnn
 
 _HEAD_ATTRS = ("fc", "classifier", "heads", "head")
 
@@ -40,11 +40,14 @@ class TorchvisionBackbone(Backbone):
             modality=IMAGE, source=self.spec, license="BSD-3-Clause (code); see weights' terms",
             input_size=size, mean=tuple(t.mean), std=tuple(t.std),
             interpolation=str(t.interpolation.value), fixed_input_size=arch.startswith("vit_"))
+        self.channels_last = to_channels_last_if_cnn(self.model)
         self.model.eval()
         with torch.no_grad():
-            self.num_features = int(self.model(torch.zeros(1, 3, size, size)).flatten(1).shape[1])
+            self.num_features = int(self.forward_features(torch.zeros(1, 3, size, size)).shape[1])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, D)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x).flatten(1)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:

@@ -20,6 +20,7 @@ from headstart.strategies.feature_basis import FeatureBasis
 from headstart.tasks.classification import ClassificationTask
 from headstart.training.callbacks import EarlyStopping
 from headstart.training.loop import steps_to_epochs, train_epochs
+from headstart.training.optim import adamw
 
 PROBE_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -81,7 +82,7 @@ def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.T
     loader = DataLoader(range(len(targets)), batch_size=batch_size, shuffle=True, generator=gen,
                         collate_fn=_RowGather(feats, targets))
     epochs = steps_to_epochs(len(targets), batch_size, steps, min_epochs=5, max_epochs=500)
-    opt = torch.optim.AdamW(work.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adamw(work.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * len(loader)
     sched = get_cosine_schedule_with_warmup(opt, int(0.05 * total), total)
     model, opt, loader, sched = ctx.accelerator.prepare(work, opt, loader, sched)

@@ -26,6 +26,7 @@ from headstart.tasks.classification import ClassificationTask
 from headstart.training.callbacks import EarlyStopping
 from headstart.training.checkpoint import load_latest
 from headstart.training.loop import predict_logits, steps_to_epochs, train_epochs
+from headstart.training.optim import adamw
 
 
 def parse_freeze(spec: str, n_groups: int) -> set[int]:
@@ -152,7 +153,7 @@ class FineTuning(Strategy):
                              batch_size=bs, num_workers=ctx.num_workers, seed=ctx.seed, weights=weights)
         epochs = self.epochs or steps_to_epochs(len(train), bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         self._apply_freeze(model, 0)
-        opt = torch.optim.AdamW(self.param_groups(model))
+        opt = adamw(self.param_groups(model))
         total = epochs * len(loader)
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup * total), total)
         model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
