@@ -102,7 +102,8 @@ class Headstart:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
 
     def _log(self, msg: str) -> None:
-        if self.verbose:
+        acc = getattr(self, "accelerator_", None)
+        if self.verbose and (acc is None or acc.is_main_process):
             print(msg, flush=True)
 
     # -- data --------------------------------------------------------------------------
@@ -216,9 +217,10 @@ class Headstart:
         if test_data is not None:
             self.metrics_["test"] = self.evaluate(test_data)
             self._log(format_metrics(self.metrics_["test"], self.classes_))
-        if self.out:
+        if self.out and self.accelerator_.is_main_process:  # one writer under DDP
             self.save(self.out)
             self._log(f"bundle written to {self.out}")
+        self.accelerator_.wait_for_everyone()
         return self
 
     def _preflight(self, X: Any, data: LabeledData, val: Any, test: Any

@@ -9,6 +9,7 @@ validation split exists.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -154,27 +155,37 @@ class FineTuning(Strategy):
         epochs = self.epochs or steps_to_epochs(len(train), bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         self._apply_freeze(model, 0)
         opt = adamw(self.param_groups(model))
-        total = epochs * len(loader)
-        sched = get_cosine_schedule_with_warmup(opt, int(self.warmup * total), total)
+        # The schedule in optimizer steps of the global batch (bs x processes). Accelerate steps a
+        # prepared scheduler once per process per optimizer step, hence the factor P: the same
+        # learning rates as one process with the whole batch.
+        procs = acc.num_processes
+        total = epochs * math.ceil(len(train) / (bs * procs))
+        sched = get_cosine_schedule_with_warmup(opt, int(self.warmup * total) * procs, total * procs)
+        if acc.num_processes > 1 and len(self.trainable_groups(0, len(model.backbone.layer_groups()))) != len(
+                self.trainable_groups(10**6, len(model.backbone.layer_groups()))):
+            raise NotImplementedError(f"{self.name}: unfreezing groups during training is not supported with "
+                                      "several processes yet (DDP registers trainable parameters once); "
+                                      "use fine_tuning with a fixed freeze")
+        core = model  # the TransferModel; ``model`` may become a DDP wrapper without its attributes
         model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-        loss_weights = class_weights(train.targets, model.head.num_classes) if ctx.balance == "weights" else None
+        loss_weights = class_weights(train.targets, core.head.num_classes) if ctx.balance == "weights" else None
         task = ClassificationTask(self.label_smoothing, loss_weights)
-        val_loader = (make_loader(val.data, val.targets, model.backbone, train=False,
+        val_loader = (make_loader(val.data, val.targets, core.backbone, train=False,
                                   batch_size=max(64, ctx.batch_size), num_workers=ctx.num_workers)
                       if val is not None else None)
         stopper = EarlyStopping(patience=self.patience) if val is not None else None
 
         def on_epoch_start(epoch: int) -> None:
-            self._apply_freeze(model, epoch)
-            self._set_modes(model)
+            self._apply_freeze(core, epoch)
+            self._set_modes(core)
 
         def evaluate() -> dict[str, float]:
-            logits = predict_logits(model, val_loader, ctx.device)
+            logits = predict_logits(core, val_loader, ctx.device)
             return {"val_accuracy": float((logits.argmax(1).numpy() == val.targets).mean()),
                     "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(val.targets)))}
 
         def on_epoch_end(epoch: int, log: dict[str, Any]) -> None:
-            log["trainable_groups"] = sorted(self.trainable_groups(epoch, len(model.backbone.layer_groups())))
+            log["trainable_groups"] = sorted(self.trainable_groups(epoch, len(core.backbone.layer_groups())))
             ctx.log(f"epoch {epoch + 1}/{epochs}: train loss {log['train_loss']:.4f}"
                     + (f", val accuracy {log['val_accuracy']:.4f}" if "val_accuracy" in log else "")
                     + f" ({log['seconds']:.1f} s)")
