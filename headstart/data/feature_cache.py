@@ -41,9 +41,13 @@ def extract_features(backbone: Backbone, data: LabeledData, *, batch_size: int =
     backbone.eval()
     loader = make_loader(data, None, backbone, train=False, batch_size=batch_size, num_workers=num_workers)
     out = []
+    dev = torch.device(device)
+    half = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     for batch, _ in loader:
-        batch = {k: v.to(device) for k, v in batch.items()} if isinstance(batch, dict) else batch.to(device)
-        out.append(backbone.forward_features(batch).float().cpu())
+        batch = ({k: v.to(dev, non_blocking=True) for k, v in batch.items()} if isinstance(batch, dict)
+                 else batch.to(dev, non_blocking=True))
+        with torch.autocast(dev.type, dtype=half, enabled=dev.type == "cuda"):  # GPU: bf16/fp16
+            out.append(backbone.forward_features(batch).float().cpu())
     backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0, backbone.num_features)
 

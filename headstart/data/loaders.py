@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from headstart.backbones._base import IMAGE, Backbone
 from headstart.data._base import LabeledData
 from headstart.data.images import ImageTransform, load_image
-from headstart.data.text import TextCollator
+from headstart.data.text import TokenizedTexts
 from headstart.training.sampler import EpochSampler
 
 
@@ -39,15 +39,15 @@ class ItemDataset(Dataset):
         return item, -1 if self.targets is None else int(self.targets[i])
 
 
-class TextBatch:
-    """Collate (text, target) pairs into a tokenizer batch plus a target tensor."""
+class TokenBatch:
+    """Collate (token row, target) pairs into a padded tokenizer batch plus a target tensor."""
 
-    def __init__(self, collator: TextCollator) -> None:
-        self.collator = collator
+    def __init__(self, texts: TokenizedTexts) -> None:
+        self.texts = texts
 
-    def __call__(self, pairs: list[tuple[str, int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        texts, targets = zip(*pairs)
-        return self.collator(list(texts)), torch.tensor(targets, dtype=torch.long)
+    def __call__(self, pairs: list[tuple[dict, int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        rows, targets = zip(*pairs)
+        return self.texts.pad(list(rows)), torch.tensor(targets, dtype=torch.long)
 
 
 def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbone, *, train: bool,
@@ -60,8 +60,9 @@ def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbon
     if cfg.modality == IMAGE:
         ds, collate = ItemDataset(data, targets, ImageTransform(cfg, train=augment)), None
     else:
-        ds = ItemDataset(data, targets)
-        collate = TextBatch(TextCollator(backbone.tokenizer(), cfg.max_length))
+        tokens = TokenizedTexts(backbone.tokenizer(), data.items, cfg.max_length)
+        ds = ItemDataset(LabeledData(tokens.rows, data.labels, data.modality, data.origins), targets)
+        collate = TokenBatch(tokens)
     sampler = EpochSampler(len(ds), seed, weights) if train else None
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler,
