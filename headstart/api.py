@@ -4,6 +4,7 @@ learns, fitted state ends in ``_``; ``predict`` / ``predict_proba`` / ``evaluate
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import replace
 import time
 from pathlib import Path
@@ -44,13 +45,23 @@ def _device(device: str | None) -> torch.device:
     return torch.device("cpu" if device == "cpu" or not torch.cuda.is_available() else (device or "cuda"))
 
 
-def make_accelerator(device: str | None = None, mixed_precision: str = "auto") -> Accelerator:
+def make_accelerator(device: str | None = None, mixed_precision: str = "auto",
+                     compile: bool = False) -> Accelerator:
     """CPU unless a GPU is present (or ``device`` says otherwise); bf16 autocast on GPUs that
-    support it, fp16 on older ones, none on CPU."""
+    support it, fp16 on older ones, none on CPU. ``compile``: torch.compile (inductor) through
+    Accelerate, opt-in (minutes of compilation pay off only on long runs)."""
     cpu = device == "cpu" or not torch.cuda.is_available()
     if mixed_precision == "auto":
         mixed_precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, dynamo_backend="inductor" if compile else "no")
+
+
+def auto_workers(modality: str, n: int) -> int:
+    """DataLoader workers for ``num_workers='auto'``: images decode in parallel with the model
+    (one core left to it), texts are tokenized once up front and need none."""
+    if modality != "image" or n < 256:
+        return 0
+    return int(min(8, max(0, (os.cpu_count() or 1) - 1)))
 
 
 class Headstart:
@@ -67,10 +78,10 @@ class Headstart:
                  val_size: float | str = "auto", test_size: float = 0.2, balance: str | None = "auto",
                  seed: int = 0, cache_dir: str | Path | None = None, out: str | Path | None = None,
                  resume: bool = False, device: str | None = None, mixed_precision: str = "auto",
-                 num_workers: int = 0, text_column: str = "text", path_column: str = "path",
+                 num_workers: int | str = 0, text_column: str = "text", path_column: str = "path",
                  label_column: str = "label", checkpoint_every: int | None = None,
                  on_step: Callable[[dict[str, Any]], None] | None = None, on_bad_sample: str = "skip",
-                 verbose: bool = True) -> None:
+                 compile: bool = False, verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.head = head
@@ -90,6 +101,7 @@ class Headstart:
         self.checkpoint_every = checkpoint_every
         self.on_step = on_step
         self.on_bad_sample = on_bad_sample
+        self.compile = compile
         self.device = device
         self.mixed_precision = mixed_precision
         self.num_workers = num_workers
@@ -191,7 +203,7 @@ class Headstart:
             limit = getattr(backbone.tokenizer(), "model_max_length", self.max_length) or self.max_length
             backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(self.max_length, limit))))
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
-        self.accelerator_ = make_accelerator(self.device, self.mixed_precision)
+        self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile)
         model = TransferModel(backbone, head).to(self.accelerator_.device)
 
         tr = Split(train, self._encode(train, "train"))
@@ -203,7 +215,8 @@ class Headstart:
             balance = "weights" if counts.min() == 0 or counts.max() / max(counts.min(), 1) > 3 else None
         self.cache_ = FeatureCache(self.cache_dir) if self.cache_dir is not False else None
         ckpt = Path(self.out) / "checkpoints" if self.out else None
-        ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=self.num_workers,
+        workers = auto_workers(data.modality, len(tr)) if self.num_workers == "auto" else int(self.num_workers)
+        ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=workers,
                          seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
                          balance=balance, checkpoint_every=self.checkpoint_every, on_step=self.on_step,
                          log=self._log)
@@ -264,8 +277,9 @@ class Headstart:
             feats = self.cache_.features(model.backbone, data, batch_size=max(64, self.batch_size), device=device)
             with torch.inference_mode():
                 return model.head(feats.to(device)).float().cpu()
+        workers = auto_workers(data.modality, len(data)) if self.num_workers == "auto" else int(self.num_workers)
         loader = make_loader(data, None, model.backbone, train=False, batch_size=max(64, self.batch_size),
-                             num_workers=self.num_workers)
+                             num_workers=workers)
         return predict_logits(model, loader, device)
 
     def _as_data(self, X: Any, y: Sequence[Any] | None = None) -> LabeledData:

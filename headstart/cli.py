@@ -47,6 +47,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
         resume: bool = typer.Option(False, help="continue from the last checkpoint in OUT/checkpoints"),
         checkpoint_every: Optional[int] = typer.Option(None, help="also checkpoint every N optimizer steps"),
+        num_workers: str = typer.Option("0", help="DataLoader worker processes, or auto (from the CPU count)"),
+        compile: bool = typer.Option(False, "--compile", help="torch.compile the model (long runs on GPU)"),
         on_bad_sample: str = typer.Option("skip", help="skip (list every skipped file) | fail"),
         compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
         scratch_steps: int = typer.Option(300, help="optimizer steps for the from-scratch run"),
@@ -65,7 +67,9 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                     strategy_params=_parse_params(param) or None, image_size=image_size, max_length=max_length,
                     batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=out, resume=resume,
                     device=device, text_column=text_column, path_column=path_column, label_column=label_column,
-                    checkpoint_every=checkpoint_every, on_bad_sample=on_bad_sample, verbose=not quiet)
+                    checkpoint_every=checkpoint_every, on_bad_sample=on_bad_sample,
+                    num_workers=num_workers if num_workers == "auto" else int(num_workers), compile=compile,
+                    verbose=not quiet)
     try:
         est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
     except TrainingInterrupted as e:

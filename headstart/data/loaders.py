@@ -17,10 +17,23 @@ from headstart.training.sampler import EpochSampler
 class ItemDataset(Dataset):
     """Yields (input, target); images are decoded and transformed here, texts pass through."""
 
-    def __init__(self, data: LabeledData, targets: np.ndarray | None, transform: Any = None) -> None:
+    def __init__(self, data: LabeledData, targets: np.ndarray | None, transform: Any = None,
+                 decoded_cache_mb: float = 0) -> None:
         self.data = data
         self.targets = targets
         self.transform = transform
+        self.budget = int(decoded_cache_mb * 2**20)  # decoded images kept across epochs (per worker)
+        self._decoded: dict[int, Any] = {}
+
+    def _image(self, i: int) -> Any:
+        img = self._decoded.get(i)
+        if img is None:
+            img = load_image(self.data.items[i], self.data.origins[i])
+            size = img.width * img.height * 3
+            if size <= self.budget:
+                self._decoded[i] = img
+                self.budget -= size
+        return img
 
     def __len__(self) -> int:
         return len(self.data)
@@ -29,7 +42,7 @@ class ItemDataset(Dataset):
         key, i = index if isinstance(index, tuple) else (None, index)
         item = self.data.items[i]
         if self.data.modality == IMAGE:
-            img = load_image(item, self.data.origins[i])
+            img = self._image(i)
             if key is None:
                 item = self.transform(img)
             else:  # augmentation seeded by (epoch key, index): same on resume, any worker count
@@ -58,7 +71,9 @@ def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbon
     cfg = backbone.pretrained_cfg
     augment = train if augment is None else augment
     if cfg.modality == IMAGE:
-        ds, collate = ItemDataset(data, targets, ImageTransform(cfg, train=augment)), None
+        # training loaders decode each image once and keep it (up to 512 MiB): epochs 2+ skip decoding
+        ds = ItemDataset(data, targets, ImageTransform(cfg, train=augment), decoded_cache_mb=512 if train else 0)
+        collate = None
     else:
         tokens = TokenizedTexts(backbone.tokenizer(), data.items, cfg.max_length)
         ds = ItemDataset(LabeledData(tokens.rows, data.labels, data.modality, data.origins), targets)
