@@ -119,3 +119,31 @@ def test_fit_writes_a_checkpoint_per_epoch_and_resume_continues(tmp_path, image_
     assert "resumed from epoch 3" in capsys.readouterr().out
     for a, b in zip(first.model_.state_dict().values(), again.model_.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_sigkill_at_a_random_moment_of_repeated_writes_leaves_a_loadable_checkpoint(tmp_path):
+    """A real kill -9 while a process writes checkpoints back to back (most kills land mid-write)."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, torch\n"
+        "from headstart.training.checkpoint import save_checkpoint\n"
+        "m = torch.nn.Linear(1000, 1000); o = torch.optim.AdamW(m.parameters())\n"
+        "s = torch.optim.lr_scheduler.StepLR(o, 1)\n"
+        "m(torch.randn(2, 1000)).sum().backward(); o.step()\n"
+        "e = 0\n"
+        "while True:\n"
+        "    e += 1; save_checkpoint(sys.argv[1], epoch=e, model=m, optimizer=o, scheduler=s)\n"
+        "    print(e, flush=True)\n")
+    for trial in range(3):
+        root = tmp_path / f"t{trial}"
+        proc = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "1"  # one checkpoint is complete
+        time.sleep(random.Random(trial).uniform(0.05, 0.6))
+        proc.kill()
+        proc.wait()
+        ck = load_latest(root)
+        assert ck is not None and ck["epoch"] >= 1 and ck["model"]["weight"].shape == (1000, 1000)
