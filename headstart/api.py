@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from headstart.backbones import build_backbone
+from headstart.backbones import Backbone, build_backbone
 from headstart.data._base import LabeledData
 from headstart.data.feature_cache import FeatureCache
 from headstart.data.images import auto_image_size
@@ -62,6 +62,26 @@ def auto_workers(modality: str, n: int) -> int:
     if modality != "image" or n < 256:
         return 0
     return int(min(8, max(0, (os.cpu_count() or 1) - 1)))
+
+
+def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
+                     max_length: int | None = None, seed: int = 0) -> Backbone:
+    """Build ``spec`` and fit its preprocessing to the data: the input size for small images
+    (from the data unless given or fixed by the architecture), multi-scale taps on or off, the
+    token limit for texts."""
+    backbone = build_backbone(spec)
+    if backbone.modality != data.modality:
+        raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
+    if data.modality == "image":
+        cfg = backbone.pretrained_cfg
+        size = cfg.input_size if cfg.fixed_input_size else (
+            image_size or auto_image_size(data.items, cfg.input_size, seed=seed))
+        taps, grid = (cfg.feature_taps, cfg.feature_grid) if multiscale else ((), 1)
+        backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
+    if max_length and data.modality == "text":
+        limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
+        backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
+    return backbone
 
 
 class Headstart:
@@ -190,18 +210,8 @@ class Headstart:
         train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
         set_seed(self.seed)
         spec = DEFAULT_BACKBONES[data.modality] if self.backbone == "auto" else self.backbone
-        backbone = build_backbone(spec)
-        if backbone.modality != data.modality:
-            raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
-        if data.modality == "image":
-            cfg = backbone.pretrained_cfg
-            size = cfg.input_size if cfg.fixed_input_size else (
-                self.image_size or auto_image_size(train.items, cfg.input_size, seed=self.seed))
-            taps, grid = (cfg.feature_taps, cfg.feature_grid) if self.multiscale else ((), 1)
-            backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
-        if self.max_length and data.modality == "text":
-            limit = getattr(backbone.tokenizer(), "model_max_length", self.max_length) or self.max_length
-            backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(self.max_length, limit))))
+        backbone = prepare_backbone(spec, train, image_size=self.image_size, multiscale=self.multiscale,
+                                    max_length=self.max_length, seed=self.seed)
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
         self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile)
         model = TransferModel(backbone, head).to(self.accelerator_.device)

@@ -189,6 +189,43 @@ def backbones() -> None:
 
 
 @app.command()
+def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
+         backbones: str = typer.Option(..., help="comma-separated candidates, e.g. efficientnet_lite0,scratch:efficientnet_lite0"),
+         scores: str = typer.Option("logme,knn,h_score,leep,nce", help="scores to compute"),
+         by: str = typer.Option("logme", help="the score that decides the pick"),
+         max_samples: int = typer.Option(2000, help="stratified subsample size (0: all)"),
+         image_size: Optional[int] = typer.Option(None), max_length: Optional[int] = typer.Option(None),
+         text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+         label_column: str = typer.Option("label"),
+         cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
+         device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
+         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON here")) -> None:
+    """Rank pretrained backbones by transferability scores on frozen features (cached: a second
+    call on the same data does not run the backbones)."""
+    from headstart.data.sources import read_data
+    from headstart.data.validate import DataError, check_data
+    from headstart.selection import rank_backbones
+
+    try:
+        train = read_data(data, text_column=text_column, path_column=path_column, label_column=label_column)
+        report, train, _, _ = check_data(train, root=data if data.is_dir() else None)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    if report.bad:
+        typer.echo(report.format(), err=True)
+    result = rank_backbones(train, [b.strip() for b in backbones.split(",") if b.strip()],
+                            scores=[s.strip() for s in scores.split(",") if s.strip()], by=by,
+                            max_samples=max_samples or None, image_size=image_size, max_length=max_length,
+                            cache_dir=cache_dir, device=device, log=lambda m: typer.echo(m, err=True))
+    typer.echo(result.format())
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    if result.pick is None:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(data: Optional[Path] = typer.Option(None, help="examples folder (default: the repository's)"),
          modality: str = typer.Option("both", help="image | text | both")) -> None:
     """Offline demo on shipped data: transfer vs from-scratch, accuracy and time."""

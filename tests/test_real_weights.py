@@ -47,3 +47,13 @@ def test_scratch_efficientnet_is_a_random_copy_of_the_pretrained_one():
     b = headstart.build_backbone("scratch:efficientnet_lite0")
     assert a.num_features == b.num_features
     assert not np.allclose(a.model.conv_stem.weight.detach().numpy(), b.model.conv_stem.weight.detach().numpy())
+
+
+def test_rank_prefers_pretrained_lite0_to_its_random_copy_and_scores_its_imagenet_predictions(tmp_path):
+    from headstart.data.sources import read_data
+    from headstart.selection import rank_backbones
+    data = read_data(EXAMPLES / "fashion_mnist" / "train")
+    result = rank_backbones(data, ["scratch:efficientnet_lite0", "efficientnet_lite0"], cache_dir=tmp_path, log=None)
+    assert result.pick == "efficientnet_lite0"
+    lite = next(r for r in result.rows if r.backbone == "efficientnet_lite0")
+    assert lite.scores["leep"] is not None and lite.scores["leep"] < 0  # from its 1000 ImageNet classes

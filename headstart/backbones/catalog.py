@@ -94,8 +94,7 @@ def _lite_from_file(n: int, path: Path, alias: str) -> Backbone:
     sd = load_torch_weights(path)
     target = model.state_dict()
     model.load_state_dict(remap_by_order(sd, list(target), {k: v.shape for k, v in target.items()}))
-    model.reset_classifier(0)
-    return TimmBackbone(arch, spec=alias, model=model)
+    return TimmBackbone(arch, spec=alias, model=model)  # keeps the ImageNet classifier aside
 
 
 def build_alias(alias: str, pretrained: bool = True) -> Backbone:

@@ -18,8 +18,14 @@ class TimmBackbone(Backbone):
         super().__init__()
         self.arch = arch
         self.spec = spec or f"timm:{arch}"
-        self.model = model if model is not None else timm.create_model(
-            arch, pretrained=pretrained, num_classes=0)
+        if model is None:
+            model = timm.create_model(arch, pretrained=pretrained)
+        # The source-task classifier (e.g. ImageNet's 1000 classes) is kept aside for the
+        # transferability scores that need source predictions (LEEP, NCE); it is not part of
+        # the backbone's parameters, state_dict or bundle. Random weights have no source task.
+        self._source = (source_classifier(model),) if pretrained else (None,)
+        model.reset_classifier(0)
+        self.model = model
         pc = self.model.pretrained_cfg
         self.pretrained_cfg = PretrainedCfg(
             modality=IMAGE, source=f"timm:{arch}", license=str(pc.get("license", "unknown")),
@@ -64,6 +70,9 @@ class TimmBackbone(Backbone):
     def _pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
         self._tapped.clear()
         self.model.forward_features(x)
+        return self._pooled_from_tapped()
+
+    def _pooled_from_tapped(self) -> list[torch.Tensor]:
         grid = self.pretrained_cfg.feature_grid
         out = []
         for name in self.pretrained_cfg.feature_taps:
@@ -82,6 +91,26 @@ class TimmBackbone(Backbone):
             return self.model(x)
         return torch.cat(self._pooled(x), 1)
 
+    def has_source_task(self) -> bool:
+        return self._source[0] is not None
+
+    def features_and_source_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass: the pooled features ``(N, D)`` and the source-task logits ``(N, K)``."""
+        if self._source[0] is None:
+            raise ValueError(f"{self.spec}: no source-task classifier (random weights or none shipped)")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.pretrained_cfg.feature_taps:
+            self._tapped.clear()
+            final = self.model.forward_features(x)  # hooks capture the tapped blocks
+            feats = torch.cat(self._pooled_from_tapped(), 1)
+        else:
+            final = self.model.forward_features(x)
+            feats = None
+        pre = self.model.forward_head(final, pre_logits=True)  # (N, num_features)
+        clf = self._source[0].to(pre.device)
+        return (pre if feats is None else feats), clf(pre)
+
     def feature_block_dims(self) -> list[int]:
         return list(self._block_dims)
 
@@ -93,6 +122,16 @@ class TimmBackbone(Backbone):
 
     def save_architecture(self, directory: Path) -> None:
         self.write_config(directory, "timm", self.arch)
+
+
+def source_classifier(model: nn.Module) -> nn.Module | None:
+    """A detached copy of a timm model's classifier (None when it has none)."""
+    import copy
+
+    clf = model.get_classifier()
+    if not isinstance(clf, nn.Linear) or clf.out_features == 0:
+        return None
+    return copy.deepcopy(clf).eval().requires_grad_(False)
 
 
 def build(name: str, pretrained: bool = True) -> TimmBackbone:

@@ -35,21 +35,31 @@ def digests(data: LabeledData) -> list[bytes]:
 
 @torch.inference_mode()
 def extract_features(backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
-                     device: torch.device | str = "cpu", num_workers: int = 0) -> torch.Tensor:
-    """Run the frozen backbone (eval mode) over data; returns (N, D) float32 on CPU."""
+                     device: torch.device | str = "cpu", num_workers: int = 0,
+                     source_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Run the frozen backbone (eval mode) over data; returns (N, D) float32 on CPU, and with
+    ``source_logits`` also the backbone's source-task logits (N, K) from the same pass."""
     was_training = backbone.training
     backbone.eval()
     loader = make_loader(data, None, backbone, train=False, batch_size=batch_size, num_workers=num_workers)
-    out = []
+    out, logits = [], []
     dev = torch.device(device)
     half = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     for batch, _ in loader:
         batch = ({k: v.to(dev, non_blocking=True) for k, v in batch.items()} if isinstance(batch, dict)
                  else batch.to(dev, non_blocking=True))
         with torch.autocast(dev.type, dtype=half, enabled=dev.type == "cuda"):  # GPU: bf16/fp16
-            out.append(backbone.forward_features(batch).float().cpu())
+            if source_logits:
+                f, z = backbone.features_and_source_logits(batch)
+                logits.append(z.float().cpu())
+            else:
+                f = backbone.forward_features(batch)
+            out.append(f.float().cpu())
     backbone.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, backbone.num_features)
+    feats = torch.cat(out) if out else torch.empty(0, backbone.num_features)
+    if not source_logits:
+        return feats
+    return feats, (torch.cat(logits) if logits else torch.empty(0, 0))
 
 
 class FeatureCache:
@@ -73,33 +83,53 @@ class FeatureCache:
     def features(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
                  device: torch.device | str = "cpu", num_workers: int = 0) -> torch.Tensor:
         """(N, D) float32 features for data, from disk where present, computed otherwise."""
-        ns = self.root / backbone.identity()
+        return self._lookup(backbone, data, False, batch_size, device, num_workers)[0]
+
+    def features_and_source_logits(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
+                                   device: torch.device | str = "cpu",
+                                   num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and the backbone's source-task logits, cached side by side (one pass computes
+        both; the features namespace is the one ``features`` reads, so a later fit reuses it)."""
+        feats, logits = self._lookup(backbone, data, True, batch_size, device, num_workers)
+        return feats, logits
+
+    def _lookup(self, backbone: Backbone, data: LabeledData, with_source: bool, batch_size: int,
+                device: torch.device | str, num_workers: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ident = backbone.identity()
+        spaces = [self.root / ident] + ([self.root / f"{ident}-source-logits"] if with_source else [])
         keys = digests(data)
-        index = self._index(ns) if ns.is_dir() else {}
-        missing = sorted({i for i, k in enumerate(keys) if k not in index}, key=int)
-        # de-duplicate identical inputs among the missing ones
-        first_of: dict[bytes, int] = {}
+        indexes = [self._index(ns) if ns.is_dir() else {} for ns in spaces]
+        missing = sorted({i for i, k in enumerate(keys) if any(k not in ix for ix in indexes)}, key=int)
+        first_of: dict[bytes, int] = {}  # de-duplicate identical inputs among the missing ones
         for i in missing:
             first_of.setdefault(keys[i], i)
         todo = list(first_of.values())
         if todo:
-            feats = extract_features(backbone, data.subset(todo), batch_size=batch_size, device=device,
-                                     num_workers=num_workers)
-            ns.mkdir(parents=True, exist_ok=True)
-            name = f"{time.time_ns()}-{os.getpid()}"
-            tmp, final = ns / f".{name}.tmp", ns / f"{name}.safetensors"
+            got = extract_features(backbone, data.subset(todo), batch_size=batch_size, device=device,
+                                   num_workers=num_workers, source_logits=with_source)
+            tensors = list(got) if with_source else [got]
             dg = torch.from_numpy(np.frombuffer(b"".join(keys[i] for i in todo), dtype=np.uint8).reshape(-1, 32).copy())
-            save_file({"features": feats.contiguous(), "digests": dg}, str(tmp))
-            os.replace(tmp, final)  # atomic: a reader sees the whole shard or none of it
-            for row, i in enumerate(todo):
-                index[keys[i]] = (final, row)
+            for ns, ix, t in zip(spaces, indexes, tensors):
+                self._write_shard(ns, ix, t, dg, [keys[i] for i in todo])
             self.computed += len(todo)
         self.reused += len(keys) - len(todo)
-        return self._gather(index, keys, backbone.num_features)
+        feats = self._gather(indexes[0], keys, backbone.num_features)
+        return feats, (self._gather(indexes[1], keys, None) if with_source else None)
 
     @staticmethod
-    def _gather(index: dict[bytes, tuple[Path, int]], keys: list[bytes], dim: int) -> torch.Tensor:
-        out = torch.empty(len(keys), dim)
+    def _write_shard(ns: Path, index: dict[bytes, tuple[Path, int]], values: torch.Tensor,
+                     dg: torch.Tensor, keys: list[bytes]) -> None:
+        ns.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{os.getpid()}"
+        tmp, final = ns / f".{name}.tmp", ns / f"{name}.safetensors"
+        save_file({"features": values.contiguous(), "digests": dg}, str(tmp))
+        os.replace(tmp, final)  # atomic: a reader sees the whole shard or none of it
+        for row, k in enumerate(keys):
+            index[k] = (final, row)
+
+    @staticmethod
+    def _gather(index: dict[bytes, tuple[Path, int]], keys: list[bytes], dim: int | None) -> torch.Tensor:
+        out = None if dim is None else torch.empty(len(keys), dim)
         by_shard: dict[Path, list[tuple[int, int]]] = {}
         for i, k in enumerate(keys):
             shard, row = index[k]
@@ -107,6 +137,8 @@ class FeatureCache:
         for shard, pairs in by_shard.items():
             with safe_open(str(shard), "pt") as f:
                 feats = f.get_tensor("features")
+            if out is None:
+                out = torch.empty(len(keys), feats.shape[1])
             dst, src = zip(*pairs)
             out[list(dst)] = feats[list(src)]
-        return out
+        return out if out is not None else torch.empty(0, 0)

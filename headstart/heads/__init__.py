@@ -7,10 +7,12 @@ from headstart._registry import Registry
 from headstart.heads._base import Head
 from headstart.heads.linear import LinearHead
 from headstart.heads.mlp import MLPHead
+from headstart.heads.prototype import PrototypeHead
 
 HEADS: Registry[type[Head]] = Registry("head")
 HEADS.register("linear")(LinearHead)
 HEADS.register("mlp")(MLPHead)
+HEADS.register("prototype")(PrototypeHead)
 
 
 def build_head(name: str, num_features: int, num_classes: int, **params: Any) -> Head:

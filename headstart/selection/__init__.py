@@ -17,4 +17,6 @@ SCORES.register("knn")(knn_accuracy)
 SCORES.register("leep")(leep)
 SCORES.register("nce")(nce)
 
-__all__ = ["SCORES", "h_score", "knn_accuracy", "leep", "logme", "nce"]
+from headstart.selection.rank import Ranking, rank_backbones  # noqa: E402  (needs SCORES above)
+
+__all__ = ["SCORES", "Ranking", "h_score", "knn_accuracy", "leep", "logme", "nce", "rank_backbones"]

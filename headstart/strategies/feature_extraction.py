@@ -14,6 +14,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from headstart.heads._base import Head
 from headstart.heads.linear import LinearHead
+from headstart.heads.prototype import PrototypeHead
 from headstart.model import TransferModel
 from headstart.strategies._base import FitContext, Split, Strategy, class_weights
 from headstart.strategies.feature_basis import FeatureBasis
@@ -158,6 +159,10 @@ class FeatureExtraction(Strategy):
         model.backbone.eval()
         feats = ctx.features(model, train)
         val_feats = ctx.features(model, val) if val is not None else None
+        if isinstance(model.head, PrototypeHead):  # computed from class means, nothing to train
+            info = model.head.fit_prototypes(feats, train.targets, model.backbone.feature_block_dims())
+            ctx.log(f"prototypes: logit scale {info['scale']:g}, train accuracy {info['train_accuracy']:.3f}")
+            return [{"epoch": 1, "prototype_scale": info["scale"]}]
         linear = isinstance(model.head, LinearHead)
         if self.solver == "lbfgs" and not linear:
             raise ValueError("solver='lbfgs' needs the linear head")

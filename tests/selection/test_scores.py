@@ -50,3 +50,30 @@ def test_leep_and_nce_reward_source_labels_that_predict_the_target():
 
 def test_registry_lists_every_score():
     assert SCORES.list() == ["h_score", "knn", "leep", "logme", "nce"]
+
+
+def _h_score_by_covariance(f, y):
+    """The textbook route: a D x D Ledoit-Wolf covariance and its pseudo-inverse."""
+    from sklearn.covariance import LedoitWolf
+    f = f - f.mean(0)
+    cov = LedoitWolf(assume_centered=True).fit(f).covariance_
+    means = np.zeros_like(f)
+    for c in np.unique(y):
+        means[y == c] = f[y == c].mean(0)
+    return float(np.trace(np.linalg.pinv(cov, rcond=1e-12) @ (means.T @ means / len(f))))
+
+
+@pytest.mark.parametrize("n,d", [(120, 20), (50, 200)])  # n > D and D > n (multi-scale features)
+def test_h_score_in_sample_space_equals_the_covariance_route(n, d):
+    f, y = _features(2.0, n=n, d=d)
+    assert h_score(f, y) == pytest.approx(_h_score_by_covariance(f, y), rel=1e-9)
+
+
+@pytest.mark.parametrize("n,d", [(300, 50), (100, 400)])  # both Gram routes: D x D and n x n
+def test_logme_from_the_gram_matrix_equals_the_svd_route(n, d):
+    from headstart.selection.logme import _evidence
+    f, y = _features(1.0, n=n, d=d)
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    ref = np.mean([_evidence(s ** 2, u.T @ (y == c).astype(float), float((y == c).sum()), n, d)[0]
+                   for c in np.unique(y)])
+    assert logme(f, y) == pytest.approx(ref, rel=1e-6)
