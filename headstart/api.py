@@ -101,7 +101,7 @@ class Headstart:
                  num_workers: int | str = 0, text_column: str = "text", path_column: str = "path",
                  label_column: str = "label", checkpoint_every: int | None = None,
                  on_step: Callable[[dict[str, Any]], None] | None = None, on_bad_sample: str = "skip",
-                 compile: bool = False, verbose: bool = True) -> None:
+                 compile: bool = False, budget: str | float | None = None, verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.head = head
@@ -122,6 +122,7 @@ class Headstart:
         self.on_step = on_step
         self.on_bad_sample = on_bad_sample
         self.compile = compile
+        self.budget = budget
         self.device = device
         self.mixed_precision = mixed_precision
         self.num_workers = num_workers
@@ -191,8 +192,14 @@ class Headstart:
     # -- fit ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None) -> "Headstart":
         """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
-        ``val``/``test`` are optional explicit splits in the same forms."""
+        ``val``/``test`` are optional explicit splits in the same forms.
+
+        ``strategy='plan'``, or ``'auto'`` with a ``budget``, runs the transfer planner
+        (``headstart.selection.planner``): the ladder of strategies, measured on a validation
+        split, and keeps the best rung (``plan_`` holds the evidence)."""
         t0 = time.perf_counter()
+        if self.strategy == "plan" or (self.strategy == "auto" and self.budget is not None):
+            return self._fit_planned(X, y, val, test, t0)
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
@@ -246,6 +253,41 @@ class Headstart:
         self.accelerator_.wait_for_everyone()
         return self
 
+    def _fit_planned(self, X: Any, y: Sequence[Any] | None, val: Any, test: Any, t0: float) -> "Headstart":
+        from headstart.selection.planner import Planner, parse_budget
+
+        data = self._read(X, y)
+        if len(data) == 0 or data.labels is None:
+            raise ValueError("the planner needs a non-empty labeled dataset")
+        data, val_d, test_d = self._preflight(X, data, val, test)
+        if val_d is not None:  # the planner holds out its own validation split
+            data = LabeledData(list(data.items) + list(val_d.items), list(data.labels) + list(val_d.labels),
+                               data.modality, list(data.origins) + list(val_d.origins))
+        train, _, test_d = self._splits(data, None, test_d, early_stopping=False)
+        base = {k: v for k, v in self.get_params().items()
+                if k not in ("strategy", "strategy_params", "head", "head_params", "budget", "on_step")}
+        if base["backbone"] == "auto":
+            base["backbone"] = DEFAULT_BACKBONES[data.modality]
+        base["on_bad_sample"] = "skip"  # already checked above
+        planner = Planner(base, budget=parse_budget(self.budget), log=self._log)
+        self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
+        self.plan_, winner = planner.run(train)
+        self._log(self.plan_.format())
+        for k, v in vars(winner).items():  # adopt the winner's fitted state
+            if k.endswith("_") and not k.startswith("_") and k not in ("data_report_",):
+                setattr(self, k, v)
+        self.strategy_reason_ = f"planner pick: {self.plan_.pick} ({'; '.join(self.plan_.decisions[-2:])})"
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.splits_ = {"train": train, "val": None, "test": test_d}
+        self.metrics_ = {"fit_seconds": self.fit_seconds_, "n_train": len(train)}
+        if test_d is not None:
+            self.metrics_["test"] = self.evaluate(test_d)
+            self._log(format_metrics(self.metrics_["test"], self.classes_))
+        if self.out:
+            self.save(self.out)
+            self._log(f"bundle written to {self.out}")
+        return self
+
     def _preflight(self, X: Any, data: LabeledData, val: Any, test: Any
                    ) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
         """Check every sample before any compute (see ``headstart.data.validate``); bad ones
@@ -269,7 +311,7 @@ class Headstart:
                                  f"its parameters: {sorted(chosen.get_params())}")
             return type(chosen)(**{**chosen.get_params(), **params}), why
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}")
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}, plan")
         return build_strategy(self.strategy, **params), "chosen by the user"
 
     # -- predict -----------------------------------------------------------------------
@@ -332,6 +374,8 @@ class Headstart:
                          "reason": self.strategy_reason_} if getattr(self, "strategy_", None) else self.meta_.get("strategy"),
             "metrics": {k: v for k, v in self.metrics_.items()},
             "history": getattr(self, "history_", []),
+            "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None
+                     else getattr(self, "meta_", {}).get("plan")),
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()
                        if not callable(v)},
         }

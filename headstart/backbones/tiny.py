@@ -1,7 +1,9 @@
-"""``tiny:cnn`` and ``tiny:bert`` — small randomly initialised backbones.
+"""``tiny:cnn``, ``tiny:small_cnn`` and ``tiny:bert`` — small randomly initialised backbones.
 
 They satisfy the full Backbone contract and build in milliseconds with no download: the unit
-tests and smoke runs use them. Not for real work.
+tests and smoke runs use them. ``tiny:small_cnn`` (widths 32/64/128, 32x32 inputs) is the
+planner's from-scratch rung for images: on small low-resolution images far from ImageNet it can
+beat every transfer recipe.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg
 class TinyCNN(Backbone):
     """Three conv blocks and global average pooling; 32x32 inputs by default."""
 
-    def __init__(self, width: int = 16, spec: str = "tiny:cnn") -> None:
+    def __init__(self, width: int = 16, spec: str = "tiny:cnn", arch: str = "cnn") -> None:
         super().__init__()
         self.spec = spec
+        self.arch = arch
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
@@ -39,7 +42,7 @@ class TinyCNN(Backbone):
         return [list(b.parameters()) for b in self.blocks]
 
     def save_architecture(self, directory: Path) -> None:
-        self.write_config(directory, "tiny", "cnn")
+        self.write_config(directory, "tiny", self.arch)
 
 
 def tiny_tokenizer():
@@ -77,6 +80,8 @@ def build(name: str, pretrained: bool = True) -> Backbone:
     """``pretrained`` is ignored: tiny backbones are always random."""
     if name == "cnn":
         return TinyCNN()
+    if name == "small_cnn":
+        return TinyCNN(width=32, spec="tiny:small_cnn", arch="small_cnn")
     if name == "bert":
         return tiny_bert()
-    raise KeyError(f"unknown tiny backbone {name!r}; known: cnn, bert")
+    raise KeyError(f"unknown tiny backbone {name!r}; known: cnn, small_cnn, bert")

@@ -39,6 +39,15 @@ def model_card(meta: dict[str, Any]) -> str:
             lines.append(f"| {c} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
     else:
         lines.append("No held-out test set was evaluated.")
+    plan = meta.get("plan")
+    if plan:
+        lines += ["", "## How the strategy was chosen (planner)", "",
+                  "| rung | budget | validation accuracy | seconds |", "|---|---|---|---|"]
+        lines += [f"| {t['rung']} | {t['fidelity']:g} | {100 * t['val_accuracy']:.2f}% | {t['seconds']:.1f} |"
+                  for t in plan["trials"]]
+        lines += [""] + [f"- {d}" for d in plan["decisions"]]
+        if plan.get("negative_transfer"):
+            lines.append("- **Negative transfer**: a model trained from scratch beat every pretrained recipe here.")
     if "scratch" in m:
         s = m["scratch"]
         lines.append(f"\nSame architecture trained from scratch on the same split: accuracy "

@@ -1,0 +1,271 @@
+"""The transfer planner: which strategy for the N examples at hand, decided by measurement.
+
+A ladder from cheap to costly — linear probe, prototypes, MLP head (all on cached features),
+partial fine-tuning (last groups), full fine-tuning — plus a from-scratch rung. Every rung trains
+on the same stratified part of the training data and is scored on the rest (the validation
+split). Rungs that train the backbone run with successive halving (Jamieson & Talwalkar,
+"Non-stochastic Best Arm Identification and Hyperparameter Optimization", AISTATS 2016): first
+at a quarter of their training budget; the ladder stops climbing when a rung does not beat the
+best rung below it by ``margin``; the best half go on at a larger budget, and a run goes to its
+full budget only while more budget still buys accuracy. Everything stays inside ``budget``
+seconds. The pick is the best validation accuracy, a cheaper rung winning ties within
+``margin``; when the from-scratch rung wins, the plan says so (negative transfer) and returns it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from headstart._registry import Registry
+from headstart.data._base import LabeledData
+from headstart.data.splits import stratified_split
+from headstart.evaluation.compare import SCRATCH_PARAMS
+
+FIDELITIES = (0.25, 0.5, 1.0)
+IMAGE_FT_STEPS = 400  # FineTuning's default step budget (full fidelity)
+TEXT_FT_EPOCHS = 5  # the text recipe's epochs (strategies/auto.py)
+SCRATCH_IMAGE = "tiny:small_cnn"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One way to adapt: ``params(modality, fidelity)`` gives the estimator parameters.
+    ``trains_backbone``: costly (successive halving); else it runs on cached features."""
+
+    name: str
+    what: str
+    trains_backbone: bool
+    transfer: bool
+    params: Callable[[str, float], dict[str, Any]]
+
+
+def _text_ft(fidelity: float, **extra: Any) -> dict[str, Any]:
+    from headstart.strategies.auto import text_fine_tuning
+
+    p = text_fine_tuning().get_params()
+    p.update(epochs=max(1, round(TEXT_FT_EPOCHS * fidelity)), **extra)
+    return {"strategy": "fine_tuning", "strategy_params": p}
+
+
+def _image_ft(fidelity: float, **extra: Any) -> dict[str, Any]:
+    return {"strategy": "fine_tuning", "strategy_params": {"steps": max(8, round(IMAGE_FT_STEPS * fidelity)), **extra}}
+
+
+RUNGS: Registry[Rung] = Registry("planner rung")
+for _rung in [
+    Rung("linear_probe", "logistic regression on cached features", False, True,
+         lambda m, f: {"strategy": "feature_extraction", "head": "linear"}),
+    Rung("prototype", "nearest class mean on cached features", False, True,
+         lambda m, f: {"strategy": "feature_extraction", "head": "prototype"}),
+    Rung("mlp_head", "MLP(1024) on cached features", False, True,
+         lambda m, f: {"strategy": "feature_extraction", "head": "mlp"}),
+    Rung("partial_ft", "fine-tune the last 2 layer groups", True, True,
+         lambda m, f: (_image_ft if m == "image" else _text_ft)(f, freeze="all-but-last:2")),
+    Rung("full_ft", "fine-tune everything, layer-wise lr decay", True, True,
+         lambda m, f: (_image_ft if m == "image" else _text_ft)(f)),
+    Rung("scratch", "small CNN from random initialisation", True, False,
+         lambda m, f: {"backbone": SCRATCH_IMAGE, "strategy": "fine_tuning", "image_size": None,
+                       "strategy_params": {**SCRATCH_PARAMS, "steps": max(8, round(IMAGE_FT_STEPS * f))}}),
+]:
+    RUNGS.register(_rung.name)(_rung)
+LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch")
+
+
+def ladder_for(modality: str) -> list[str]:
+    """Rungs that apply: the small-CNN scratch rung is for images (text's classic baseline,
+    TF-IDF + logistic regression, is measured by ``headstart compare`` but is not a bundle)."""
+    return [r for r in LADDER if not (r == "scratch" and modality != "image")]
+
+
+@dataclass
+class Trial:
+    rung: str
+    fidelity: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class Plan:
+    trials: list[Trial] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    pick: str = ""
+    pick_fidelity: float = 1.0
+    negative_transfer: bool = False
+    seconds: float = 0.0
+    budget: float | None = None
+    n_fit: int = 0
+    n_val: int = 0
+
+    def best(self, rung: str) -> Trial | None:
+        runs = [t for t in self.trials if t.rung == rung]
+        return max(runs, key=lambda t: (t.fidelity, t.val_accuracy)) if runs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "trials"},
+                "trials": [asdict(t) for t in self.trials]}
+
+    def format(self) -> str:
+        lines = [f"{'rung':<14} {'budget':>7} {'val acc':>8} {'seconds':>8}  what"]
+        for t in self.trials:
+            lines.append(f"{t.rung:<14} {t.fidelity:>7.2f} {100 * t.val_accuracy:>7.2f}% {t.seconds:>8.1f}  "
+                         f"{RUNGS.get(t.rung).what}")
+        lines.append(f"validation: {self.n_val} held-out examples (rungs trained on {self.n_fit})")
+        lines += [f"- {d}" for d in self.decisions]
+        lines.append(f"pick: {self.pick} (budget {self.pick_fidelity:g}); planner time {self.seconds:.0f} s"
+                     + (f" of {self.budget:.0f} s" if self.budget else ""))
+        return "\n".join(lines)
+
+
+def parse_budget(budget: str | float | int | None) -> float | None:
+    """``"10m"``, ``"90s"``, ``"1h"`` or seconds -> seconds."""
+    if budget is None or isinstance(budget, (int, float)):
+        return None if budget is None else float(budget)
+    s = budget.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(s[:-1]) * units[s[-1]] if s[-1] in units else float(s)
+    except ValueError:
+        raise ValueError(f"budget must look like 90s, 10m or 1h; got {budget!r}") from None
+
+
+class Planner:
+    """Run the ladder on ``data`` (labeled, already checked) with estimator ``base`` params."""
+
+    def __init__(self, base: dict[str, Any], budget: float | None = None, margin: float = 0.01,
+                 val_fraction: float = 0.2, rungs: list[str] | None = None,
+                 log: Callable[[str], None] | None = print) -> None:
+        self.base = base
+        self.budget = budget
+        self.margin = margin
+        self.val_fraction = val_fraction
+        self.rungs = rungs
+        self.log = log or (lambda m: None)
+
+    def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None) -> tuple[Any, float, float]:
+        """Fit one rung; returns (estimator, validation accuracy or nan, seconds)."""
+        from headstart.api import Headstart
+
+        r = RUNGS.get(rung)
+        params = {**self.base, **r.params(fit.modality, fidelity), "val_size": 0.0, "test_size": 0.0,
+                  "out": None, "resume": False, "verbose": False}
+        t0 = time.perf_counter()
+        est = Headstart(**params).fit(fit)
+        acc = float(np.mean(est.predict(val) == np.array(val.labels, dtype=object))) if val is not None else math.nan
+        return est, acc, time.perf_counter() - t0
+
+    def _left(self, t0: float) -> float:
+        return math.inf if self.budget is None else self.budget - (time.perf_counter() - t0)
+
+    def run(self, data: LabeledData) -> tuple[Plan, Any]:
+        """Returns (plan, the picked rung's estimator)."""
+        t0 = time.perf_counter()
+        rungs = self.rungs or ladder_for(data.modality)
+        keep, held = stratified_split(data.labels, self.val_fraction, self.base.get("seed", 0) + 7)
+        fit, val = data.subset(keep.tolist()), data.subset(held.tolist())
+        plan = Plan(budget=self.budget, n_fit=len(fit), n_val=len(val))
+        models: dict[tuple[str, float], Any] = {}
+
+        def trial(rung: str, f: float) -> Trial:
+            est, acc, secs = self._run(rung, f, fit, val)
+            models[(rung, f)] = est
+            t = Trial(rung, f, acc, secs)
+            plan.trials.append(t)
+            self.log(f"  {rung} at budget {f:g}: val accuracy {100 * acc:.2f}% ({secs:.1f} s)")
+            return t
+
+        # 1. cheap rungs on cached features, at full budget
+        for rung in [r for r in rungs if not RUNGS.get(r).trains_backbone]:
+            trial(rung, 1.0)
+        incumbent = max(plan.trials, key=lambda t: t.val_accuracy) if plan.trials else None
+        # 2. costly rungs at the lowest budget, climbing while each beats the best below it
+        costly = [r for r in rungs if RUNGS.get(r).trains_backbone]
+        alive: list[Trial] = []
+        stopped = False
+        for rung in costly:
+            transfer = RUNGS.get(rung).transfer
+            if transfer and stopped:
+                continue
+            est_cost = self._estimate(plan, rung, FIDELITIES[0])
+            if est_cost > self._left(t0):
+                plan.decisions.append(f"{rung}: skipped, its estimated {est_cost:.0f} s exceed the budget left")
+                continue
+            t = trial(rung, FIDELITIES[0])
+            below = max([x for x in plan.trials if x is not t], key=lambda x: x.val_accuracy, default=None)
+            if below is not None and t.val_accuracy < below.val_accuracy + self.margin:
+                if transfer:
+                    stopped = True
+                    plan.decisions.append(
+                        f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
+                        f"{below.rung} ({100 * below.val_accuracy:.1f}%) by {100 * self.margin:.1f} points; "
+                        "stop climbing")
+                    # still a candidate for more budget if it is close: low-budget runs underestimate
+                    if t.val_accuracy >= below.val_accuracy - 2 * self.margin:
+                        alive.append(t)
+                else:
+                    plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
+                continue
+            alive.append(t)
+        # 3. successive halving: the best half go on at twice the budget while it still pays
+        for f_prev, f in zip(FIDELITIES, FIDELITIES[1:]):
+            if not alive:
+                break
+            alive.sort(key=lambda t: -t.val_accuracy)
+            alive = alive[:max(1, len(alive) // 2)]
+            nxt = []
+            for t in alive:
+                if f == 1.0 and nxt:  # one full-budget run at most
+                    break
+                prev2 = [x for x in plan.trials if x.rung == t.rung and x.fidelity < f_prev]
+                if f == 1.0 and prev2 and t.val_accuracy < max(x.val_accuracy for x in prev2) + self.margin:
+                    plan.decisions.append(f"{t.rung}: doubling its budget gained under {100 * self.margin:.1f} "
+                                          "points; not run to full budget")
+                    continue
+                est_cost = self._estimate(plan, t.rung, f)
+                if est_cost > self._left(t0):
+                    plan.decisions.append(f"{t.rung}: budget {f:g} skipped, its estimated {est_cost:.0f} s "
+                                          "exceed the budget left")
+                    continue
+                nxt.append(trial(t.rung, f))
+            alive = nxt
+        # 4. the pick: best validation accuracy; a cheaper rung wins ties within the margin
+        order = {r: i for i, r in enumerate(LADDER)}
+        best = {r: plan.best(r) for r in rungs if plan.best(r) is not None}
+        top = max(t.val_accuracy for t in best.values())
+        tied = [t for t in best.values() if t.val_accuracy >= top - self.margin / 2]
+        choice = min(tied, key=lambda t: (order[t.rung], -t.val_accuracy))
+        if choice.rung != max(best.values(), key=lambda t: t.val_accuracy).rung:
+            plan.decisions.append(f"{choice.rung} is within {100 * self.margin / 2:.1f} points of the best "
+                                  "and cheaper: picked")
+        plan.pick, plan.pick_fidelity = choice.rung, choice.fidelity
+        plan.negative_transfer = not RUNGS.get(choice.rung).transfer
+        if plan.negative_transfer:
+            best_t = max((t for t in best.values() if RUNGS.get(t.rung).transfer), key=lambda t: t.val_accuracy)
+            plan.decisions.append(
+                f"NEGATIVE TRANSFER: training from scratch ({100 * choice.val_accuracy:.1f}%) beat every transfer "
+                f"rung (best {best_t.rung}, {100 * best_t.val_accuracy:.1f}%); the scratch model is returned")
+        # 5. the returned model: rungs on cached features are refitted on all the data (seconds);
+        # a rung that trains the backbone keeps its run (refitting would double its cost)
+        if not RUNGS.get(choice.rung).trains_backbone:
+            est, _, _ = self._run(choice.rung, choice.fidelity, data, None)
+            plan.decisions.append(f"{choice.rung} refitted on all {len(data)} examples")
+        else:
+            est = models[(choice.rung, choice.fidelity)]
+            plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples (the other {len(val)} "
+                                  "chose it)")
+        plan.seconds = time.perf_counter() - t0
+        return plan, est
+
+    @staticmethod
+    def _estimate(plan: Plan, rung: str, fidelity: float) -> float:
+        """Seconds a run will take: from this rung's earlier runs, else from the costliest run so
+        far (a fine-tune costs more than a probe), else 0 (first run: no evidence yet)."""
+        runs = [t for t in plan.trials if t.rung == rung]
+        if runs:
+            t = max(runs, key=lambda t: t.fidelity)
+            return t.seconds * fidelity / t.fidelity
+        return 0.0
