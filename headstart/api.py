@@ -269,7 +269,7 @@ class Headstart:
         if base["backbone"] == "auto":
             base["backbone"] = DEFAULT_BACKBONES[data.modality]
         base["on_bad_sample"] = "skip"  # already checked above
-        planner = Planner(base, budget=parse_budget(self.budget), log=self._log)
+        planner = Planner(base, budget=parse_budget(self.budget), log=self._log, **(self.strategy_params or {}))
         self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
         self.plan_, winner = planner.run(train)
         self._log(self.plan_.format())

@@ -50,6 +50,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         num_workers: str = typer.Option("0", help="DataLoader worker processes, or auto (from the CPU count)"),
         compile: bool = typer.Option(False, "--compile", help="torch.compile the model (long runs on GPU)"),
         on_bad_sample: str = typer.Option("skip", help="skip (list every skipped file) | fail"),
+        budget: Optional[str] = typer.Option(None, help="with --strategy auto: run the planner within this time, e.g. 10m"),
         compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
         scratch_steps: int = typer.Option(300, help="optimizer steps for the from-scratch run"),
         quiet: bool = typer.Option(False)) -> None:
@@ -69,7 +70,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                     device=device, text_column=text_column, path_column=path_column, label_column=label_column,
                     checkpoint_every=checkpoint_every, on_bad_sample=on_bad_sample,
                     num_workers=num_workers if num_workers == "auto" else int(num_workers), compile=compile,
-                    verbose=not quiet)
+                    budget=budget, verbose=not quiet)
     try:
         est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
     except TrainingInterrupted as e:
@@ -186,6 +187,34 @@ def backbones() -> None:
         typer.echo(f"{alias:<20} {e.modality:<8} {'yes' if available_offline(alias) else 'no':<8} "
                    f"{e.license:<14} {e.spec}")
     typer.echo("\nAny timm:NAME, hf:NAME, torchvision:NAME or local:DIR works too; scratch:SPEC = random init.")
+
+
+@app.command()
+def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
+         backbone: str = typer.Option("auto", help="catalog alias or source:name"),
+         budget: Optional[str] = typer.Option(None, help="time budget, e.g. 10m (default: none)"),
+         rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder"),
+         margin: float = typer.Option(0.01, help="accuracy a costlier rung must add to be climbed"),
+         out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),
+         test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
+         image_size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
+         text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+         label_column: str = typer.Option("label"),
+         cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
+         device: Optional[str] = typer.Option(None, help="cpu to force the CPU")) -> None:
+    """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
+    from-scratch rung — on a validation split, and say which strategy to use and why."""
+    from headstart.api import Headstart
+
+    params: dict[str, Any] = {"margin": margin}
+    if rungs:
+        params["rungs"] = [r.strip() for r in rungs.split(",") if r.strip()]
+    est = Headstart(backbone=backbone, strategy="plan", strategy_params=params, budget=budget, out=out,
+                    test_size=0.0 if test is None else 0.2, image_size=image_size, seed=seed, cache_dir=cache_dir,
+                    device=device, text_column=text_column, path_column=path_column, label_column=label_column)
+    est.fit(data, test=test)
+    if out:
+        typer.echo(f"bundle: {out}")
 
 
 @app.command()

@@ -143,6 +143,9 @@ class Planner:
         self.budget = budget
         self.margin = margin
         self.val_fraction = val_fraction
+        unknown = [r for r in rungs or [] if r not in RUNGS]
+        if unknown:
+            raise ValueError(f"unknown rung(s) {unknown}; the ladder: {', '.join(LADDER)}")
         self.rungs = rungs
         self.log = log or (lambda m: None)
 

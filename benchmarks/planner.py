@@ -1,0 +1,102 @@
+"""The planner against running every rung to completion (issue 5).
+
+For each dataset: every rung of the ladder at full budget on the whole training set, scored on
+the test set (the "oracle" table, and its total compute); then the planner on the same training
+set (it holds out its own validation split), its pick's test accuracy and its total time.
+
+    python benchmarks/planner.py [--datasets digits,fmnist100,rt64,fmnist500,rt500] [--seed 0]
+
+Targets: the pick within 1 accuracy point of the best rung run to completion, at no more than
+40% of the compute of running every rung; on digits (8x8, where a small CNN from scratch wins)
+the planner picks the scratch rung or ties it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes,  # noqa: E402
+                               stratified_indices, text_train_indices)
+from headstart.data.sources import from_sequences  # noqa: E402
+from headstart.selection.planner import Planner, ladder_for  # noqa: E402
+
+
+def load(name: str, seed: int):
+    """(train LabeledData, test LabeledData, estimator base params)."""
+    if name.startswith("fmnist"):
+        n = int(name[6:])
+        xtr, ytr, xte, yte = load_fmnist()
+        idx = stratified_indices(ytr, n, seed)
+        return (from_sequences(list(xtr[idx]), [FMNIST_CLASSES[i] for i in ytr[idx]], "image"),
+                from_sequences(list(xte), [FMNIST_CLASSES[i] for i in yte], "image"),
+                {"backbone": "efficientnet_lite0", "image_size": 112})
+    if name.startswith("rt"):
+        n = int(name[2:])
+        pool, pool_y, tx, ty = load_rotten_tomatoes()
+        lab = {0: "rotten", 1: "fresh"}
+        idx = text_train_indices(pool_y, n, seed)
+        return (from_sequences([pool[i] for i in idx], [lab[int(pool_y[i])] for i in idx], "text"),
+                from_sequences(tx, [lab[int(v)] for v in ty], "text"), {"backbone": "minilm"})
+    if name == "digits":  # scikit-learn's 8x8 digits, 0..16 -> 0..255; 1000 train / 797 test
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+        d = load_digits()
+        x = (d.images * 255 / 16).round().astype(np.uint8)
+        tr, te = train_test_split(np.arange(len(x)), train_size=1000, stratify=d.target, random_state=seed)
+        return (from_sequences(list(x[tr]), [str(v) for v in d.target[tr]], "image"),
+                from_sequences(list(x[te]), [str(v) for v in d.target[te]], "image"),
+                {"backbone": "efficientnet_lite0"})
+    raise ValueError(name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="digits,fmnist100,rt64,fmnist500,rt500")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    results = []
+    for name in a.datasets.split(","):
+        train, test, base = load(name, a.seed)
+        base = {**base, "seed": a.seed}
+        print(f"\n=== {name}: {len(train)} train, {len(test)} test", flush=True)
+        oracle = {}
+        with tempfile.TemporaryDirectory() as cache:
+            p = Planner({**base, "cache_dir": cache}, log=None)
+            for rung in ladder_for(train.modality):
+                _, acc, secs = p._run(rung, 1.0, train, test)
+                oracle[rung] = {"test_accuracy": acc, "seconds": secs}
+                print(f"  every rung, full budget: {rung:<13} {100 * acc:6.2f}%  {secs:6.1f} s", flush=True)
+        with tempfile.TemporaryDirectory() as cache:
+            plan, est = Planner({**base, "cache_dir": cache}, log=print).run(train)
+            acc = float(np.mean(est.predict(test) == np.array(test.labels, dtype=object)))
+        print(plan.format())
+        best = max(oracle, key=lambda r: oracle[r]["test_accuracy"])
+        total = sum(v["seconds"] for v in oracle.values())
+        gap = 100 * (oracle[best]["test_accuracy"] - acc)
+        ratio = plan.seconds / total
+        ok = gap <= 1.0 and ratio <= 0.40
+        line = (f"{name}: pick {plan.pick} {100 * acc:.2f}% vs best rung {best} "
+                f"{100 * oracle[best]['test_accuracy']:.2f}% (gap {gap:+.2f} points); compute {plan.seconds:.0f} s "
+                f"vs {total:.0f} s for every rung = {ratio:.0%} -> {'PASS' if ok else 'FAIL'}")
+        if name == "digits":
+            scratch_ok = plan.pick == "scratch" or acc >= oracle["scratch"]["test_accuracy"] - 0.01
+            line += f"; scratch rung {100 * oracle['scratch']['test_accuracy']:.2f}%: {'PASS' if scratch_ok else 'FAIL'}"
+        print(line, flush=True)
+        results.append({"dataset": name, "oracle": oracle, "plan": plan.to_dict(), "pick_test_accuracy": acc,
+                        "summary": line})
+    print("\n" + "\n".join(r["summary"] for r in results))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

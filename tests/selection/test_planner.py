@@ -1,0 +1,96 @@
+import pytest
+
+import headstart
+from headstart.selection.planner import LADDER, Planner, parse_budget
+
+
+class ScriptedPlanner(Planner):
+    """The planner's decisions on scripted results: ``accs[(rung, fidelity)]`` (default by rung)."""
+
+    def __init__(self, accs, seconds=None, **kw):
+        super().__init__({"seed": 0}, log=None, **kw)
+        self.accs, self.secs, self.calls = accs, seconds or {}, []
+
+    def _run(self, rung, fidelity, fit, val):
+        self.calls.append((rung, fidelity, len(fit)))
+        acc = self.accs.get((rung, fidelity), self.accs.get(rung, 0.0))
+        return f"model:{rung}:{fidelity}:{len(fit)}", acc, self.secs.get(rung, 1.0) * fidelity
+
+
+@pytest.fixture
+def data():
+    return headstart.data.sources.from_sequences([f"text {i}" for i in range(50)], ["a", "b"] * 25, "text")
+
+
+def test_the_ladder_stops_climbing_when_a_rung_does_not_beat_the_one_below(data):
+    p = ScriptedPlanner({"linear_probe": 0.80, "prototype": 0.70, "mlp_head": 0.75, "partial_ft": 0.70,
+                         "full_ft": 0.95})
+    plan, model = p.run(data)
+    assert ("full_ft", 0.25, 40) not in p.calls  # never tried: partial_ft did not beat the probe
+    assert plan.pick == "linear_probe" and not plan.negative_transfer
+    assert model == "model:linear_probe:1.0:50"  # a cached-feature rung is refitted on all the data
+    assert any("stop climbing" in d for d in plan.decisions)
+
+
+def test_successive_halving_runs_a_winning_fine_tune_to_full_budget_only_while_it_pays(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, "partial_ft": 0.75,
+            ("full_ft", 0.25): 0.80, ("full_ft", 0.5): 0.86, ("full_ft", 1.0): 0.90}
+    plan, model = ScriptedPlanner(accs).run(data)
+    assert [(t.rung, t.fidelity) for t in plan.trials if t.rung == "full_ft"] == [
+        ("full_ft", 0.25), ("full_ft", 0.5), ("full_ft", 1.0)]
+    assert ("partial_ft", 0.5) not in [(t.rung, t.fidelity) for t in plan.trials]  # halved away
+    assert plan.pick == "full_ft" and plan.pick_fidelity == 1.0
+    assert model == "model:full_ft:1.0:40"  # kept as trained on the planner's training part
+    flat = {**accs, ("full_ft", 0.5): 0.805}
+    plan, _ = ScriptedPlanner(flat).run(data)
+    assert ("full_ft", 1.0) not in [(t.rung, t.fidelity) for t in plan.trials]
+
+
+def test_negative_transfer_is_detected_and_the_scratch_model_returned(data):
+    accs = {"linear_probe": 0.80, "prototype": 0.7, "mlp_head": 0.7, "partial_ft": 0.6, "scratch": 0.97}
+    plan, model = ScriptedPlanner(accs, rungs=list(LADDER)).run(data)
+    assert plan.pick == "scratch" and plan.negative_transfer
+    assert model.startswith("model:scratch:")
+    assert any("NEGATIVE TRANSFER" in d for d in plan.decisions)
+
+
+def test_a_cheaper_rung_wins_a_tie_within_the_margin(data):
+    accs = {"linear_probe": 0.800, "prototype": 0.5, "mlp_head": 0.5, "partial_ft": 0.815,
+            ("full_ft", 0.25): 0.6, ("partial_ft", 0.5): 0.804}
+    plan, _ = ScriptedPlanner(accs, margin=0.01).run(data)
+    assert plan.pick == "linear_probe"
+
+
+def test_a_rung_whose_estimated_cost_exceeds_the_budget_is_skipped(data):
+    accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, ("partial_ft", 0.25): 0.7,
+            ("partial_ft", 0.5): 0.8, ("full_ft", 0.25): 0.65}
+    p = ScriptedPlanner(accs, seconds={"partial_ft": 1e6}, budget=10.0)
+    plan, _ = p.run(data)
+    assert ("partial_ft", 0.5, 40) not in p.calls
+    assert any("exceed the budget" in d for d in plan.decisions)
+
+
+def test_budget_strings():
+    assert parse_budget("10m") == 600 and parse_budget("90s") == 90 and parse_budget("1h") == 3600
+    assert parse_budget(None) is None and parse_budget(45) == 45.0
+    with pytest.raises(ValueError, match="budget"):
+        parse_budget("soon")
+
+
+def test_unknown_rungs_are_refused():
+    with pytest.raises(ValueError, match="unknown rung"):
+        Planner({}, rungs=["linear_probe", "magic"])
+
+
+def test_plan_strategy_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(image_data, tmp_path):
+    train, test = image_data
+    est = headstart.fit(train, test=test, backbone="tiny:cnn", strategy="plan", out=tmp_path / "b",
+                        strategy_params={"rungs": ["linear_probe", "prototype"]}, cache_dir=tmp_path / "c",
+                        verbose=False)
+    assert est.plan_.pick in ("linear_probe", "prototype")
+    assert {t.rung for t in est.plan_.trials} == {"linear_probe", "prototype"}
+    assert est.metrics_["test"]["accuracy"] >= 0.5  # 3 colour classes: chance is 1/3
+    loaded = headstart.load(tmp_path / "b")
+    assert loaded.meta_["plan"]["pick"] == est.plan_.pick
+    assert loaded.predict(test).tolist() == est.metrics_["test"]["predictions"]
+    assert "planner" in (tmp_path / "b" / "README.md").read_text()
