@@ -4,11 +4,15 @@ For each dataset: every rung of the ladder at full budget on the whole training 
 the test set (the "oracle" table, and its total compute); then the planner on the same training
 set (it holds out its own validation split), its pick's test accuracy and its total time.
 
-    python benchmarks/planner.py [--datasets digits,fmnist100,rt64,fmnist500,rt500] [--seed 0]
+    python benchmarks/planner.py [--datasets stamps,digits,fmnist100,rt64,fmnist500,rt500] [--seed 0]
 
 Targets: the pick within 1 accuracy point of the best rung run to completion, at no more than
-40% of the compute of running every rung; on digits (8x8, where a small CNN from scratch wins)
-the planner picks the scratch rung or ties it.
+40% of the compute of running every rung; on a dataset where a small CNN from scratch wins, the
+planner picks the scratch rung or ties it. The issue suggested scikit-learn's 8x8 digits, but
+there headstart's multi-scale ImageNet features win (99% against 96% for the small CNN), so the
+scratch-wins case is ``stamps``: 12x12 noise images, the class is which of 10 random 4x4 binary
+patterns is stamped at a random place (far from ImageNet, low resolution, template matching
+that a small CNN learns exactly).
 """
 from __future__ import annotations
 
@@ -29,6 +33,19 @@ from headstart.data.sources import from_sequences  # noqa: E402
 from headstart.selection.planner import Planner, ladder_for  # noqa: E402
 
 
+def stamps(n: int, seed: int, size: int = 12, k: int = 10, patt: int = 4) -> tuple[list, list]:
+    """n images: uniform noise at half intensity, one of k fixed random binary patterns at a
+    random position; the label is the pattern."""
+    pats = np.random.RandomState(1234).randint(0, 2, (k, patt, patt)) * 255
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % k
+    x = rng.uniform(0, 127.5, (n, size, size))
+    for i in range(n):
+        r, c = rng.randint(0, size - patt + 1, 2)
+        x[i, r:r + patt, c:c + patt] = pats[y[i]]
+    return list(x.round().astype(np.uint8)), [str(v) for v in y]
+
+
 def load(name: str, seed: int):
     """(train LabeledData, test LabeledData, estimator base params)."""
     if name.startswith("fmnist"):
@@ -45,6 +62,9 @@ def load(name: str, seed: int):
         idx = text_train_indices(pool_y, n, seed)
         return (from_sequences([pool[i] for i in idx], [lab[int(pool_y[i])] for i in idx], "text"),
                 from_sequences(tx, [lab[int(v)] for v in ty], "text"), {"backbone": "minilm"})
+    if name == "stamps":
+        return (from_sequences(*stamps(1000, seed), "image"), from_sequences(*stamps(1000, 10_000 + seed), "image"),
+                {"backbone": "efficientnet_lite0"})
     if name == "digits":  # scikit-learn's 8x8 digits, 0..16 -> 0..255; 1000 train / 797 test
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -59,7 +79,7 @@ def load(name: str, seed: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", default="digits,fmnist100,rt64,fmnist500,rt500")
+    ap.add_argument("--datasets", default="stamps,digits,fmnist100,rt64,fmnist500,rt500")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -87,7 +107,7 @@ def main() -> None:
         line = (f"{name}: pick {plan.pick} {100 * acc:.2f}% vs best rung {best} "
                 f"{100 * oracle[best]['test_accuracy']:.2f}% (gap {gap:+.2f} points); compute {plan.seconds:.0f} s "
                 f"vs {total:.0f} s for every rung = {ratio:.0%} -> {'PASS' if ok else 'FAIL'}")
-        if name == "digits":
+        if name in ("digits", "stamps"):
             scratch_ok = plan.pick == "scratch" or acc >= oracle["scratch"]["test_accuracy"] - 0.01
             line += f"; scratch rung {100 * oracle['scratch']['test_accuracy']:.2f}%: {'PASS' if scratch_ok else 'FAIL'}"
         print(line, flush=True)

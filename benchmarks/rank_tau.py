@@ -31,7 +31,7 @@ from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes
                                stratified_indices, text_train_indices)
 from headstart import Headstart  # noqa: E402
 from headstart.data.sources import from_sequences  # noqa: E402
-from headstart.evaluation.compare import SCRATCH_PARAMS  # noqa: E402
+from headstart.evaluation.compare import scratch_params  # noqa: E402
 from headstart.selection import rank_backbones  # noqa: E402
 from headstart.strategies.auto import text_fine_tuning  # noqa: E402
 
@@ -45,13 +45,12 @@ def _random(spec: str) -> bool:
 
 
 def fine_tune_params(spec: str, modality: str) -> dict:
-    if modality == "image":
-        sp = dict(SCRATCH_PARAMS) if _random(spec) else {}
-        return {"strategy": "fine_tuning", "strategy_params": sp or None, "image_size": 112}
-    base = text_fine_tuning().get_params()
     if _random(spec):
-        base.update(lr=5e-4, head_lr=5e-4, epochs=10)  # a transformer from scratch: higher lr, more epochs
-    return {"strategy": "fine_tuning", "strategy_params": base}
+        sp = scratch_params(modality)
+    else:
+        sp = {} if modality == "image" else text_fine_tuning().get_params()
+    return {"strategy": "fine_tuning", "strategy_params": sp or None,
+            **({"image_size": 112} if modality == "image" else {})}
 
 
 def run(name: str, modality: str, train: tuple[list, list], test: tuple[list, list], candidates: list[str],

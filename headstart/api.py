@@ -3,6 +3,7 @@ learns, fitted state ends in ``_``; ``predict`` / ``predict_proba`` / ``evaluate
 ``load`` reads a bundle back into the same kind of object."""
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 from dataclasses import replace
@@ -46,14 +47,19 @@ def _device(device: str | None) -> torch.device:
 
 
 def make_accelerator(device: str | None = None, mixed_precision: str = "auto",
-                     compile: bool = False) -> Accelerator:
+                     compile: bool = False, log_dir: str | Path | None = None) -> Accelerator:
     """CPU unless a GPU is present (or ``device`` says otherwise); bf16 autocast on GPUs that
     support it, fp16 on older ones, none on CPU. ``compile``: torch.compile (inductor) through
-    Accelerate, opt-in (minutes of compilation pay off only on long runs)."""
+    Accelerate, opt-in (minutes of compilation pay off only on long runs). ``log_dir``: run logs
+    as TensorBoard event files there, and to MLflow too when it is installed."""
     cpu = device == "cpu" or not torch.cuda.is_available()
     if mixed_precision == "auto":
         mixed_precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, dynamo_backend="inductor" if compile else "no")
+    trackers = None
+    if log_dir is not None:
+        trackers = ["tensorboard"] + (["mlflow"] if importlib.util.find_spec("mlflow") else [])
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, dynamo_backend="inductor" if compile else "no",
+                       log_with=trackers, project_dir=str(log_dir) if log_dir is not None else None)
 
 
 def auto_workers(modality: str, n: int) -> int:
@@ -220,7 +226,11 @@ class Headstart:
         backbone = prepare_backbone(spec, train, image_size=self.image_size, multiscale=self.multiscale,
                                     max_length=self.max_length, seed=self.seed)
         head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
-        self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile)
+        self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile,
+                                             log_dir=Path(self.out) / "logs" if self.out else None)
+        if self.out:
+            self.accelerator_.init_trackers("headstart", config={
+                k: v for k, v in self.get_params().items() if isinstance(v, (int, float, str, bool))})
         model = TransferModel(backbone, head).to(self.accelerator_.device)
 
         tr = Split(train, self._encode(train, "train"))
@@ -247,9 +257,14 @@ class Headstart:
         if test_data is not None:
             self.metrics_["test"] = self.evaluate(test_data)
             self._log(format_metrics(self.metrics_["test"], self.classes_))
+        if self.accelerator_.trackers and test_data is not None:
+            self.accelerator_.log({"test/accuracy": self.metrics_["test"]["accuracy"],
+                                   "test/macro_f1": self.metrics_["test"]["macro_f1"]})
+        self.accelerator_.end_training()
         if self.out and self.accelerator_.is_main_process:  # one writer under DDP
             self.save(self.out)
-            self._log(f"bundle written to {self.out}")
+            self.write_report(self.out)
+            self._log(f"bundle written to {self.out} (report: {Path(self.out) / 'report.html'})")
         self.accelerator_.wait_for_everyone()
         return self
 
@@ -285,7 +300,8 @@ class Headstart:
             self._log(format_metrics(self.metrics_["test"], self.classes_))
         if self.out:
             self.save(self.out)
-            self._log(f"bundle written to {self.out}")
+            self.write_report(self.out)
+            self._log(f"bundle written to {self.out} (report: {Path(self.out) / 'report.html'})")
         return self
 
     def _preflight(self, X: Any, data: LabeledData, val: Any, test: Any
@@ -374,12 +390,22 @@ class Headstart:
                          "reason": self.strategy_reason_} if getattr(self, "strategy_", None) else self.meta_.get("strategy"),
             "metrics": {k: v for k, v in self.metrics_.items()},
             "history": getattr(self, "history_", []),
+            "data": (self.data_report_.to_dict() if getattr(self, "data_report_", None) is not None
+                     else getattr(self, "meta_", {}).get("data")),
             "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None
                      else getattr(self, "meta_", {}).get("plan")),
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()
                        if not callable(v)},
         }
         return save_bundle(directory, self.model_, meta, model_card(meta))
+
+    def write_report(self, directory: str | Path) -> Path:
+        """``report.html`` (self-contained: metrics, training curves, confusion matrix, the most
+        confidently wrong examples, the data check) and ``metrics.json`` into ``directory``."""
+        from headstart.evaluation.report import write_fit_report
+
+        self._check_fitted()
+        return write_fit_report(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "Headstart":

@@ -81,7 +81,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         if "test" not in est.metrics_:
             raise typer.BadParameter("--compare-scratch needs a test split")
         typer.echo(format_comparison(compare_with_scratch(est, steps=scratch_steps)))
-        est.save(out)  # again, now with the scratch result in the metrics and model card
+        est.save(out)  # again, now with the scratch result in the metrics, model card and report
+        est.write_report(out)
     typer.echo(f"bundle: {out}")
 
 
@@ -187,6 +188,51 @@ def backbones() -> None:
         typer.echo(f"{alias:<20} {e.modality:<8} {'yes' if available_offline(alias) else 'no':<8} "
                    f"{e.license:<14} {e.spec}")
     typer.echo("\nAny timm:NAME, hf:NAME, torchvision:NAME or local:DIR works too; scratch:SPEC = random init.")
+
+
+@app.command()
+def compare(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
+            backbone: str = typer.Option("auto", help="the pretrained backbone to judge"),
+            methods: Optional[str] = typer.Option(None, help="comma-separated subset of: majority, classic, "
+                                                  "scratch, linear_probe, mlp_head, fine_tuning"),
+            sizes: str = typer.Option("all", help="training sizes, nested subsets, e.g. 50,100,500,all"),
+            seeds: int = typer.Option(3, help="seeds per method and size"),
+            test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified 20% split)"),
+            out: Path = typer.Option(Path("headstart-compare"), help="directory for report.html + metrics.json"),
+            image_size: Optional[int] = typer.Option(None),
+            text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
+            label_column: str = typer.Option("label"),
+            cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
+            device: Optional[str] = typer.Option(None, help="cpu to force the CPU")) -> None:
+    """Did transfer help here, by how much, at what cost? Baselines and transfer recipes on the
+    same splits, over seeds, with learning curves; writes report.html and metrics.json."""
+    from headstart.data.sources import read_data
+    from headstart.data.splits import stratified_split
+    from headstart.data.validate import DataError, check_data
+    from headstart.evaluation.compare import run_comparison
+    from headstart.evaluation.report import write_comparison_report
+
+    cols = dict(text_column=text_column, path_column=path_column, label_column=label_column)
+    try:
+        train = read_data(data, **cols)
+        test_d = read_data(test, **cols) if test is not None else None
+        report, train, _, test_d = check_data(train, None, test_d, root=data if data.is_dir() else None)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    if report.bad or report.warnings:
+        typer.echo(report.format(), err=True)
+    if test_d is None:
+        keep, held = stratified_split(train.labels, 0.2, 0)
+        train, test_d = train.subset(keep.tolist()), train.subset(held.tolist())
+    base = {"backbone": backbone, "image_size": image_size, "cache_dir": cache_dir, "device": device, **cols}
+    comp = run_comparison(train, test_d, base, methods=methods.split(",") if methods else None,
+                          sizes=[s.strip() for s in sizes.split(",")], seeds=list(range(seeds)),
+                          log=lambda m: typer.echo(m, err=True))
+    typer.echo(comp.format())
+    path = write_comparison_report(comp, test_d, out, title=f"headstart compare: {data.name} with {backbone}",
+                                   data_report=report)
+    typer.echo(f"report: {path}")
 
 
 @app.command()

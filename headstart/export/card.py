@@ -1,7 +1,17 @@
 """The bundle's model card (README.md), written from its metadata."""
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy measured on n independent examples."""
+    if n <= 0:
+        return math.nan, math.nan
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -32,7 +42,9 @@ def model_card(meta: dict[str, Any]) -> str:
                      f"{cfg['pooling']} pooling")
     lines += ["", "## Metrics"]
     if test:
-        lines.append(f"Held-out test set (n={test['n']}): accuracy {test['accuracy']:.4f}, "
+        lo, hi = wilson_interval(test["accuracy"], test["n"])
+        lines.append(f"Held-out test set (n={test['n']}): accuracy {test['accuracy']:.4f} "
+                     f"(95% interval {lo:.3f}–{hi:.3f}, Wilson, from the test-set size alone), "
                      f"macro-F1 {test['macro_f1']:.4f}.")
         lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
         for c, pc in test["per_class"].items():
@@ -52,8 +64,22 @@ def model_card(meta: dict[str, Any]) -> str:
         s = m["scratch"]
         lines.append(f"\nSame architecture trained from scratch on the same split: accuracy "
                      f"{s['accuracy']:.4f} in {s['fit_seconds']:.1f} s.")
+    data = meta.get("data")
+    if data:
+        train = data.get("counts", {}).get("train", {})
+        lines += ["", "## Training data",
+                  f"{sum(train.values())} labeled examples checked (before any train/test split), {len(train)} classes "
+                  f"(largest / smallest class: {data.get('imbalance', 1.0):.1f}); "
+                  f"{len(data.get('bad', []))} bad sample(s) skipped."]
+    warnings = list((data or {}).get("warnings", []))
     lines += ["", "## Limitations",
-              "- Small test sets give wide error bars; one split is one draw.",
-              "- Inputs unlike the training data (other domains, resolutions, languages) may fail silently.",
+              "- Small test sets give wide error bars; one split is one draw (`headstart compare` "
+              "repeats over seeds).",
+              "- Inputs unlike the training data (other domains, resolutions, languages) may fail silently."]
+    if data and data.get("imbalance", 1.0) > 3:
+        lines.append(f"- Imbalanced classes ({data['imbalance']:.1f}:1): accuracy flatters the majority classes; "
+                     "read the per-class recall.")
+    lines += [f"- Data check: {w}" for w in warnings[:10]]
+    lines += [f"- Licence of the pretrained weights: {cfg.get('license', 'unknown')}; it applies to this model too.",
               "", f"Versions: {meta.get('versions', {})}", ""]
     return "\n".join(lines)

@@ -206,9 +206,6 @@ class Planner:
                         f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
                         f"{below.rung} ({100 * below.val_accuracy:.1f}%) by {100 * self.margin:.1f} points; "
                         "stop climbing")
-                    # still a candidate for more budget if it is close: low-budget runs underestimate
-                    if t.val_accuracy >= below.val_accuracy - 2 * self.margin:
-                        alive.append(t)
                 else:
                     plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
                 continue

@@ -238,6 +238,9 @@ def train_epochs(accelerator: Accelerator, model: torch.nn.Module, loader: Any,
             if on_epoch_end is not None:
                 on_epoch_end(epoch, entry)
             history.append(entry)
+            if accelerator.trackers:  # TensorBoard / MLflow, when the run has a log directory
+                accelerator.log({f"{desc}/{k}": v for k, v in entry.items()
+                                 if k != "epoch" and isinstance(v, (int, float))}, step=epoch + 1)
             stopped = bool(stopper is not None and stopper(epoch, entry, model))
             saved = checkpoint(epoch + 1, 0, (0.0, 0))
             if signals.received is not None:

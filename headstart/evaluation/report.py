@@ -1,0 +1,274 @@
+"""``report.html``: one self-contained page (plots embedded as PNG data URIs, no script or style
+fetched) that answers "did transfer help here, by how much, at what cost?", plus ``metrics.json``.
+
+Sections: the verdict, the comparison table (mean and 95% CI over seeds, time, peak memory),
+learning curves (accuracy against labels and against wall time), per-epoch training curves,
+the confusion matrix and per-class metrics, the most confidently wrong test examples
+(thumbnails or snippets), and the pre-flight data summary. ``fit`` writes the same page for its
+single run."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from headstart._files import atomic_write_text
+
+# After load, count the plots that decoded, log it, and expose it to tests (headless Chromium).
+_CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.querySelectorAll('img.plot'));
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-plots', ok + '/' + imgs.length);
+  console.log('headstart report: ' + ok + '/' + imgs.length + ' plots rendered');
+});
+</script>"""
+
+_STYLE = """<style>
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.verdict{font-size:1.15em;
+background:#eef6ee;border-left:4px solid #3a3;padding:.6em 1em}.bad{background:#fbeeee;border-color:#c33}
+img.plot{max-width:100%;border:1px solid #ddd}.wrong{display:inline-block;width:150px;margin:4px;
+vertical-align:top;font-size:.85em}pre{background:#f7f7f7;padding:.8em;overflow-x:auto}
+</style>"""
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(b64: str, alt: str) -> str:
+    return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _figure(w: float = 6.5, h: float = 4.0) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(w, h))
+
+
+def learning_curve_plots(summary: list[dict[str, Any]]) -> list[str]:
+    """Accuracy against the number of labels (data efficiency) and against wall time."""
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    for xkey, xlabel, title in (("n", "labeled training examples", "Data efficiency"),
+                                ("seconds", "wall time per fit (s)", "Accuracy against cost")):
+        fig, ax = _figure()
+        for m in methods:
+            rows = sorted((r for r in summary if r["method"] == m), key=lambda r: r[xkey])
+            x = [r[xkey] for r in rows]
+            y = [r["accuracy"] for r in rows]
+            err = None
+            if all(not math.isnan(r["ci_low"]) for r in rows):
+                err = [[r["accuracy"] - r["ci_low"] for r in rows], [r["ci_high"] - r["accuracy"] for r in rows]]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=m, linestyle="-" if xkey == "n" else ":")
+        if len({r["n"] for r in summary}) > 1 or xkey == "seconds":
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        out.append(_img(_png(fig), title))
+    return out
+
+
+def history_plot(histories: dict[str, list[dict[str, Any]]]) -> str | None:
+    """Per-epoch training loss (solid) and validation accuracy (dashed, right axis)."""
+    series = {m: h for m, h in histories.items() if any("train_loss" in e for e in h)}
+    if not series:
+        return None
+    fig, ax = _figure()
+    ax2 = None
+    for m, h in series.items():
+        ep = [e["epoch"] for e in h if "train_loss" in e]
+        ax.plot(ep, [e["train_loss"] for e in h if "train_loss" in e], marker=".", label=f"{m} train loss")
+        if any("val_accuracy" in e for e in h):
+            ax2 = ax2 or ax.twinx()
+            ax2.plot([e["epoch"] for e in h if "val_accuracy" in e],
+                     [e["val_accuracy"] for e in h if "val_accuracy" in e], linestyle="--", label=f"{m} val acc")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title("Training curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    if ax2 is not None:
+        ax2.set_ylabel("validation accuracy")
+        ax2.legend(fontsize=8, loc="center right")
+    return _img(_png(fig), "Training curves")
+
+
+def confusion_plot(cm: Sequence[Sequence[int]], classes: Sequence[Any], title: str) -> str:
+    cm = np.asarray(cm)
+    k = len(classes)
+    fig, ax = _figure(max(4.0, 0.5 * k + 2), max(3.5, 0.5 * k + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), [str(c)[:14] for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [str(c)[:14] for c in classes], fontsize=8)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _img(_png(fig), title)
+
+
+def _thumb(item: Any) -> str:
+    from headstart.data.images import load_image
+
+    img = load_image(item).convert("RGB")
+    img.thumbnail((128, 128))
+    if min(img.size) < 64:  # tiny images: enlarge so they can be seen
+        img = img.resize((img.width * 4, img.height * 4), 0)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return f'<img alt="example" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def confidently_wrong(items: Sequence[Any], labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
+                      modality: str, k: int = 8) -> str:
+    """The k test examples predicted wrong with the highest confidence."""
+    index = {c: i for i, c in enumerate(classes)}
+    pred = proba.argmax(1)
+    wrong = [i for i, lab in enumerate(labels) if index.get(lab, -1) != pred[i]]
+    wrong.sort(key=lambda i: -proba[i, pred[i]])
+    if not wrong:
+        return "<p>No test example was misclassified.</p>"
+    cells = []
+    for i in wrong[:k]:
+        what = _thumb(items[i]) if modality == "image" else f"<q>{html.escape(str(items[i])[:240])}</q>"
+        cells.append(f'<div class="wrong">{what}<br>true <b>{html.escape(str(labels[i]))}</b>, predicted '
+                     f'<b>{html.escape(str(classes[pred[i]]))}</b> ({100 * proba[i, pred[i]]:.0f}%)</div>')
+    return "".join(cells)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def per_class_table(metrics: dict[str, Any]) -> str:
+    rows = [[html.escape(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])]
+            for c, m in metrics["per_class"].items()]
+    return _table(rows, ["class", "precision", "recall", "F1", "support"])
+
+
+def comparison_table(summary: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in summary:
+        ci = "—" if math.isnan(r["ci_low"]) else f"{r['ci_low']:.1f} .. {r['ci_high']:.1f}"
+        rows.append([html.escape(r["method"]), str(r["n"]), f"{r['accuracy']:.2f}", ci, f"{r['macro_f1']:.2f}",
+                     f"{r['seconds']:.1f}", f"{r['peak_mb']:.0f}", "yes" if r["transfer"] else "no"])
+    return _table(rows, ["method", "N", "accuracy %", "95% CI", "macro-F1 %", "time (s)", "peak MiB", "transfer"])
+
+
+def page(title: str, sections: list[tuple[str, str]], verdicts: list[str]) -> str:
+    v = "".join(f'<p class="verdict{" bad" if "NOT" in s else ""}">{html.escape(s)}</p>' for s in verdicts)
+    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections if content)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{_STYLE}"
+            f"</head><body><h1>{html.escape(title)}</h1>{v}{body}{_CHECK_SCRIPT}</body></html>")
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def write_comparison_report(comp: Any, test: Any, out_dir: str | Path, *, title: str,
+                            data_report: Any = None) -> Path:
+    """``report.html`` + ``metrics.json`` for a ``Comparison`` (``headstart compare``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = comp.summary()
+    sections = [("Comparison", comparison_table(summary)),
+                ("Learning curves", "".join(learning_curve_plots(summary)))]
+    hist = history_plot({m: r.history for m, r in comp.detail.items()})
+    sections.append((f"Training curves (N={comp.sizes[-1]}, seed {comp.seeds[0]})", hist or ""))
+    transfer = [m for m, r in comp.detail.items() if r.transfer]
+    if transfer:
+        best = max(transfer, key=lambda m: comp.detail[m].metrics["accuracy"])
+        run = comp.detail[best]
+        sections += [
+            (f"Confusion matrix: {best} (N={comp.sizes[-1]}, seed {comp.seeds[0]})",
+             confusion_plot(run.metrics["confusion_matrix"], run.classes, f"{best}: confusion matrix")),
+            (f"Per-class metrics: {best}", per_class_table(run.metrics)),
+            (f"Most confidently wrong: {best}",
+             confidently_wrong(test.items, test.labels, run.proba, run.classes, test.modality)),
+        ]
+    if data_report is not None:
+        sections.append(("Pre-flight data check", f"<pre>{html.escape(data_report.format())}</pre>"))
+    atomic_write_text(out / "report.html", page(title, sections, comp.verdicts()))
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(comp.to_dict()), indent=2, default=str))
+    return out / "report.html"
+
+
+def write_fit_report(est: Any, out_dir: str | Path) -> Path:
+    """The same page for one ``fit``: its test metrics, training curves, confusion matrix,
+    mistakes, the planner's ladder or the from-scratch comparison when there is one."""
+    out = Path(out_dir)
+    m = est.metrics_
+    verdicts, sections = [], []
+    test = m.get("test")
+    rows = []
+    if test is not None:
+        rows.append([html.escape(f"{est.model_.backbone.spec} / {est.strategy_.name if est.strategy_ else '?'}"),
+                     f"{100 * test['accuracy']:.2f}", f"{100 * test['macro_f1']:.2f}", f"{m['fit_seconds']:.1f}"])
+    if "scratch" in m:
+        s = m["scratch"]
+        rows.append([html.escape(f"{s['backbone']} (from scratch)"), f"{100 * s['accuracy']:.2f}",
+                     f"{100 * s['macro_f1']:.2f}", f"{s['fit_seconds']:.1f}"])
+        if test is not None:
+            gain = 100 * (test["accuracy"] - s["accuracy"])
+            verdicts.append(f"Transfer {'beat' if gain > 0 else 'did NOT beat'} training from scratch by "
+                            f"{abs(gain):.1f} points on this split (one seed: no interval; "
+                            "run `headstart compare` for several).")
+    if rows:
+        sections.append(("Result", _table(rows, ["model", "accuracy %", "macro-F1 %", "fit time (s)"])))
+    plan = getattr(est, "plan_", None)
+    if plan is not None:
+        prow = [[t.rung, f"{t.fidelity:g}", f"{100 * t.val_accuracy:.2f}", f"{t.seconds:.1f}"] for t in plan.trials]
+        sections.append(("Planner ladder", _table(prow, ["rung", "budget", "validation accuracy %", "seconds"])
+                         + "<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in plan.decisions) + "</ul>"))
+        verdicts.append(f"Planner pick: {plan.pick}" + (" — negative transfer: scratch won" if plan.negative_transfer
+                                                        else ""))
+    sections.append(("Training curves", history_plot({"this run": est.history_}) or ""))
+    if test is not None:
+        sections.append(("Confusion matrix", confusion_plot(test["confusion_matrix"], est.classes_.tolist(),
+                                                            "confusion matrix (test)")))
+        sections.append(("Per-class metrics", per_class_table(test)))
+        split = est.splits_.get("test")
+        if split is not None:
+            sections.append(("Most confidently wrong", confidently_wrong(
+                split.items, split.labels, est.predict_proba(split), est.classes_.tolist(), split.modality)))
+    rep = getattr(est, "data_report_", None)
+    if rep is not None:
+        sections.append(("Pre-flight data check", f"<pre>{html.escape(rep.format())}</pre>"))
+    atomic_write_text(out / "report.html", page(f"headstart fit: {est.model_.backbone.spec}", sections, verdicts))
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe({k: v for k, v in m.items()}), indent=2, default=str))
+    return out / "report.html"

@@ -1,0 +1,85 @@
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import headstart
+from headstart.data.sources import read_data
+from headstart.evaluation.compare import run_comparison
+from headstart.evaluation.report import write_comparison_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def text_report(tmp_path_factory):
+    from tests.conftest import write_text_csv
+    tmp = tmp_path_factory.mktemp("report")
+    train = read_data(write_text_csv(tmp / "train.csv", 40, 0))
+    test = read_data(write_text_csv(tmp / "test.csv", 20, 1))
+    comp = run_comparison(train, test, {"backbone": "tiny:bert", "cache_dir": tmp / "cache"},
+                          methods=["majority", "classic", "linear_probe"], sizes=[20, "all"], seeds=[0, 1], log=None)
+    return comp, write_comparison_report(comp, test, tmp / "out", title="test report")
+
+
+def test_comparison_covers_every_method_size_and_seed_with_intervals(text_report):
+    comp, _ = text_report
+    assert len(comp.runs) == 3 * 2 * 2
+    rows = {(r["method"], r["n"]): r for r in comp.summary()}
+    assert rows[("majority", 40)]["accuracy"] == pytest.approx(50.0)  # balanced test set
+    assert rows[("classic", 40)]["ci_low"] <= rows[("classic", 40)]["accuracy"] <= rows[("classic", 40)]["ci_high"]
+    assert any("labels" in v for v in comp.verdicts())
+
+
+def test_report_is_self_contained_and_has_its_metrics_json(text_report):
+    comp, path = text_report
+    page = path.read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched
+    assert page.count('class="plot"') >= 3  # two learning curves and the confusion matrix
+    assert "Most confidently wrong" in page and "<q>" in page  # text snippets
+    import json
+    assert json.loads((path.parent / "metrics.json").read_text())["sizes"] == [20, 40]
+
+
+def test_report_renders_in_headless_chromium_with_every_plot_and_no_console_error(text_report, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    _, path = text_report
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'ud'}",
+                          "--window-size=1200,3000", "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
+                          path.as_uri()], capture_output=True, text=True, timeout=120)
+    console = [line for line in res.stderr.splitlines() if "CONSOLE" in line]
+    rendered = [re.search(r"(\d+)/(\d+) plots rendered", line) for line in console]
+    rendered = [m for m in rendered if m]
+    assert rendered, f"the report's check script did not run: {res.stderr[-2000:]}"
+    ok, total = map(int, rendered[0].groups())
+    assert total >= 3 and ok == total
+    assert not [line for line in console if "plots rendered" not in line], console  # no errors or warnings
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10  # not a blank page
+
+
+def test_fit_writes_its_report_beside_the_bundle(image_data, tmp_path):
+    train, test = image_data
+    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", out=tmp_path / "b",
+                  cache_dir=tmp_path / "c", verbose=False)
+    page = (tmp_path / "b" / "report.html").read_text()
+    assert "Confusion matrix" in page and "Pre-flight data check" in page
+    assert (tmp_path / "b" / "metrics.json").is_file()
+
+
+def test_fit_with_an_output_directory_logs_tensorboard_events(image_data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train, test = image_data
+    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", head="mlp",
+                  strategy_params={"steps": 20}, out=tmp_path / "b", cache_dir=tmp_path / "c", verbose=False)
+    events = list((tmp_path / "b" / "logs").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent)).Reload()
+    tags = acc.Tags()["scalars"]
+    assert "head/train_loss" in tags and "test/accuracy" in tags
+    assert len(acc.Scalars("head/train_loss")) >= 5  # one point per epoch
