@@ -44,11 +44,14 @@ def _random(spec: str) -> bool:
     return spec.startswith(("scratch:", "tiny:"))
 
 
+IMAGE_STEPS = 400  # --image-steps: fine-tuning budget for image candidates (400 = headstart's default)
+
+
 def fine_tune_params(spec: str, modality: str) -> dict:
     if _random(spec):
-        sp = scratch_params(modality)
+        sp = scratch_params(modality, steps=IMAGE_STEPS)
     else:
-        sp = {} if modality == "image" else text_fine_tuning().get_params()
+        sp = {"steps": IMAGE_STEPS} if modality == "image" else text_fine_tuning().get_params()
     return {"strategy": "fine_tuning", "strategy_params": sp or None,
             **({"image_size": 112} if modality == "image" else {})}
 
@@ -87,7 +90,10 @@ def main() -> None:
     ap.add_argument("--n-text", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--image-steps", type=int, default=400)
     a = ap.parse_args()
+    global IMAGE_STEPS
+    IMAGE_STEPS = a.image_steps
     out = []
     if "fmnist" in a.datasets:
         xtr, ytr, xte, yte = load_fmnist()

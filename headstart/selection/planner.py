@@ -87,6 +87,7 @@ class Trial:
     fidelity: float
     val_accuracy: float
     seconds: float
+    correct: np.ndarray | None = field(default=None, repr=False)  # per validation example
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "trials"},
-                "trials": [asdict(t) for t in self.trials]}
+                "trials": [{k: v for k, v in asdict(t).items() if k != "correct"} for t in self.trials]}
 
     def format(self) -> str:
         lines = [f"{'rung':<14} {'budget':>7} {'val acc':>8} {'seconds':>8}  what"]
@@ -137,11 +138,12 @@ class Planner:
     """Run the ladder on ``data`` (labeled, already checked) with estimator ``base`` params."""
 
     def __init__(self, base: dict[str, Any], budget: float | None = None, margin: float = 0.01,
-                 val_fraction: float = 0.2, rungs: list[str] | None = None,
+                 val_fraction: float = 0.2, rungs: list[str] | None = None, z: float = 1.0,
                  log: Callable[[str], None] | None = print) -> None:
         self.base = base
         self.budget = budget
         self.margin = margin
+        self.z = z
         self.val_fraction = val_fraction
         unknown = [r for r in rungs or [] if r not in RUNGS]
         if unknown:
@@ -149,8 +151,9 @@ class Planner:
         self.rungs = rungs
         self.log = log or (lambda m: None)
 
-    def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None) -> tuple[Any, float, float]:
-        """Fit one rung; returns (estimator, validation accuracy or nan, seconds)."""
+    def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None
+             ) -> tuple[Any, np.ndarray | None, float]:
+        """Fit one rung; returns (estimator, per-example correctness on val or None, seconds)."""
         from headstart.api import Headstart
 
         r = RUNGS.get(rung)
@@ -158,8 +161,8 @@ class Planner:
                   "out": None, "resume": False, "verbose": False}
         t0 = time.perf_counter()
         est = Headstart(**params).fit(fit)
-        acc = float(np.mean(est.predict(val) == np.array(val.labels, dtype=object))) if val is not None else math.nan
-        return est, acc, time.perf_counter() - t0
+        correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
+        return est, correct, time.perf_counter() - t0
 
     def _left(self, t0: float) -> float:
         return math.inf if self.budget is None else self.budget - (time.perf_counter() - t0)
@@ -174,9 +177,10 @@ class Planner:
         models: dict[tuple[str, float], Any] = {}
 
         def trial(rung: str, f: float) -> Trial:
-            est, acc, secs = self._run(rung, f, fit, val)
+            est, correct, secs = self._run(rung, f, fit, val)
             models[(rung, f)] = est
-            t = Trial(rung, f, acc, secs)
+            acc = float(np.mean(correct))
+            t = Trial(rung, f, acc, secs, np.asarray(correct, dtype=bool))
             plan.trials.append(t)
             self.log(f"  {rung} at budget {f:g}: val accuracy {100 * acc:.2f}% ({secs:.1f} s)")
             return t
@@ -199,13 +203,13 @@ class Planner:
                 continue
             t = trial(rung, FIDELITIES[0])
             below = max([x for x in plan.trials if x is not t], key=lambda x: x.val_accuracy, default=None)
-            if below is not None and t.val_accuracy < below.val_accuracy + self.margin:
+            if below is not None and not self.beats(t, below):
                 if transfer:
                     stopped = True
                     plan.decisions.append(
                         f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
-                        f"{below.rung} ({100 * below.val_accuracy:.1f}%) by {100 * self.margin:.1f} points; "
-                        "stop climbing")
+                        f"{below.rung} ({100 * below.val_accuracy:.1f}%) by {100 * self.margin:.1f} points "
+                        f"with paired z >= {self.z:g}; stop climbing")
                 else:
                     plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
                 continue
@@ -232,15 +236,22 @@ class Planner:
                     continue
                 nxt.append(trial(t.rung, f))
             alive = nxt
-        # 4. the pick: best validation accuracy; a cheaper rung wins ties within the margin
+        # 4. the pick: the best cheap rung (a cheaper one wins ties within half the margin),
+        # replaced by a costlier rung only when that one beats it clearly (margin and paired z)
         order = {r: i for i, r in enumerate(LADDER)}
         best = {r: plan.best(r) for r in rungs if plan.best(r) is not None}
-        top = max(t.val_accuracy for t in best.values())
-        tied = [t for t in best.values() if t.val_accuracy >= top - self.margin / 2]
-        choice = min(tied, key=lambda t: (order[t.rung], -t.val_accuracy))
-        if choice.rung != max(best.values(), key=lambda t: t.val_accuracy).rung:
-            plan.decisions.append(f"{choice.rung} is within {100 * self.margin / 2:.1f} points of the best "
-                                  "and cheaper: picked")
+        cheap = [t for t in best.values() if not RUNGS.get(t.rung).trains_backbone]
+        choice = None
+        if cheap:
+            top = max(t.val_accuracy for t in cheap)
+            choice = min((t for t in cheap if t.val_accuracy >= top - self.margin / 2), key=lambda t: order[t.rung])
+        for t in sorted((t for t in best.values() if RUNGS.get(t.rung).trains_backbone), key=lambda t: order[t.rung]):
+            if choice is None or self.beats(t, choice):
+                choice = t
+            elif t.val_accuracy > choice.val_accuracy:
+                plan.decisions.append(f"{t.rung} ({100 * t.val_accuracy:.1f}%) is not clearly better than "
+                                      f"{choice.rung} ({100 * choice.val_accuracy:.1f}%) on {len(val)} validation "
+                                      "examples: the cheaper one is kept")
         plan.pick, plan.pick_fidelity = choice.rung, choice.fidelity
         plan.negative_transfer = not RUNGS.get(choice.rung).transfer
         if plan.negative_transfer:
@@ -259,6 +270,17 @@ class Planner:
                                   "chose it)")
         plan.seconds = time.perf_counter() - t0
         return plan, est
+
+    def beats(self, a: Trial, b: Trial) -> bool:
+        """``a`` is better than ``b`` by at least the margin, and not by chance: on the examples
+        where exactly one of them is right, a paired (McNemar) z of at least ``z``."""
+        if a.val_accuracy < b.val_accuracy + self.margin:
+            return False
+        if a.correct is None or b.correct is None:
+            return True
+        a_only = int(np.sum(a.correct & ~b.correct))
+        b_only = int(np.sum(b.correct & ~a.correct))
+        return a_only + b_only > 0 and (a_only - b_only) / math.sqrt(a_only + b_only) >= self.z
 
     @staticmethod
     def _estimate(plan: Plan, rung: str, fidelity: float) -> float:

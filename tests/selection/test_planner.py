@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 import headstart
@@ -14,21 +15,24 @@ class ScriptedPlanner(Planner):
     def _run(self, rung, fidelity, fit, val):
         self.calls.append((rung, fidelity, len(fit)))
         acc = self.accs.get((rung, fidelity), self.accs.get(rung, 0.0))
-        return f"model:{rung}:{fidelity}:{len(fit)}", acc, self.secs.get(rung, 1.0) * fidelity
+        correct = None
+        if val is not None:  # the first round(acc * n) validation examples right: nested, so paired
+            correct = np.arange(len(val)) < round(acc * len(val))
+        return f"model:{rung}:{fidelity}:{len(fit)}", correct, self.secs.get(rung, 1.0) * fidelity
 
 
 @pytest.fixture
-def data():
-    return headstart.data.sources.from_sequences([f"text {i}" for i in range(50)], ["a", "b"] * 25, "text")
+def data():  # 200 texts: a 40-example validation split
+    return headstart.data.sources.from_sequences([f"text {i}" for i in range(200)], ["a", "b"] * 100, "text")
 
 
 def test_the_ladder_stops_climbing_when_a_rung_does_not_beat_the_one_below(data):
     p = ScriptedPlanner({"linear_probe": 0.80, "prototype": 0.70, "mlp_head": 0.75, "partial_ft": 0.70,
                          "full_ft": 0.95})
     plan, model = p.run(data)
-    assert ("full_ft", 0.25, 40) not in p.calls  # never tried: partial_ft did not beat the probe
+    assert ("full_ft", 0.25, 160) not in p.calls  # never tried: partial_ft did not beat the probe
     assert plan.pick == "linear_probe" and not plan.negative_transfer
-    assert model == "model:linear_probe:1.0:50"  # a cached-feature rung is refitted on all the data
+    assert model == "model:linear_probe:1.0:200"  # a cached-feature rung is refitted on all the data
     assert any("stop climbing" in d for d in plan.decisions)
 
 
@@ -40,7 +44,7 @@ def test_successive_halving_runs_a_winning_fine_tune_to_full_budget_only_while_i
         ("full_ft", 0.25), ("full_ft", 0.5), ("full_ft", 1.0)]
     assert ("partial_ft", 0.5) not in [(t.rung, t.fidelity) for t in plan.trials]  # halved away
     assert plan.pick == "full_ft" and plan.pick_fidelity == 1.0
-    assert model == "model:full_ft:1.0:40"  # kept as trained on the planner's training part
+    assert model == "model:full_ft:1.0:160"  # kept as trained on the planner's training part
     flat = {**accs, ("full_ft", 0.5): 0.805}
     plan, _ = ScriptedPlanner(flat).run(data)
     assert ("full_ft", 1.0) not in [(t.rung, t.fidelity) for t in plan.trials]
@@ -52,6 +56,15 @@ def test_negative_transfer_is_detected_and_the_scratch_model_returned(data):
     assert plan.pick == "scratch" and plan.negative_transfer
     assert model.startswith("model:scratch:")
     assert any("NEGATIVE TRANSFER" in d for d in plan.decisions)
+
+
+def test_a_costlier_rung_that_wins_by_a_few_lucky_examples_is_not_picked(data):
+    # 2 more right out of 40: above the margin, but a paired z of sqrt(2) < ... only with z=2
+    accs = {"linear_probe": 0.80, "prototype": 0.5, "mlp_head": 0.5, "partial_ft": 0.85, "full_ft": 0.5}
+    plan, _ = ScriptedPlanner(accs, z=2.0).run(data)
+    assert plan.pick == "linear_probe" and any("stop climbing" in d for d in plan.decisions)
+    plan, _ = ScriptedPlanner(accs, z=1.0).run(data)
+    assert plan.pick == "partial_ft"
 
 
 def test_a_cheaper_rung_wins_a_tie_within_the_margin(data):
@@ -66,7 +79,7 @@ def test_a_rung_whose_estimated_cost_exceeds_the_budget_is_skipped(data):
             ("partial_ft", 0.5): 0.8, ("full_ft", 0.25): 0.65}
     p = ScriptedPlanner(accs, seconds={"partial_ft": 1e6}, budget=10.0)
     plan, _ = p.run(data)
-    assert ("partial_ft", 0.5, 40) not in p.calls
+    assert ("partial_ft", 0.5, 160) not in p.calls
     assert any("exceed the budget" in d for d in plan.decisions)
 
 
