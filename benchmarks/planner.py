@@ -93,7 +93,7 @@ def main() -> None:
         train, test, base = load(name, a.seed)
         base = {**base, "seed": a.seed}
         print(f"\n=== {name}: {len(train)} train, {len(test)} test", flush=True)
-        oracle = saved.get(name, {})
+        oracle = {r: v for r, v in saved.get(name, {}).items() if r in ladder_for(train.modality)}
         if oracle:
             print(f"  every rung, full budget: from {a.oracle_from} (same code for the rungs, same machine)")
         with tempfile.TemporaryDirectory() as cache:

@@ -9,6 +9,7 @@ class ScriptedPlanner(Planner):
     """The planner's decisions on scripted results: ``accs[(rung, fidelity)]`` (default by rung)."""
 
     def __init__(self, accs, seconds=None, **kw):
+        kw.setdefault("rungs", [r for r in LADDER if r != "scratch"])  # the whole transfer ladder
         super().__init__({"seed": 0}, log=None, **kw)
         self.accs, self.secs, self.calls = accs, seconds or {}, []
 
@@ -81,6 +82,12 @@ def test_a_rung_whose_estimated_cost_exceeds_the_budget_is_skipped(data):
     plan, _ = p.run(data)
     assert ("partial_ft", 0.5, 160) not in p.calls
     assert any("exceed the budget" in d for d in plan.decisions)
+
+
+def test_text_ladder_leaves_out_the_image_scratch_cnn_and_partial_fine_tuning():
+    from headstart.selection.planner import ladder_for
+    assert ladder_for("text") == ["linear_probe", "prototype", "mlp_head", "full_ft"]
+    assert ladder_for("image") == list(LADDER)
 
 
 def test_budget_strings():
