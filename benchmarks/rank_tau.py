@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes,  # noqa: E402

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-from dataclasses import replace
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,10 +15,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from headstart.backbones import Backbone, build_backbone
+from headstart.backbones.prepare import prepare_backbone, resolve_device
 from headstart.data._base import LabeledData
 from headstart.data.feature_cache import FeatureCache
-from headstart.data.images import auto_image_size
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
@@ -40,10 +38,6 @@ def _is_existing_path(source: str | Path) -> bool:
         return Path(source).exists()
     except OSError:  # e.g. a long text is not a file name
         return False
-
-
-def _device(device: str | None) -> torch.device:
-    return torch.device("cpu" if device == "cpu" or not torch.cuda.is_available() else (device or "cuda"))
 
 
 def make_accelerator(device: str | None = None, mixed_precision: str = "auto",
@@ -68,26 +62,6 @@ def auto_workers(modality: str, n: int) -> int:
     if modality != "image" or n < 256:
         return 0
     return int(min(8, max(0, (os.cpu_count() or 1) - 1)))
-
-
-def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
-                     max_length: int | None = None, seed: int = 0) -> Backbone:
-    """Build ``spec`` and fit its preprocessing to the data: the input size for small images
-    (from the data unless given or fixed by the architecture), multi-scale taps on or off, the
-    token limit for texts."""
-    backbone = build_backbone(spec)
-    if backbone.modality != data.modality:
-        raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
-    if data.modality == "image":
-        cfg = backbone.pretrained_cfg
-        size = cfg.input_size if cfg.fixed_input_size else (
-            image_size or auto_image_size(data.items, cfg.input_size, seed=seed))
-        taps, grid = (cfg.feature_taps, cfg.feature_grid) if multiscale else ((), 1)
-        backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
-    if max_length and data.modality == "text":
-        limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
-        backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
-    return backbone
 
 
 class Headstart:
@@ -413,7 +387,7 @@ class Headstart:
         params = {k: v for k, v in meta.get("params", {}).items() if k in inspect.signature(cls.__init__).parameters}
         params.update(verbose=False, out=None, resume=False)
         est = cls(**params)
-        est.model_ = model.to(_device(device))
+        est.model_ = model.to(resolve_device(device))
         est.classes_ = np.array(meta["classes"], dtype=object)
         est.modality_ = meta["modality"]
         est.strategy_ = None

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from headstart.backbones._base import TEXT, Backbone, PretrainedCfg
 
@@ -69,6 +68,8 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
               pooling: str = "mean", max_length: int = 128,
               license: str = "see model card") -> HFBackbone:
     """Load weights (pretrained) or only the architecture (random init) plus the tokenizer."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # a second or so: only when used
+
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     if pretrained:
         model = AutoModel.from_pretrained(str(name_or_path))

@@ -193,7 +193,6 @@ class Planner:
         # 1. cheap rungs on cached features, at full budget
         for rung in [r for r in rungs if not RUNGS.get(r).trains_backbone]:
             trial(rung, 1.0)
-        incumbent = max(plan.trials, key=lambda t: t.val_accuracy) if plan.trials else None
         # 2. costly rungs at the lowest budget, climbing while each beats the best below it
         costly = [r for r in rungs if RUNGS.get(r).trains_backbone]
         alive: list[Trial] = []

@@ -147,7 +147,7 @@ def rank_backbones(data: LabeledData, backbones: Sequence[str], *, scores: Seque
                    log: Callable[[str], None] | None = print) -> Ranking:
     """Score each backbone on ``data`` (labeled; a stratified subsample of ``max_samples``).
     A candidate that fails to build or run is reported in the table, not raised."""
-    from headstart.api import _device, prepare_backbone
+    from headstart.backbones.prepare import prepare_backbone, resolve_device
 
     unknown = [s for s in scores if s not in SCORES]
     if unknown:
@@ -164,7 +164,7 @@ def rank_backbones(data: LabeledData, backbones: Sequence[str], *, scores: Seque
     index = {c: i for i, c in enumerate(classes)}
     targets = np.array([index[lab] for lab in data.labels])
     cache = FeatureCache(cache_dir)
-    dev = _device(device)
+    dev = resolve_device(device)
     want_source = any(s in SOURCE_SCORES for s in scores)
     rows = []
     for spec in backbones:

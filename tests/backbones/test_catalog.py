@@ -44,7 +44,6 @@ def test_efficientnet_lite0_loads_offline_weights_in_order():
 
 @pytest.mark.real
 def test_minilm_loads_offline_and_embeds_similar_sentences_closer():
-    from headstart.testing.checks import example_batch  # noqa: F401
     from headstart.data.text import TextCollator
 
     bb = build_backbone("minilm").eval()

@@ -1,6 +1,4 @@
 import pytest
-import torch
-from torch import nn
 
 from headstart.backbones import build_backbone
 from headstart.heads import build_head

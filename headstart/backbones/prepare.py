@@ -1,0 +1,35 @@
+"""Build a backbone for a given dataset: the spec plus the preprocessing fitted to the data."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from headstart.backbones import Backbone, build_backbone
+from headstart.data._base import LabeledData
+from headstart.data.images import auto_image_size
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``"cpu"`` or no GPU: the CPU; else the named device, by default the first GPU."""
+    return torch.device("cpu" if device == "cpu" or not torch.cuda.is_available() else (device or "cuda"))
+
+
+def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
+                     max_length: int | None = None, seed: int = 0) -> Backbone:
+    """Build ``spec`` and fit its preprocessing to the data: the input size for small images
+    (from the data unless given or fixed by the architecture), multi-scale taps on or off, the
+    token limit for texts."""
+    backbone = build_backbone(spec)
+    if backbone.modality != data.modality:
+        raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
+    if data.modality == "image":
+        cfg = backbone.pretrained_cfg
+        size = cfg.input_size if cfg.fixed_input_size else (
+            image_size or auto_image_size(data.items, cfg.input_size, seed=seed))
+        taps, grid = (cfg.feature_taps, cfg.feature_grid) if multiscale else ((), 1)
+        backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
+    if max_length and data.modality == "text":
+        limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
+        backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
+    return backbone
