@@ -234,7 +234,8 @@ class Headstart:
         if self.accelerator_.trackers and test_data is not None:
             self.accelerator_.log({"test/accuracy": self.metrics_["test"]["accuracy"],
                                    "test/macro_f1": self.metrics_["test"]["macro_f1"]})
-        self.accelerator_.end_training()
+        for tracker in self.accelerator_.trackers:  # flush the event files (end_training would also
+            tracker.finish()                          # tear down the process group under DDP)
         if self.out and self.accelerator_.is_main_process:  # one writer under DDP
             self.save(self.out)
             self.write_report(self.out)

@@ -89,6 +89,7 @@ def test_consecutive_nan_steps_stop_with_a_clear_error(tmp_path):
 
 def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     model, loader, opt, sched = _setup(n=64)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not under nohup)
 
     def interrupt(info):
         if info["global_step"] == 3:
@@ -100,3 +101,4 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     ck = load_latest(tmp_path)
     assert e.value.checkpoint == ck["path"] and (ck["epoch"], ck["step"]) == (0, 3)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    signal.signal(signal.SIGINT, before)
