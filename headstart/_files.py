@@ -5,8 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only where tensors are handled: the rank memo reads files without it
+    import torch
+
+
+def default_cache_dir() -> Path:
+    """Where computed features, scores and rank memos live (``HEADSTART_CACHE`` overrides)."""
+    return Path(os.environ.get("HEADSTART_CACHE", Path.home() / ".cache" / "headstart")) / "features"
 
 
 def sha256_file(path: str | Path) -> str:
@@ -46,6 +53,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def check_finite(state: dict[str, torch.Tensor], what: str) -> None:
     """Raise rather than write NaN/inf weights."""
+    import torch
+
     bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
     if bad:
         raise FloatingPointError(f"refusing to write {what}: non-finite values in {', '.join(bad[:5])}"
@@ -56,6 +65,8 @@ def load_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a ``.pt``/``.pth`` state dict without executing anything: ``weights_only=True``
     allows tensors and plain containers only; a file that needs more is refused."""
     import pickle
+
+    import torch
 
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)

@@ -274,12 +274,51 @@ def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          label_column: str = typer.Option("label"),
          cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
          device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
-         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON here")) -> None:
+         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON here"),
+         no_memo: bool = typer.Option(False, "--no-memo", help="rank again even when the same question was answered "
+                                      "(the feature and score caches are still used)")) -> None:
     """Rank pretrained backbones by transferability scores on frozen features (cached: a second
-    call on the same data does not run the backbones)."""
+    call on the same data does not run the backbones; an identical question is answered from the
+    rank memo without loading anything)."""
+    from headstart._files import default_cache_dir
+    from headstart.selection.memo import RankMemo, memo_key
+
+    names = [b.strip() for b in backbones.split(",") if b.strip()]
+    score_names = [s.strip() for s in scores.split(",") if s.strip()]
+    params = dict(data=str(data.resolve()), backbones=names, scores=score_names, by=by, max_samples=max_samples,
+                  image_size=image_size, max_length=max_length, text_column=text_column, path_column=path_column,
+                  label_column=label_column, device=device)
+    memo = RankMemo(cache_dir or default_cache_dir())
+    key = None if no_memo else memo_key(data, params, path_column)
+    hit = memo.get(key) if key else None
+    if hit is not None:
+        result, stored = hit
+        if stored.get("data_report"):
+            typer.echo(stored["data_report"], err=True)
+        for row in result.rows:
+            row.reused, row.feature_seconds, row.score_seconds = True, 0.0, 0.0
+        typer.echo(result.format())
+        typer.echo("answered from the rank memo (same files, candidates, settings and installed packages as an "
+                   "earlier ranking); --no-memo ranks again", err=True)
+    else:
+        result = _rank_now(data, names, score_names, by, max_samples, image_size, max_length, text_column,
+                           path_column, label_column, cache_dir, device, memo, key, params)
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    if result.pick is None:
+        raise typer.Exit(1)
+
+
+def _rank_now(data: Path, names: list[str], score_names: list[str], by: str, max_samples: int,
+              image_size: Optional[int], max_length: Optional[int], text_column: str, path_column: str,
+              label_column: str, cache_dir: Optional[Path], device: Optional[str], memo: Any,
+              key: Optional[str], params: dict[str, Any]) -> Any:
+    """The full ranking (feature and score caches reused); kept in the memo when the data did not
+    change while it ran."""
     from headstart.data.sources import read_data
     from headstart.data.validate import DataError, check_data
     from headstart.selection import rank_backbones
+    from headstart.selection.memo import memo_key
 
     try:
         train = read_data(data, text_column=text_column, path_column=path_column, label_column=label_column)
@@ -287,17 +326,16 @@ def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per 
     except (DataError, ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
-    if report.bad:
-        typer.echo(report.format(), err=True)
-    result = rank_backbones(train, [b.strip() for b in backbones.split(",") if b.strip()],
-                            scores=[s.strip() for s in scores.split(",") if s.strip()], by=by,
-                            max_samples=max_samples or None, image_size=image_size, max_length=max_length,
-                            cache_dir=cache_dir, device=device, log=lambda m: typer.echo(m, err=True))
+    data_report = report.format() if report.bad else ""
+    if data_report:
+        typer.echo(data_report, err=True)
+    result = rank_backbones(train, names, scores=score_names, by=by, max_samples=max_samples or None,
+                            image_size=image_size, max_length=max_length, cache_dir=cache_dir, device=device,
+                            log=lambda m: typer.echo(m, err=True))
     typer.echo(result.format())
-    if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2))
-    if result.pick is None:
-        raise typer.Exit(1)
+    if key is not None and memo_key(data, params, path_column) == key:
+        memo.put(key, result, data_report)
+    return result
 
 
 @app.command()

@@ -16,15 +16,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from headstart._files import default_cache_dir
 from headstart.backbones._base import IMAGE, Backbone
 from headstart.data._base import LabeledData
 from headstart.data.images import item_digest
 from headstart.data.loaders import make_loader
 from headstart.data.text import text_digest
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("HEADSTART_CACHE", Path.home() / ".cache" / "headstart")) / "features"
 
 
 def digests(data: LabeledData) -> list[bytes]:

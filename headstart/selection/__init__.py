@@ -17,6 +17,15 @@ SCORES.register("knn")(knn_accuracy)
 SCORES.register("leep")(leep)
 SCORES.register("nce")(nce)
 
-from headstart.selection.rank import Ranking, rank_backbones  # noqa: E402  (needs SCORES above)
+from headstart.selection.ranking import Ranking, RankRow  # noqa: E402  (torch-free: the rank memo reads it)
 
-__all__ = ["SCORES", "Ranking", "h_score", "knn_accuracy", "leep", "logme", "nce", "rank_backbones"]
+
+def __getattr__(name: str):  # PEP 562: ranking needs torch; the scores and the memo do not
+    if name == "rank_backbones":
+        from headstart.selection.rank import rank_backbones
+
+        return rank_backbones
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SCORES", "RankRow", "Ranking", "h_score", "knn_accuracy", "leep", "logme", "nce", "rank_backbones"]

@@ -4,13 +4,14 @@ Shlens, Le. "Do Better ImageNet Models Transfer Better?", CVPR 2019). Higher is 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5, folds: int = 5, seed: int = 0) -> float:
+    from sklearn.model_selection import StratifiedKFold, cross_val_score  # sklearn only when scoring
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     y = np.asarray(labels)
     folds = int(min(folds, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
     if folds < 2:
