@@ -1,7 +1,7 @@
 """Pretrained feature extractors, addressed by spec strings with a source prefix.
 
 ``timm:convnext_tiny.fb_in1k``, ``hf:bert-base-uncased``, ``torchvision:resnet50``,
-``local:/path``, ``tiny:cnn``, a catalog alias (``efficientnet_lite0``, ``minilm``), and
+``local:/path``, ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data), a catalog alias (``efficientnet_lite0``, ``minilm``), and
 ``scratch:<any of those>`` for the same architecture randomly initialised.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from headstart._registry import Registry
-from headstart.backbones import local, timm, tiny, torchvision, transformers
+from headstart.backbones import local, tfidf, timm, tiny, torchvision, transformers
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones.catalog import CATALOG, available_offline, build_alias
 
@@ -19,6 +19,7 @@ SOURCES.register("hf")(transformers.build)
 SOURCES.register("torchvision")(torchvision.build)
 SOURCES.register("local")(local.build)
 SOURCES.register("tiny")(tiny.build)
+SOURCES.register("tfidf")(tfidf.build)
 
 
 def build_backbone(spec: str, pretrained: bool = True) -> Backbone:

@@ -101,6 +101,10 @@ class Backbone(nn.Module):
         """Text backbones return their tokenizer; image backbones have none."""
         return None
 
+    def adapt_to(self, items: Any) -> None:
+        """Learn what depends on the training inputs before any feature is computed (TF-IDF's
+        vocabulary); a pretrained backbone has nothing to learn here."""
+
     @property
     def modality(self) -> str:
         return self.pretrained_cfg.modality

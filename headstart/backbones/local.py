@@ -26,6 +26,10 @@ def load_local(directory: str | Path, pretrained: bool = True, spec: str | None 
         cfg = json.loads((d / "backbone.json").read_text())
         if cfg["source"] == "hf":
             bb = from_name(d, pretrained=False, spec=cfg.get("spec"), pooling=cfg.get("pooling", "mean"))
+        elif cfg["source"] == "tfidf":
+            from headstart.backbones.tfidf import TfidfBackbone
+
+            bb = TfidfBackbone.from_config(cfg)
         else:
             bb = SOURCES.get(cfg["source"])(cfg["arch"], pretrained=False)
         bb.spec = cfg.get("spec") or spec or f"local:{d}"

@@ -32,4 +32,5 @@ def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = N
     if max_length and data.modality == "text":
         limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
         backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
+    backbone.adapt_to(data.items)
     return backbone

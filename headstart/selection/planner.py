@@ -29,6 +29,7 @@ FIDELITIES = (0.25, 0.5, 1.0)
 IMAGE_FT_STEPS = 400  # FineTuning's default step budget (full fidelity)
 TEXT_FT_EPOCHS = 5  # the text recipe's epochs (strategies/auto.py)
 SCRATCH_IMAGE = "tiny:small_cnn"
+SCRATCH_TEXT = "tfidf:1-2"
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,20 @@ for _rung in [
     Rung("scratch", "small CNN from random initialisation", True, False,
          lambda m, f: {"backbone": SCRATCH_IMAGE, "strategy": "fine_tuning", "image_size": None,
                        "strategy_params": {**SCRATCH_PARAMS, "steps": max(8, round(IMAGE_FT_STEPS * f))}}),
+    Rung("tfidf", "TF-IDF word 1-2-grams + logistic regression, from scratch", False, False,
+         lambda m, f: {"backbone": SCRATCH_TEXT, "strategy": "feature_extraction", "head": "linear"}),
 ]:
     RUNGS.register(_rung.name)(_rung)
-LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch")
+LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf")
 
 
 def ladder_for(modality: str) -> list[str]:
-    """Rungs that apply. Text skips two: the small-CNN scratch rung is for images (text's classic
-    baseline, TF-IDF + logistic regression, is measured by ``headstart compare`` but is not a
-    bundle), and partial fine-tuning, which costs a text encoder nearly what full fine-tuning
-    does (the forward pass dominates) and lands below it (Rotten Tomatoes N=500: 75.5% in 110 s
-    against 77.7% in 134 s, benchmarks/planner.py); ask for it with ``rungs=``."""
+    """Rungs that apply. From scratch, images get the small CNN and texts TF-IDF + logistic
+    regression. Text also skips partial fine-tuning, which costs a text encoder nearly what full
+    fine-tuning does (the forward pass dominates) and lands below it (Rotten Tomatoes N=500: 75.5%
+    in 110 s against 77.7% in 134 s, benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
-        return list(LADDER)
+        return [r for r in LADDER if r != "tfidf"]
     return [r for r in LADDER if r not in ("scratch", "partial_ft")]
 
 

@@ -9,7 +9,7 @@ class ScriptedPlanner(Planner):
     """The planner's decisions on scripted results: ``accs[(rung, fidelity)]`` (default by rung)."""
 
     def __init__(self, accs, seconds=None, **kw):
-        kw.setdefault("rungs", [r for r in LADDER if r != "scratch"])  # the whole transfer ladder
+        kw.setdefault("rungs", [r for r in LADDER if r not in ("scratch", "tfidf")])  # the whole transfer ladder
         super().__init__({"seed": 0}, log=None, **kw)
         self.accs, self.secs, self.calls = accs, seconds or {}, []
 
@@ -84,10 +84,27 @@ def test_a_rung_whose_estimated_cost_exceeds_the_budget_is_skipped(data):
     assert any("exceed the budget" in d for d in plan.decisions)
 
 
-def test_text_ladder_leaves_out_the_image_scratch_cnn_and_partial_fine_tuning():
+def test_each_modality_gets_its_own_scratch_rung_and_text_skips_partial_fine_tuning():
     from headstart.selection.planner import ladder_for
-    assert ladder_for("text") == ["linear_probe", "prototype", "mlp_head", "full_ft"]
-    assert ladder_for("image") == list(LADDER)
+    assert ladder_for("text") == ["linear_probe", "prototype", "mlp_head", "full_ft", "tfidf"]
+    assert ladder_for("image") == [r for r in LADDER if r != "tfidf"]
+
+
+def test_tfidf_beating_every_transfer_rung_on_text_is_negative_transfer(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.65, "mlp_head": 0.68, "full_ft": 0.72, "tfidf": 0.90}
+    plan, model = ScriptedPlanner(accs, rungs=["linear_probe", "prototype", "mlp_head", "full_ft", "tfidf"]).run(data)
+    assert plan.pick == "tfidf" and plan.negative_transfer
+    assert model == "model:tfidf:1.0:200"  # a cheap rung: refitted on all the data
+    assert any("NEGATIVE TRANSFER" in d for d in plan.decisions)
+
+
+def test_plan_runs_the_tfidf_rung_for_text_and_bundles_it(text_data, tmp_path):
+    est = headstart.fit(text_data[0], test=text_data[1], backbone="tiny:bert", strategy="plan", out=tmp_path / "b",
+                        strategy_params={"rungs": ["prototype", "tfidf"]}, cache_dir=tmp_path / "c", verbose=False)
+    assert {t.rung for t in est.plan_.trials} == {"prototype", "tfidf"}
+    assert est.plan_.negative_transfer == (est.plan_.pick == "tfidf")
+    loaded = headstart.load(tmp_path / "b")
+    assert loaded.predict(text_data[1]).tolist() == est.metrics_["test"]["predictions"]
 
 
 def test_budget_strings():
