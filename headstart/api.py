@@ -81,7 +81,8 @@ class Headstart:
                  num_workers: int | str = 0, text_column: str = "text", path_column: str = "path",
                  label_column: str = "label", checkpoint_every: int | None = None,
                  on_step: Callable[[dict[str, Any]], None] | None = None, on_bad_sample: str = "skip",
-                 compile: bool = False, budget: str | float | None = None, verbose: bool = True) -> None:
+                 compile: bool = False, budget: str | float | None = None, warm_start: bool = False,
+                 verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.head = head
@@ -103,6 +104,7 @@ class Headstart:
         self.on_bad_sample = on_bad_sample
         self.compile = compile
         self.budget = budget
+        self.warm_start = warm_start
         self.device = device
         self.mixed_precision = mixed_precision
         self.num_workers = num_workers
@@ -113,6 +115,16 @@ class Headstart:
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params: Any) -> "Headstart":
+        """scikit-learn's setter: change constructor parameters (e.g. ``warm_start``) and return self."""
+        known = self.get_params()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; known: {', '.join(known)}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
 
     def _log(self, msg: str) -> None:
         acc = getattr(self, "accelerator_", None)
@@ -186,6 +198,7 @@ class Headstart:
         if data.labels is None:
             raise ValueError(f"no labels found (expected a {self.label_column!r} column, class folders, or y)")
         data, val, test = self._preflight(X, data, val, test)
+        prev_classes = getattr(self, "classes_", None)
         self.classes_ = np.array(sorted(set(data.labels), key=lambda v: (str(type(v)), v)), dtype=object)
         if len(self.classes_) < 2:
             raise ValueError(f"only one class ({self.classes_[0]!r}) in the training data: "
@@ -197,15 +210,20 @@ class Headstart:
         train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
         set_seed(self.seed)
         spec = DEFAULT_BACKBONES[data.modality] if self.backbone == "auto" else self.backbone
-        backbone = prepare_backbone(spec, train, image_size=self.image_size, multiscale=self.multiscale,
-                                    max_length=self.max_length, seed=self.seed)
-        head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
+        warm = self._warm_model(spec, prev_classes)
+        if warm is not None:
+            model = warm
+        else:
+            backbone = prepare_backbone(spec, train, image_size=self.image_size, multiscale=self.multiscale,
+                                        max_length=self.max_length, seed=self.seed)
+            head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
+            model = TransferModel(backbone, head)
         self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile,
                                              log_dir=Path(self.out) / "logs" if self.out else None)
         if self.out:
             self.accelerator_.init_trackers("headstart", config={
                 k: v for k, v in self.get_params().items() if isinstance(v, (int, float, str, bool))})
-        model = TransferModel(backbone, head).to(self.accelerator_.device)
+        model = model.to(self.accelerator_.device)
 
         tr = Split(train, self._encode(train, "train"))
         va = Split(val_data, self._encode(val_data, "val")) if val_data is not None else None
@@ -220,7 +238,7 @@ class Headstart:
         ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=workers,
                          seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
                          balance=balance, checkpoint_every=self.checkpoint_every, on_step=self.on_step,
-                         log=self._log)
+                         log=self._log, warm_start=warm is not None)
         self.history_ = self.strategy_.fit(model, tr, va, ctx)
         self.model_ = self.accelerator_.unwrap_model(model, keep_fp32_wrapper=False).eval().requires_grad_(False)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -242,6 +260,20 @@ class Headstart:
             self._log(f"bundle written to {self.out} (report: {Path(self.out) / 'report.html'})")
         self.accelerator_.wait_for_everyone()
         return self
+
+    def _warm_model(self, spec: str, classes: np.ndarray | None) -> TransferModel | None:
+        """With ``warm_start`` and an earlier fit on the same classes and backbone: that model, to
+        train on from where it stopped (a new learning-rate schedule; scikit-learn's warm_start)."""
+        prev = getattr(self, "model_", None)
+        if not self.warm_start or prev is None:
+            return None
+        if prev.backbone.spec != spec:
+            raise ValueError(f"warm_start: the fitted model's backbone is {prev.backbone.spec!r}, not {spec!r}")
+        if classes is None or list(classes) != list(self.classes_):
+            raise ValueError(f"warm_start: the classes changed ({list(classes)} -> {list(self.classes_)}); "
+                             "fit afresh")
+        self._log("warm start: training continues from the fitted model")
+        return prev
 
     def _fit_planned(self, X: Any, y: Sequence[Any] | None, val: Any, test: Any, t0: float) -> "Headstart":
         from headstart.selection.planner import Planner, parse_budget

@@ -113,3 +113,22 @@ def test_mixed_label_types_are_kept_as_given():
     from headstart.data.sources import from_sequences
     assert from_sequences(["a", "b"], np.array([1, 2])).labels == [1, 2]
     assert from_sequences(["a", "b"], [1, "x"]).labels == [1, "x"]
+
+
+def test_warm_start_continues_from_the_fitted_model(image_data):
+    train, test = image_data
+    params = dict(backbone="tiny:cnn", strategy="fine_tuning", verbose=False, test_size=0.0)
+    first = Headstart(**params, strategy_params={"steps": 8}).fit(train)
+    before = first.predict_proba(test)
+    frozen = {"steps": 8, "lr": 0.0, "head_lr": 0.0}  # a second fit that cannot move any weight
+    first.set_params(warm_start=True, strategy_params=frozen).fit(train)
+    np.testing.assert_allclose(first.predict_proba(test), before, atol=1e-5)  # kept model and head
+    cold = Headstart(**params, strategy_params=frozen).fit(train)  # control: a fresh model differs
+    assert not np.allclose(cold.predict_proba(test), before, atol=1e-3)
+
+
+def test_warm_start_refuses_another_backbone(image_data):
+    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", strategy_params={"steps": 4}, verbose=False,
+                    test_size=0.0).fit(image_data[0])
+    with pytest.raises(ValueError, match="warm_start"):
+        est.set_params(warm_start=True, backbone="tiny:small_cnn").fit(image_data[0])

@@ -42,6 +42,7 @@ class FitContext:
     checkpoint_every: int | None = None  # also checkpoint every N optimizer steps
     on_step: Callable[[dict[str, Any]], None] | None = None  # called after each optimizer step
     log: Callable[[str], None] = field(default=print)
+    warm_start: bool = False  # the model continues an earlier fit: keep its head, start a new schedule
 
     @property
     def device(self) -> torch.device:

@@ -143,7 +143,7 @@ class FineTuning(Strategy):
         if resume is not None and resume["extra"].get("strategy") != self.name:
             raise ValueError(f"{resume['path']}: checkpoint of strategy {resume['extra'].get('strategy')!r}, "
                              f"not {self.name!r}; resume with the same settings or start afresh")
-        if resume is None:
+        if resume is None and not ctx.warm_start:
             self._init_head(model, train, val, ctx)
         weights = None
         if ctx.balance == "sampler":
