@@ -93,8 +93,9 @@ class Trial:
     rung: str
     fidelity: float
     val_accuracy: float
-    seconds: float
+    seconds: float  # this run's own time (a continued run: only the part it added)
     correct: np.ndarray | None = field(default=None, repr=False)  # per validation example
+    start: float = 0.0  # the fidelity it continued from (0: trained afresh)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class Plan:
     budget: float | None = None
     n_fit: int = 0
     n_val: int = 0
+    finish_seconds: float = 0.0  # continuing the costly pick on all the data
 
     def best(self, rung: str) -> Trial | None:
         runs = [t for t in self.trials if t.rung == rung]
@@ -146,8 +148,9 @@ class Planner:
 
     def __init__(self, base: dict[str, Any], budget: float | None = None, margin: float = 0.01,
                  val_fraction: float = 0.2, rungs: list[str] | None = None, z: float = 1.0,
-                 log: Callable[[str], None] | None = print) -> None:
+                 finish: float = 0.25, log: Callable[[str], None] | None = print) -> None:
         self.base = base
+        self.finish = finish
         self.budget = budget
         self.margin = margin
         self.z = z
@@ -158,16 +161,30 @@ class Planner:
         self.rungs = rungs
         self.log = log or (lambda m: None)
 
-    def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None
-             ) -> tuple[Any, np.ndarray | None, float]:
-        """Fit one rung; returns (estimator, per-example correctness on val or None, seconds)."""
+    def _params(self, rung: str, modality: str, fidelity: float, start: float = 0.0) -> dict[str, Any]:
+        """Estimator parameters for ``rung`` at ``fidelity``; from ``start`` > 0, only the epochs or
+        steps between the two (the run continues a model already trained to ``start``)."""
+        p = RUNGS.get(rung).params(modality, fidelity)
+        if start > 0:
+            before = RUNGS.get(rung).params(modality, start)["strategy_params"]
+            sp = dict(p["strategy_params"])
+            key = "epochs" if sp.get("epochs") else "steps"
+            sp[key] = max(1, sp[key] - before[key])
+            p = {**p, "strategy_params": sp}
+        return {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "out": None, "resume": False, "verbose": False}
+
+    def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None,
+             start: tuple[Any, float] | None = None) -> tuple[Any, np.ndarray | None, float]:
+        """Fit one rung; returns (estimator, per-example correctness on val or None, seconds).
+        ``start=(estimator, its fidelity)`` continues that estimator's training up to ``fidelity``
+        (a warm start with a new learning-rate cycle, as in SGDR) instead of starting afresh."""
         from headstart.api import Headstart
 
-        r = RUNGS.get(rung)
-        params = {**self.base, **r.params(fit.modality, fidelity), "val_size": 0.0, "test_size": 0.0,
-                  "out": None, "resume": False, "verbose": False}
         t0 = time.perf_counter()
-        est = Headstart(**params).fit(fit)
+        if start is None:
+            est = Headstart(**self._params(rung, fit.modality, fidelity)).fit(fit)
+        else:
+            est = start[0].set_params(warm_start=True, **self._params(rung, fit.modality, fidelity, start[1])).fit(fit)
         correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
         return est, correct, time.perf_counter() - t0
 
@@ -183,13 +200,15 @@ class Planner:
         plan = Plan(budget=self.budget, n_fit=len(fit), n_val=len(val))
         models: dict[tuple[str, float], Any] = {}
 
-        def trial(rung: str, f: float) -> Trial:
-            est, correct, secs = self._run(rung, f, fit, val)
+        def trial(rung: str, f: float, start: float = 0.0) -> Trial:
+            warm = (models.pop((rung, start)), start) if start else None
+            est, correct, secs = self._run(rung, f, fit, val, start=warm)
             models[(rung, f)] = est
             acc = float(np.mean(correct))
-            t = Trial(rung, f, acc, secs, np.asarray(correct, dtype=bool))
+            t = Trial(rung, f, acc, secs, np.asarray(correct, dtype=bool), start)
             plan.trials.append(t)
-            self.log(f"  {rung} at budget {f:g}: val accuracy {100 * acc:.2f}% ({secs:.1f} s)")
+            self.log(f"  {rung} at budget {f:g}{f' (continued from {start:g})' if start else ''}: "
+                     f"val accuracy {100 * acc:.2f}% ({secs:.1f} s)")
             return t
 
         # 1. cheap rungs on cached features, at full budget
@@ -240,7 +259,7 @@ class Planner:
                     plan.decisions.append(f"{t.rung}: budget {f:g} skipped, its estimated {est_cost:.0f} s "
                                           "exceed the budget left")
                     continue
-                nxt.append(trial(t.rung, f))
+                nxt.append(trial(t.rung, f, start=f_prev))  # continues the run: pays only the extra half
             alive = nxt
         # 4. the pick: the best cheap rung (a cheaper one wins ties within half the margin),
         # replaced by a costlier rung only when that one beats it clearly (margin and paired z)
@@ -266,14 +285,25 @@ class Planner:
                 f"NEGATIVE TRANSFER: training from scratch ({100 * choice.val_accuracy:.1f}%) beat every transfer "
                 f"rung (best {best_t.rung}, {100 * best_t.val_accuracy:.1f}%); the scratch model is returned")
         # 5. the returned model: rungs on cached features are refitted on all the data (seconds);
-        # a rung that trains the backbone keeps its run (refitting would double its cost)
+        # a rung that trains the backbone continues its run on all the data for ``finish`` of its
+        # budget (the held-out examples then teach too), rather than training again from scratch
         if not RUNGS.get(choice.rung).trains_backbone:
             est, _, _ = self._run(choice.rung, choice.fidelity, data, None)
             plan.decisions.append(f"{choice.rung} refitted on all {len(data)} examples")
         else:
             est = models[(choice.rung, choice.fidelity)]
-            plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples (the other {len(val)} "
-                                  "chose it)")
+            cost = self._estimate(plan, choice.rung, choice.fidelity + self.finish) * len(data) / max(1, len(fit))
+            if self.finish <= 0:
+                plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples")
+            elif cost > self._left(t0):
+                plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples: finishing it on all "
+                                      f"the data would take ~{cost:.0f} s, beyond the budget")
+            else:
+                est, _, secs = self._run(choice.rung, choice.fidelity + self.finish, data, None,
+                                         start=(est, choice.fidelity))
+                plan.finish_seconds = secs
+                plan.decisions.append(f"{choice.rung} continued on all {len(data)} examples for {self.finish:g} more "
+                                      f"of its budget ({secs:.0f} s): the {len(val)} validation examples train too")
         plan.seconds = time.perf_counter() - t0
         return plan, est
 
@@ -290,10 +320,10 @@ class Planner:
 
     @staticmethod
     def _estimate(plan: Plan, rung: str, fidelity: float) -> float:
-        """Seconds a run will take: from this rung's earlier runs, else from the costliest run so
-        far (a fine-tune costs more than a probe), else 0 (first run: no evidence yet)."""
+        """Seconds to bring ``rung`` to ``fidelity``: the rate of its earlier runs (continued runs
+        pay only the part beyond where they stopped); no evidence yet: 0."""
         runs = [t for t in plan.trials if t.rung == rung]
-        if runs:
-            t = max(runs, key=lambda t: t.fidelity)
-            return t.seconds * fidelity / t.fidelity
-        return 0.0
+        if not runs:
+            return 0.0
+        rate = sum(t.seconds for t in runs) / sum(t.fidelity - t.start for t in runs)
+        return rate * max(0.0, fidelity - max(t.fidelity for t in runs))

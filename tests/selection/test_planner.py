@@ -11,10 +11,13 @@ class ScriptedPlanner(Planner):
     def __init__(self, accs, seconds=None, **kw):
         kw.setdefault("rungs", [r for r in LADDER if r not in ("scratch", "tfidf")])  # the whole transfer ladder
         super().__init__({"seed": 0}, log=None, **kw)
-        self.accs, self.secs, self.calls = accs, seconds or {}, []
+        self.accs, self.secs, self.calls, self.starts = accs, seconds or {}, [], []
 
-    def _run(self, rung, fidelity, fit, val):
+    def _run(self, rung, fidelity, fit, val, start=None):
         self.calls.append((rung, fidelity, len(fit)))
+        if start is not None:  # a continued run carries the model it continued
+            assert start[0] == f"model:{rung}:{start[1]}:{len(fit)}" or len(fit) == 200, start
+            self.starts.append((rung, start[1], fidelity))
         acc = self.accs.get((rung, fidelity), self.accs.get(rung, 0.0))
         correct = None
         if val is not None:  # the first round(acc * n) validation examples right: nested, so paired
@@ -40,12 +43,16 @@ def test_the_ladder_stops_climbing_when_a_rung_does_not_beat_the_one_below(data)
 def test_successive_halving_runs_a_winning_fine_tune_to_full_budget_only_while_it_pays(data):
     accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, "partial_ft": 0.75,
             ("full_ft", 0.25): 0.80, ("full_ft", 0.5): 0.86, ("full_ft", 1.0): 0.90}
-    plan, model = ScriptedPlanner(accs).run(data)
+    p = ScriptedPlanner(accs)
+    plan, model = p.run(data)
     assert [(t.rung, t.fidelity) for t in plan.trials if t.rung == "full_ft"] == [
         ("full_ft", 0.25), ("full_ft", 0.5), ("full_ft", 1.0)]
     assert ("partial_ft", 0.5) not in [(t.rung, t.fidelity) for t in plan.trials]  # halved away
     assert plan.pick == "full_ft" and plan.pick_fidelity == 1.0
-    assert model == "model:full_ft:1.0:160"  # kept as trained on the planner's training part
+    # each higher budget continues the run below it; then the pick goes on over all the data
+    assert p.starts == [("full_ft", 0.25, 0.5), ("full_ft", 0.5, 1.0), ("full_ft", 1.0, 1.25)]
+    assert model == "model:full_ft:1.25:200"
+    assert any("continued on all 200 examples" in d for d in plan.decisions)
     flat = {**accs, ("full_ft", 0.5): 0.805}
     plan, _ = ScriptedPlanner(flat).run(data)
     assert ("full_ft", 1.0) not in [(t.rung, t.fidelity) for t in plan.trials]
@@ -131,3 +138,13 @@ def test_plan_strategy_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(i
     assert loaded.meta_["plan"]["pick"] == est.plan_.pick
     assert loaded.predict(test).tolist() == est.metrics_["test"]["predictions"]
     assert "planner" in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_the_costly_pick_is_kept_as_trained_when_finishing_would_overrun_the_budget(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, "partial_ft": 0.8, "full_ft": 0.9}
+    p = ScriptedPlanner(accs, seconds={"full_ft": 1000.0}, budget=70.0)  # a quarter of full_ft: 250 s
+    plan, model = p.run(data)
+    assert plan.pick == "full_ft" and model == f"model:full_ft:{plan.pick_fidelity}:160"
+    assert any("beyond the budget" in d for d in plan.decisions)
+    plan, model = ScriptedPlanner(accs, finish=0.0).run(data)
+    assert model == f"model:full_ft:{plan.pick_fidelity}:160"
