@@ -273,6 +273,7 @@ class Headstart:
             raise ValueError(f"warm_start: the classes changed ({list(classes)} -> {list(self.classes_)}); "
                              "fit afresh")
         self._log("warm start: training continues from the fitted model")
+        prev.head.requires_grad_(True)  # a fitted model is frozen; strategies set the backbone's groups
         return prev
 
     def _fit_planned(self, X: Any, y: Sequence[Any] | None, val: Any, test: Any, t0: float) -> "Headstart":

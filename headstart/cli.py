@@ -194,7 +194,7 @@ def backbones() -> None:
 def compare(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
             backbone: str = typer.Option("auto", help="the pretrained backbone to judge"),
             methods: Optional[str] = typer.Option(None, help="comma-separated subset of: majority, classic, "
-                                                  "scratch, linear_probe, mlp_head, fine_tuning"),
+                                                  "scratch, linear_probe, prototype, mlp_head, fine_tuning"),
             sizes: str = typer.Option("all", help="training sizes, nested subsets, e.g. 50,100,500,all"),
             seeds: int = typer.Option(3, help="seeds per method and size"),
             test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified 20% split)"),

@@ -125,6 +125,9 @@ def test_warm_start_continues_from_the_fitted_model(image_data):
     np.testing.assert_allclose(first.predict_proba(test), before, atol=1e-5)  # kept model and head
     cold = Headstart(**params, strategy_params=frozen).fit(train)  # control: a fresh model differs
     assert not np.allclose(cold.predict_proba(test), before, atol=1e-3)
+    head = [p.detach().clone() for p in first.model_.head.parameters()]
+    first.set_params(strategy_params={**frozen, "head_lr": 0.05}).fit(train)  # the kept head trains on
+    assert any(not np.allclose(a.numpy(), b.detach().numpy()) for a, b in zip(head, first.model_.head.parameters()))
 
 
 def test_warm_start_refuses_another_backbone(image_data):

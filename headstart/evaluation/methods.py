@@ -1,8 +1,8 @@
 """The methods ``headstart compare`` runs on the same splits, each a registered function:
 baselines (majority class; a classic model trained from scratch — a small CNN for images,
 TF-IDF + logistic regression for text; the backbone's own architecture from random
-initialisation) and the transfer recipes (linear probe, MLP head on cached features,
-fine-tuning). A new method is one function plus one registration."""
+initialisation) and the transfer recipes (linear probe, prototypes and MLP head on cached
+features, fine-tuning). A new method is one function plus one registration."""
 from __future__ import annotations
 
 import time
@@ -101,11 +101,12 @@ for _name, _fn, _transfer, _what in [
     ("classic", _classic, False, "small CNN from scratch (images) / TF-IDF + logistic regression (text)"),
     ("scratch", _same_arch_scratch, False, "the backbone's architecture, randomly initialised, fine-tuned"),
     ("linear_probe", _rung("linear_probe"), True, "logistic regression on cached pretrained features"),
+    ("prototype", _rung("prototype"), True, "nearest class mean on cached pretrained features (few-shot)"),
     ("mlp_head", _rung("mlp_head"), True, "MLP(1024) head on cached pretrained features"),
     ("fine_tuning", _rung("full_ft"), True, "the whole network fine-tuned (headstart's recipe)"),
 ]:
     METHODS.register(_name)((_fn, _transfer, _what))
-DEFAULT_METHODS = ("majority", "classic", "scratch", "linear_probe", "mlp_head", "fine_tuning")
+DEFAULT_METHODS = ("majority", "classic", "scratch", "linear_probe", "prototype", "mlp_head", "fine_tuning")
 
 
 def run_method(name: str, train: LabeledData, test: LabeledData, base: dict[str, Any]) -> MethodRun:

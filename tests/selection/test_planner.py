@@ -49,10 +49,10 @@ def test_successive_halving_runs_a_winning_fine_tune_to_full_budget_only_while_i
         ("full_ft", 0.25), ("full_ft", 0.5), ("full_ft", 1.0)]
     assert ("partial_ft", 0.5) not in [(t.rung, t.fidelity) for t in plan.trials]  # halved away
     assert plan.pick == "full_ft" and plan.pick_fidelity == 1.0
-    # each higher budget continues the run below it; then the pick goes on over all the data
-    assert p.starts == [("full_ft", 0.25, 0.5), ("full_ft", 0.5, 1.0), ("full_ft", 1.0, 1.25)]
-    assert model == "model:full_ft:1.25:200"
-    assert any("continued on all 200 examples" in d for d in plan.decisions)
+    # each higher budget continues the run below it; the pick is then trained again on all the data
+    assert p.starts == [("full_ft", 0.25, 0.5), ("full_ft", 0.5, 1.0)]
+    assert model == "model:full_ft:1.0:200"
+    assert any("trained again on all 200 examples" in d for d in plan.decisions)
     flat = {**accs, ("full_ft", 0.5): 0.805}
     plan, _ = ScriptedPlanner(flat).run(data)
     assert ("full_ft", 1.0) not in [(t.rung, t.fidelity) for t in plan.trials]
@@ -62,7 +62,7 @@ def test_negative_transfer_is_detected_and_the_scratch_model_returned(data):
     accs = {"linear_probe": 0.80, "prototype": 0.7, "mlp_head": 0.7, "partial_ft": 0.6, "scratch": 0.97}
     plan, model = ScriptedPlanner(accs, rungs=list(LADDER)).run(data)
     assert plan.pick == "scratch" and plan.negative_transfer
-    assert model.startswith("model:scratch:")
+    assert model.startswith("model:scratch:") and model.endswith(":200")  # trained again on all the data
     assert any("NEGATIVE TRANSFER" in d for d in plan.decisions)
 
 
@@ -140,11 +140,11 @@ def test_plan_strategy_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(i
     assert "planner" in (tmp_path / "b" / "README.md").read_text()
 
 
-def test_the_costly_pick_is_kept_as_trained_when_finishing_would_overrun_the_budget(data):
+def test_the_costly_pick_is_kept_as_trained_when_training_it_again_would_overrun_the_budget(data):
     accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, "partial_ft": 0.8, "full_ft": 0.9}
     p = ScriptedPlanner(accs, seconds={"full_ft": 1000.0}, budget=70.0)  # a quarter of full_ft: 250 s
     plan, model = p.run(data)
     assert plan.pick == "full_ft" and model == f"model:full_ft:{plan.pick_fidelity}:160"
     assert any("beyond the budget" in d for d in plan.decisions)
-    plan, model = ScriptedPlanner(accs, finish=0.0).run(data)
+    plan, model = ScriptedPlanner(accs, refit=False).run(data)
     assert model == f"model:full_ft:{plan.pick_fidelity}:160"
