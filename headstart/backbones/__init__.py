@@ -1,7 +1,8 @@
 """Pretrained feature extractors, addressed by spec strings with a source prefix.
 
 ``timm:convnext_tiny.fb_in1k``, ``hf:bert-base-uncased``, ``torchvision:resnet50``,
-``local:/path``, ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data), a catalog alias (``efficientnet_lite0``, ``minilm``), and
+``local:/path``, ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data),
+a catalog alias (``efficientnet_lite0``, ``minilm``), and
 ``scratch:<any of those>`` for the same architecture randomly initialised.
 """
 from __future__ import annotations

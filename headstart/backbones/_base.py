@@ -73,6 +73,9 @@ class Backbone(nn.Module):
     spec: str
     pretrained_cfg: PretrainedCfg
     num_features: int
+    # heads on cached features standardise each column first, unless the features' own scale
+    # carries meaning (TF-IDF)
+    standardize_features: bool = True
 
     def forward_features(self, batch: Any) -> torch.Tensor:  # (N, D)
         raise NotImplementedError

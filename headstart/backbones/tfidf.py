@@ -53,6 +53,8 @@ class NgramTokenizer:
 
 
 class TfidfBackbone(Backbone):
+    standardize_features = False  # idf weighting is the point: per-column scaling would undo it
+
     def __init__(self, ngram_range: tuple[int, int] = (1, 2), vocabulary: Sequence[str] = (),
                  spec: str | None = None) -> None:
         super().__init__()

@@ -228,6 +228,13 @@ class Planner:
             if est_cost > self._left(t0):
                 plan.decisions.append(f"{rung}: skipped, its estimated {est_cost:.0f} s exceed the budget left")
                 continue
+            top = max(plan.trials, key=lambda x: x.val_accuracy, default=None)
+            if top is not None and not self.beats(Trial(rung, 1.0, 1.0, 0.0, np.ones(len(val), dtype=bool)), top):
+                # not even a perfect score could be told apart from the best so far: nothing to learn
+                plan.decisions.append(f"{rung}: not run — even 100% on {len(val)} validation examples would not "
+                                      f"clearly beat {top.rung} ({100 * top.val_accuracy:.1f}%)")
+                stopped = stopped or transfer
+                continue
             t = trial(rung, FIDELITIES[0])
             below = max([x for x in plan.trials if x is not t], key=lambda x: x.val_accuracy, default=None)
             if below is not None and not self.beats(t, below):

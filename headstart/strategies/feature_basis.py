@@ -24,13 +24,16 @@ class FeatureBasis:
     basis: np.ndarray | None  # (r, D) orthonormal rows, or None: no rotation (n >= D)
 
     @classmethod
-    def fit(cls, feats: torch.Tensor | np.ndarray, block_dims: list[int] | None = None) -> "FeatureBasis":
+    def fit(cls, feats: torch.Tensor | np.ndarray, block_dims: list[int] | None = None,
+            standardize: bool = True) -> "FeatureBasis":
+        """``standardize=False`` only centres: for features whose scale already means something
+        (TF-IDF rows: per-column scaling would lift rare n-grams to the weight of common ones)."""
         x = np.asarray(feats, dtype=np.float64)
         dims = block_dims or [x.shape[1]]
         if sum(dims) != x.shape[1]:
             raise ValueError(f"block_dims {dims} do not add up to {x.shape[1]} features")
         scale = np.concatenate([np.full(d, 1.0 / np.sqrt(d)) for d in dims])
-        mu, sd = x.mean(0), (x.std(0) + 1e-6) / scale
+        mu, sd = x.mean(0), ((x.std(0) + 1e-6) / scale if standardize else np.ones(x.shape[1]))
         if x.shape[0] >= x.shape[1]:
             return cls(mu, sd, None)
         zc = (x - mu) / sd  # centred: mu is the column mean

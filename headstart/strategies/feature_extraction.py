@@ -28,12 +28,12 @@ PROBE_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, block_dims: list[int] | None = None,
               Cs: tuple[float, ...] = PROBE_CS, C: float | None = None, balanced: bool = False,
-              seed: int = 0) -> dict[str, Any]:
+              seed: int = 0, standardize: bool = True) -> dict[str, Any]:
     """Fit a multinomial logistic regression on standardised features (C by stratified CV when
     every class has 2+ examples), then write it into ``head.fc`` with the standardisation folded
     in, so the head applies to raw features. Each block of ``block_dims`` columns is scaled to
     total variance 1, so multi-scale blocks of different widths weigh the same."""
-    fb = FeatureBasis.fit(feats.double().numpy(), block_dims)
+    fb = FeatureBasis.fit(feats.double().numpy(), block_dims, standardize)
     zr = fb.transform(feats.double().numpy())  # (n, r)
     cw = "balanced" if balanced else None
     counts = np.bincount(targets)
@@ -65,13 +65,14 @@ def fit_probe(feats: torch.Tensor, targets: np.ndarray, head: LinearHead, *, blo
 def train_head(head: Head, feats: torch.Tensor, split: Split, val_feats: torch.Tensor | None,
                val: Split | None, ctx: FitContext, *, steps: int, lr: float, weight_decay: float,
                label_smoothing: float, batch_size: int = 64, patience: int = 10,
-               block_dims: list[int] | None = None, desc: str = "head") -> list[dict[str, Any]]:
+               block_dims: list[int] | None = None, desc: str = "head", standardize: bool = True
+               ) -> list[dict[str, Any]]:
     """AdamW + warmup/cosine on cached features; early stopping when a validation split exists.
 
     Heads whose first operation is a linear layer train on standardised features rotated onto
     the training rows' span (``FeatureBasis``), a copy of the head of width ``r <= n``; the
     result is folded back into ``head``, which keeps applying to raw features."""
-    fb = FeatureBasis.fit(feats.double().numpy(), block_dims) if head.input_layer() is not None else None
+    fb = FeatureBasis.fit(feats.double().numpy(), block_dims, standardize) if head.input_layer() is not None else None
     work = head
     if fb is not None:
         work = type(head)(fb.dim, head.num_classes, **head.params)
@@ -168,10 +169,12 @@ class FeatureExtraction(Strategy):
             raise ValueError("solver='lbfgs' needs the linear head")
         if linear and self.solver in ("auto", "lbfgs"):
             info = fit_probe(feats, train.targets, model.head, block_dims=model.backbone.feature_block_dims(),
-                             C=self.C, balanced=ctx.balance is not None, seed=ctx.seed)
+                             standardize=model.backbone.standardize_features, C=self.C,
+                             balanced=ctx.balance is not None, seed=ctx.seed)
             ctx.log(f"linear probe: C={info['C']:g}" + (f", CV accuracy {info['cv_accuracy']:.3f}"
                                                       if info["cv_accuracy"] is not None else ""))
             return [{"epoch": 1, "probe_C": info["C"], "probe_cv_accuracy": info["cv_accuracy"]}]
         return train_head(model.head, feats, train, val_feats, val, ctx, steps=self.steps, lr=self.lr,
                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                          batch_size=self.batch_size, block_dims=model.backbone.feature_block_dims())
+                          batch_size=self.batch_size, block_dims=model.backbone.feature_block_dims(),
+                          standardize=model.backbone.standardize_features)

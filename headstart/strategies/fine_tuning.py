@@ -125,13 +125,15 @@ class FineTuning(Strategy):
         feats = ctx.features(model, train)
         if isinstance(model.head, LinearHead):
             info = fit_probe(feats, train.targets, model.head, block_dims=model.backbone.feature_block_dims(),
+                             standardize=model.backbone.standardize_features,
                              balanced=ctx.balance is not None, seed=ctx.seed)
             ctx.log(f"head initialised by a linear probe on cached features (C={info['C']:g})")
         else:
             val_feats = ctx.features(model, val) if val is not None else None
             train_head(model.head, feats, train, val_feats, val, ctx, steps=300, lr=1e-3, weight_decay=1e-2,
                        label_smoothing=self.label_smoothing, batch_size=128,
-                       block_dims=model.backbone.feature_block_dims())
+                       block_dims=model.backbone.feature_block_dims(),
+                       standardize=model.backbone.standardize_features)
             ctx.log("head pre-trained on cached features")
 
     def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:

@@ -148,3 +148,11 @@ def test_the_costly_pick_is_kept_as_trained_when_training_it_again_would_overrun
     assert any("beyond the budget" in d for d in plan.decisions)
     plan, model = ScriptedPlanner(accs, refit=False).run(data)
     assert model == f"model:full_ft:{plan.pick_fidelity}:160"
+
+
+def test_a_costly_rung_that_could_not_be_shown_better_is_not_run(data):
+    accs = {"linear_probe": 0.80, "prototype": 1.0, "mlp_head": 0.7, "partial_ft": 1.0, "full_ft": 1.0}
+    p = ScriptedPlanner(accs)
+    plan, model = p.run(data)
+    assert not [c for c in p.calls if c[0] in ("partial_ft", "full_ft")]  # 40/40 cannot be beaten
+    assert plan.pick == "prototype" and any("not run" in d for d in plan.decisions)
