@@ -42,14 +42,18 @@ class NgramTokenizer:
         self._analyze = _vectorizer(ngram_range).build_analyzer()
 
     def __call__(self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None,
-                 **_: Any) -> dict[str, list[list[int]]]:
+                 padding: bool = False, return_tensors: str | None = None, **_: Any) -> dict[str, Any]:
         ids = []
         for text in texts:
             row = [self.index[g] for g in self._analyze(text) if g in self.index]
             if truncation and max_length:
                 row = row[:max_length]
             ids.append(row or [0])  # no known n-gram: one padding id, masked out below
-        return {"input_ids": ids, "attention_mask": [[int(i != 0) for i in row] for row in ids]}
+        if padding or return_tensors == "pt":
+            width = max(len(r) for r in ids)
+            ids = [r + [0] * (width - len(r)) for r in ids]
+        enc = {"input_ids": ids, "attention_mask": [[int(i != 0) for i in row] for row in ids]}
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in enc.items()} if return_tensors == "pt" else enc
 
 
 class TfidfBackbone(Backbone):
