@@ -269,9 +269,9 @@ class Headstart:
             return None
         if prev.backbone.spec != spec:
             raise ValueError(f"warm_start: the fitted model's backbone is {prev.backbone.spec!r}, not {spec!r}")
-        if classes is None or list(classes) != list(self.classes_):
-            raise ValueError(f"warm_start: the classes changed ({list(classes)} -> {list(self.classes_)}); "
-                             "fit afresh")
+        before = [] if classes is None else list(classes)
+        if before != list(self.classes_):
+            raise ValueError(f"warm_start: the classes changed ({before} -> {list(self.classes_)}); fit afresh")
         self._log("warm start: training continues from the fitted model")
         prev.head.requires_grad_(True)  # a fitted model is frozen; strategies set the backbone's groups
         return prev

@@ -289,7 +289,7 @@ def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per 
                   image_size=image_size, max_length=max_length, text_column=text_column, path_column=path_column,
                   label_column=label_column, device=device)
     memo = RankMemo(cache_dir or default_cache_dir())
-    key = None if no_memo else memo_key(data, params, path_column)
+    key = None if no_memo else memo_key(data, params)
     hit = memo.get(key) if key else None
     if hit is not None:
         result, stored = hit
@@ -301,27 +301,24 @@ def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per 
         typer.echo("answered from the rank memo (same files, candidates, settings and installed packages as an "
                    "earlier ranking); --no-memo ranks again", err=True)
     else:
-        result = _rank_now(data, names, score_names, by, max_samples, image_size, max_length, text_column,
-                           path_column, label_column, cache_dir, device, memo, key, params)
+        result = _rank_now(data, params, cache_dir, memo, key)
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
     if result.pick is None:
         raise typer.Exit(1)
 
 
-def _rank_now(data: Path, names: list[str], score_names: list[str], by: str, max_samples: int,
-              image_size: Optional[int], max_length: Optional[int], text_column: str, path_column: str,
-              label_column: str, cache_dir: Optional[Path], device: Optional[str], memo: Any,
-              key: Optional[str], params: dict[str, Any]) -> Any:
-    """The full ranking (feature and score caches reused); kept in the memo when the data did not
-    change while it ran."""
+def _rank_now(data: Path, params: dict[str, Any], cache_dir: Optional[Path], memo: Any, key: Optional[str]) -> Any:
+    """The full ranking with the rank call's ``params`` (feature and score caches reused); kept in
+    the memo when the data did not change while it ran."""
     from headstart.data.sources import read_data
     from headstart.data.validate import DataError, check_data
     from headstart.selection import rank_backbones
     from headstart.selection.memo import memo_key
 
     try:
-        train = read_data(data, text_column=text_column, path_column=path_column, label_column=label_column)
+        train = read_data(data, text_column=params["text_column"], path_column=params["path_column"],
+                          label_column=params["label_column"])
         report, train, _, _ = check_data(train, root=data if data.is_dir() else None)
     except (DataError, ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -329,11 +326,12 @@ def _rank_now(data: Path, names: list[str], score_names: list[str], by: str, max
     data_report = report.format() if report.bad else ""
     if data_report:
         typer.echo(data_report, err=True)
-    result = rank_backbones(train, names, scores=score_names, by=by, max_samples=max_samples or None,
-                            image_size=image_size, max_length=max_length, cache_dir=cache_dir, device=device,
+    result = rank_backbones(train, params["backbones"], scores=params["scores"], by=params["by"],
+                            max_samples=params["max_samples"] or None, image_size=params["image_size"],
+                            max_length=params["max_length"], cache_dir=cache_dir, device=params["device"],
                             log=lambda m: typer.echo(m, err=True))
     typer.echo(result.format())
-    if key is not None and memo_key(data, params, path_column) == key:
+    if key is not None and memo_key(data, params) == key:
         memo.put(key, result, data_report)
     return result
 

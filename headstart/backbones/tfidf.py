@@ -22,11 +22,10 @@ MAX_FEATURES = 20000  # the most frequent n-grams kept: bounds the feature width
 MAX_NGRAMS = 4096  # n-grams read per text (a text encoder truncates at its token limit too)
 
 
-def _vectorizer(ngram_range: tuple[int, int], vocabulary: Sequence[str] | None = None):
+def _vectorizer(ngram_range: tuple[int, int]):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True, max_features=MAX_FEATURES,
-                           vocabulary=None if vocabulary is None else {t: i for i, t in enumerate(vocabulary)})
+    return TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True, max_features=MAX_FEATURES)
 
 
 class NgramTokenizer:

@@ -101,12 +101,13 @@ def environment_lines(backbones: Iterable[str]) -> list[str]:
     return dists + _hub_lines() + code + local
 
 
-def memo_key(data: Path, params: dict[str, Any], path_column: str = "path") -> str | None:
-    """The key of this ranking question, or None when the data cannot be fingerprinted cheaply
-    (then there is no memo and the full ranking runs)."""
+def memo_key(data: Path, params: dict[str, Any]) -> str | None:
+    """The key of this ranking question (``params``: the rank call's settings), or None when the
+    data cannot be fingerprinted cheaply (then there is no memo and the full ranking runs)."""
     try:
         parts = [json.dumps({"memo": MEMO_VERSION, **params}, sort_keys=True, default=str),
-                 *data_lines(Path(data), path_column), *environment_lines(params.get("backbones", []))]
+                 *data_lines(Path(data), params.get("path_column", "path")),
+                 *environment_lines(params.get("backbones", []))]
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
