@@ -58,7 +58,7 @@ def main() -> None:
             idx = stratified_indices(ytr, 500, 0)
             train = from_sequences(list(xtr[idx]), [FMNIST_CLASSES[i] for i in ytr[idx]], "image")
             test = from_sequences(list(xte), [FMNIST_CLASSES[i] for i in yte], "image")
-            base = {"backbone": "efficientnet_lite0", "image_size": a.image_size}
+            base = {"backbone": "efficientnet_lite0", "preprocessing": {"image_size": a.image_size}}
         else:
             pool, pool_y, tx, ty = load_rotten_tomatoes()
             lab = {0: "rotten", 1: "fresh"}
@@ -68,7 +68,7 @@ def main() -> None:
             base = {"backbone": "minilm"}
         with tempfile.TemporaryDirectory() as cache:
             t0 = time.perf_counter()
-            comp = run_comparison(train, test, {**base, "cache_dir": cache}, sizes=[100, 500], seeds=seeds)
+            comp = run_comparison(train, test, {**base, "runtime": {"cache_dir": cache}}, sizes=[100, 500], seeds=seeds)
             secs = time.perf_counter() - t0
         out = Path(a.out) / name
         path = write_comparison_report(comp, test, out, title=f"headstart compare: {name}")

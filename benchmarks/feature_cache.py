@@ -28,7 +28,8 @@ def main() -> None:
     idx = stratified_indices(ytr, a.n, 0)
     X, y, test = list(xtr[idx]), ytr[idx].tolist(), (list(xte), yte.tolist())
     with tempfile.TemporaryDirectory() as cache:
-        kw = dict(backbone="efficientnet_lite0", strategy="feature_extraction", cache_dir=cache, verbose=False)
+        kw = dict(backbone="efficientnet_lite0", strategy="feature_extraction", runtime={"cache_dir": cache},
+                  verbose=False)
         t0 = time.perf_counter()
         first = Headstart(head="linear", **kw).fit(X, y, test=test)
         t1 = time.perf_counter()

@@ -27,10 +27,10 @@ TARGET = {100: 74.0, 500: 84.0}
 
 def method_params(method: str) -> dict:
     if method == "default":
-        return {}
+        return {"preprocessing": {"image_size": 112}}
     if method == "probe_final":  # same pipeline, final pooled features only
-        return {"strategy": "feature_extraction", "multiscale": False}
-    return {"strategy": method}
+        return {"strategy": "feature_extraction", "preprocessing": {"image_size": 112, "multiscale": False}}
+    return {"strategy": method, "preprocessing": {"image_size": 112}}
 
 
 def main() -> None:
@@ -48,8 +48,7 @@ def main() -> None:
         for method in a.methods.split(","):
             def one(seed: int, cache: str, n: int = n, method: str = method) -> dict:
                 idx = stratified_indices(ytr, n, seed)
-                est = Headstart(backbone="efficientnet_lite0", seed=seed, cache_dir=cache, image_size=112,
-                                verbose=False, **method_params(method))
+                est = Headstart(backbone="efficientnet_lite0", seed=seed, verbose=False, **method_params(method), runtime={"cache_dir": cache})
                 est.fit(list(xtr[idx]), [names[i] for i in ytr[idx]], test=test)
                 return est.metrics_["test"]
             print(f"N={n} {method}", flush=True)

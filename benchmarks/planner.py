@@ -31,7 +31,7 @@ from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes
                                stratified_indices, text_train_indices)
 from headstart.api import Headstart  # noqa: E402
 from headstart.data.sources import from_sequences  # noqa: E402
-from headstart.selection.planner import Planner, ladder_for  # noqa: E402
+from headstart.selection.planner import Ladder, ladder_for  # noqa: E402
 
 
 def stamps(n: int, seed: int, size: int = 12, k: int = 10, patt: int = 4) -> tuple[list, list]:
@@ -55,7 +55,7 @@ def load(name: str, seed: int):
         idx = stratified_indices(ytr, n, seed)
         return (from_sequences(list(xtr[idx]), [FMNIST_CLASSES[i] for i in ytr[idx]], "image"),
                 from_sequences(list(xte), [FMNIST_CLASSES[i] for i in yte], "image"),
-                {"backbone": "efficientnet_lite0", "image_size": 112})
+                {"backbone": "efficientnet_lite0", "preprocessing": {"image_size": 112}})
     if name.startswith("rt"):
         n = int(name[2:])
         pool, pool_y, tx, ty = load_rotten_tomatoes()
@@ -98,7 +98,7 @@ def main() -> None:
         if oracle:
             print(f"  every rung, full budget: from {a.oracle_from} (same code for the rungs, same machine)")
         with tempfile.TemporaryDirectory() as cache:
-            p = Planner({**base, "cache_dir": cache}, log=None)
+            p = Ladder({**base, "runtime": {"cache_dir": cache}}, log=None)
             for rung in [r for r in ladder_for(train.modality) if r not in oracle]:
                 # compute = the fit alone (features, training); scoring the test set is not part of it
                 est = Headstart(**p._params(rung, train.modality, 1.0)).fit(train)
@@ -108,7 +108,7 @@ def main() -> None:
                 print(f"  every rung, full budget: {rung:<13} {100 * v['test_accuracy']:6.2f}%  "
                       f"{v['seconds']:6.1f} s", flush=True)
         with tempfile.TemporaryDirectory() as cache:
-            plan, est = Planner({**base, "cache_dir": cache}, log=print).run(train)
+            plan, est = Ladder({**base, "runtime": {"cache_dir": cache}}, log=print).run(train)
             acc = float(np.mean(est.predict(test) == np.array(test.labels, dtype=object)))
         print(plan.format())
         best = max(oracle, key=lambda r: oracle[r]["test_accuracy"])

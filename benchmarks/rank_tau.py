@@ -30,9 +30,8 @@ from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes
                                stratified_indices, text_train_indices)
 from headstart import Headstart  # noqa: E402
 from headstart.data.sources import from_sequences  # noqa: E402
-from headstart.evaluation.compare import scratch_params  # noqa: E402
+from headstart import recipes  # noqa: E402
 from headstart.selection import rank_backbones  # noqa: E402
-from headstart.strategies.auto import text_fine_tuning  # noqa: E402
 
 IMAGE_CANDIDATES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
                     "scratch:efficientnet_lite0", "tiny:cnn"]
@@ -48,11 +47,10 @@ IMAGE_STEPS = 400  # --image-steps: fine-tuning budget for image candidates (400
 
 def fine_tune_params(spec: str, modality: str) -> dict:
     if _random(spec):
-        sp = scratch_params(modality, steps=IMAGE_STEPS)
+        p = recipes.same_architecture_scratch(modality, steps=IMAGE_STEPS)
     else:
-        sp = {"steps": IMAGE_STEPS} if modality == "image" else text_fine_tuning().get_params()
-    return {"strategy": "fine_tuning", "strategy_params": sp or None,
-            **({"image_size": 112} if modality == "image" else {})}
+        p = recipes.image_fine_tuning() if modality == "image" else recipes.text_fine_tuning()
+    return {**p, **({"preprocessing": {"image_size": 112}} if modality == "image" else {})}
 
 
 def run(name: str, modality: str, train: tuple[list, list], test: tuple[list, list], candidates: list[str],
@@ -65,8 +63,7 @@ def run(name: str, modality: str, train: tuple[list, list], test: tuple[list, li
         acc = {}
         for spec in candidates:
             t0 = time.perf_counter()
-            est = Headstart(backbone=spec, seed=seed, cache_dir=cache, verbose=False,
-                            **fine_tune_params(spec, modality))
+            est = Headstart(backbone=spec, seed=seed, verbose=False, **fine_tune_params(spec, modality), runtime={"cache_dir": cache})
             est.fit(train[0], train[1], test=test)
             acc[spec] = est.metrics_["test"]["accuracy"]
             print(f"  fine-tuned {spec}: {100 * acc[spec]:.2f}%  {time.perf_counter() - t0:.0f} s", flush=True)

@@ -38,7 +38,7 @@ def main() -> None:
             def one(seed: int, cache: str, n: int = n, method: str = method) -> dict:
                 idx = text_train_indices(pool_y, n, seed)
                 params = {} if method == "default" else {"strategy": method}
-                est = Headstart(backbone="minilm", seed=seed, cache_dir=cache, verbose=False, **params)
+                est = Headstart(backbone="minilm", seed=seed, verbose=False, **params, runtime={"cache_dir": cache})
                 est.fit([pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx], test=test)
                 return est.metrics_["test"]
             print(f"N={n} {method}", flush=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from headstart._version import __version__
 
-__all__ = ["Headstart", "__version__", "build_backbone", "fit", "load"]
+__all__ = ["Headstart", "Planner", "__version__", "build_backbone", "fit", "load"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,6 +15,9 @@ def __getattr__(name: str) -> Any:
     if name in ("Headstart", "fit", "load"):
         from headstart import api
         return getattr(api, name)
+    if name == "Planner":
+        from headstart.selection.planner import Planner
+        return Planner
     if name == "build_backbone":
         from headstart.backbones import build_backbone
         return build_backbone

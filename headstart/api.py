@@ -1,14 +1,19 @@
 """The estimator users hold (scikit-learn contract): the constructor stores parameters, ``fit``
 learns, fitted state ends in ``_``; ``predict`` / ``predict_proba`` / ``evaluate`` / ``save``;
-``load`` reads a bundle back into the same kind of object."""
+``load`` reads a bundle back into the same kind of object.
+
+What is learned is the task's (``headstart.tasks``: classification, multilabel, regression,
+multitask, or a user's own); which parameters train is the strategy's; the loop is the one
+trainer's (``headstart.training``)."""
 from __future__ import annotations
 
 import importlib.util
 import inspect
 import os
 import time
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -16,21 +21,31 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from headstart.backbones.prepare import prepare_backbone, resolve_device
+from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
-from headstart.data.feature_cache import FeatureCache
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
 from headstart.data.validate import check_data
-from headstart.evaluation.metrics import classification_metrics, format_metrics
 from headstart.export.bundle import load_bundle, save_bundle
 from headstart.export.card import model_card
+from headstart.features.cache import FeatureCache
 from headstart.heads import build_head
 from headstart.model import TransferModel
-from headstart.strategies import STRATEGIES, FitContext, Split, Strategy, build_strategy, choose
+from headstart.strategies import (
+    STRATEGIES,
+    FeatureExtraction,
+    Strategy,
+    build_strategy,
+    choose,
+)
+from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
+from headstart.training.context import FitContext, Split
 from headstart.training.loop import predict_logits
+from headstart.training.trainer import Trainer
 
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm"}
+CONFIGS = {"runtime": Runtime, "run": RunOptions, "data": DataSpec}
 
 
 def _is_existing_path(source: str | Path) -> bool:
@@ -44,8 +59,7 @@ def make_accelerator(device: str | None = None, mixed_precision: str = "auto",
                      compile: bool = False, log_dir: str | Path | None = None) -> Accelerator:
     """CPU unless a GPU is present (or ``device`` says otherwise); bf16 autocast on GPUs that
     support it, fp16 on older ones, none on CPU. ``compile``: torch.compile (inductor) through
-    Accelerate, opt-in (minutes of compilation pay off only on long runs). ``log_dir``: run logs
-    as TensorBoard event files there, and to MLflow too when it is installed."""
+    Accelerate, opt-in. ``log_dir``: run logs as TensorBoard event files there (and MLflow)."""
     cpu = device == "cpu" or not torch.cuda.is_available()
     if mixed_precision == "auto":
         mixed_precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
@@ -64,67 +78,103 @@ def auto_workers(modality: str, n: int) -> int:
     return int(min(8, max(0, (os.cpu_count() or 1) - 1)))
 
 
+def _named_params(obj: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters of a component given as an instance, or as a name with a params dict."""
+    return obj.get_params() if hasattr(obj, "get_params") else dict(params or {})
+
+
 class Headstart:
     """Adapt a pretrained backbone to labeled data.
+
+    ``backbone``, ``head``, ``strategy`` and ``task`` are names (with ``*_params``) or instances;
+    ``preprocessing`` is ``{"image_size", "max_length", "multiscale"}``. With no test set given,
+    ``test_size`` of the data is held out to measure the model; ``final_fit="all"`` (default) then
+    trains it again on every labeled example and returns that one (the metrics say so),
+    ``"split"`` returns the model that was measured. The rest lives in
+    ``runtime`` (``Runtime``), ``run`` (``RunOptions``) and ``data`` (``DataSpec``), each a
+    config object or a plain dict.
 
     >>> clf = Headstart(backbone="efficientnet_lite0").fit("photos/")   # doctest: +SKIP
     >>> clf.predict(["new.jpg"])                                        # doctest: +SKIP
     """
 
-    def __init__(self, backbone: str = "auto", strategy: str = "auto", head: str = "linear",
-                 head_params: dict[str, Any] | None = None, strategy_params: dict[str, Any] | None = None,
-                 image_size: int | None = None, max_length: int | None = None, multiscale: bool = True,
-                 batch_size: int = 32,
-                 val_size: float | str = "auto", test_size: float = 0.2, balance: str | None = "auto",
-                 seed: int = 0, cache_dir: str | Path | None = None, out: str | Path | None = None,
-                 resume: bool = False, device: str | None = None, mixed_precision: str = "auto",
-                 num_workers: int | str = 0, text_column: str = "text", path_column: str = "path",
-                 label_column: str = "label", checkpoint_every: int | None = None,
-                 on_step: Callable[[dict[str, Any]], None] | None = None, on_bad_sample: str = "skip",
-                 compile: bool = False, budget: str | float | None = None, warm_start: bool = False,
-                 verbose: bool = True) -> None:
+    def __init__(self, backbone: str = "auto", strategy: "str | Strategy" = "auto", head: str = "linear",
+                 task: "str | Task" = "auto", head_params: dict[str, Any] | None = None,
+                 strategy_params: dict[str, Any] | None = None, task_params: dict[str, Any] | None = None,
+                 preprocessing: dict[str, Any] | None = None, balance: str | None = "auto",
+                 val_size: float | str = "auto", test_size: float = 0.2, final_fit: str = "all", seed: int = 0,
+                 warm_start: bool = False,
+                 runtime: Runtime | dict[str, Any] | None = None, run: RunOptions | dict[str, Any] | None = None,
+                 data: DataSpec | dict[str, Any] | None = None, verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.head = head
+        self.task = task
         self.head_params = head_params
         self.strategy_params = strategy_params
-        self.image_size = image_size
-        self.max_length = max_length
-        self.multiscale = multiscale
-        self.batch_size = batch_size
+        self.task_params = task_params
+        self.preprocessing = preprocessing
+        self.balance = balance
         self.val_size = val_size
         self.test_size = test_size
-        self.balance = balance
+        self.final_fit = final_fit
         self.seed = seed
-        self.cache_dir = cache_dir
-        self.out = out
-        self.resume = resume
-        self.checkpoint_every = checkpoint_every
-        self.on_step = on_step
-        self.on_bad_sample = on_bad_sample
-        self.compile = compile
-        self.budget = budget
         self.warm_start = warm_start
-        self.device = device
-        self.mixed_precision = mixed_precision
-        self.num_workers = num_workers
-        self.text_column = text_column
-        self.path_column = path_column
-        self.label_column = label_column
+        self.runtime = runtime
+        self.run = run
+        self.data = data
         self.verbose = verbose
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+    # -- scikit-learn's parameter protocol ----------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters; with ``deep``, also ``strategy__lr``-style nested ones (the
+        strategy's, head's and task's parameters, and the config objects' fields)."""
+        out = {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+        if deep:
+            for name in ("strategy", "head", "task"):
+                for k, v in _named_params(out[name], out[f"{name}_params"]).items():
+                    out[f"{name}__{k}"] = v
+            for name, cls in CONFIGS.items():  # without validating (get_params never raises)
+                value = out[name]
+                given = value if isinstance(value, dict) else (vars(value) if value is not None else {})
+                for f in fields(cls):
+                    out[f"{name}__{f.name}"] = given.get(f.name, f.default)
+        return out
 
     def set_params(self, **params: Any) -> "Headstart":
-        """scikit-learn's setter: change constructor parameters (e.g. ``warm_start``) and return self."""
-        known = self.get_params()
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown}; known: {', '.join(known)}")
-        for k, v in params.items():
-            setattr(self, k, v)
+        """scikit-learn's setter: constructor parameters, and nested ones (``strategy__lr=1e-4``,
+        ``runtime__device="cpu"``); returns self."""
+        known = self.get_params(deep=False)
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in known:
+                raise ValueError(f"unknown parameter {key!r}; known: {', '.join(known)}")
+            if not sub:
+                setattr(self, name, value)
+            elif name in CONFIGS:
+                setattr(self, name, CONFIGS[name].coerce(getattr(self, name)).replace(**{sub: value}))
+            elif hasattr(getattr(self, name), "set_params"):
+                getattr(self, name).set_params(**{sub: value})
+            elif f"{name}_params" in known:
+                setattr(self, f"{name}_params", {**(getattr(self, f"{name}_params") or {}), sub: value})
+            else:
+                raise ValueError(f"{name!r} has no nested parameters ({key!r})")
         return self
+
+    @property
+    def runtime_(self) -> Runtime:
+        return Runtime.coerce(self.runtime)
+
+    @property
+    def run_(self) -> RunOptions:
+        return RunOptions.coerce(self.run)
+
+    @property
+    def data_(self) -> DataSpec:
+        return DataSpec.coerce(self.data)
+
+    def _prep(self, key: str, default: Any = None) -> Any:
+        return (self.preprocessing or {}).get(key, default)
 
     def _log(self, msg: str) -> None:
         acc = getattr(self, "accelerator_", None)
@@ -138,8 +188,7 @@ class Headstart:
             return source
         if isinstance(source, (str, Path)) and labels is None:
             if _is_existing_path(source):
-                return read_data(source, text_column=self.text_column, path_column=self.path_column,
-                                 label_column=self.label_column)
+                return read_data(source, **self.data_.columns)
             if isinstance(source, Path) or modality == "image" or modality is None:
                 raise FileNotFoundError(f"{source}: no such file or folder")
             return from_sequences([source], None, modality)  # one text
@@ -147,170 +196,203 @@ class Headstart:
             return from_sequences(source[0], source[1], modality)
         return from_sequences(source, labels, modality)
 
-    def _encode(self, data: LabeledData, what: str) -> np.ndarray:
-        if data.labels is None:
-            raise ValueError(f"{what}: no labels (column {self.label_column!r} missing?)")
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        out = np.empty(len(data), dtype=np.int64)
-        for i, (lab, origin) in enumerate(zip(data.labels, data.origins)):
-            if lab not in index:
-                raise ValueError(f"{what}: {origin}: label {lab!r} was not seen in training "
-                                 f"(known: {', '.join(map(str, self.classes_[:20]))})")
-            out[i] = index[lab]
-        return out
+    def _resolve_task(self, data: LabeledData) -> Task:
+        """The task as given, or detected from the labels (said aloud)."""
+        params = dict(self.task_params or {})
+        if self.task != "auto":
+            if isinstance(self.task, str) and "," not in self.task and self.task not in TASKS:
+                raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS.list())}")
+            if isinstance(self.task, str) and "," in self.task:
+                params.setdefault("names", self.data_.label_columns)
+            task = build_task(self.task, **params)
+        elif len(self.data_.label_columns) > 1:
+            raise ValueError(f"several label columns {self.data_.label_columns}: say which task each is, e.g. "
+                             "task='classification,regression'")
+        else:
+            name, why = detect_task(data.labels or [], self.data_.label_separator)
+            if name != "classification":
+                self._log(why)
+            task = build_task(name, **params)
+        if getattr(task, "separator", None) is not None and "separator" not in params:
+            task.separator = self.data_.label_separator
+        return task
 
     def _splits(self, data: LabeledData, val: Any, test: Any,
                 early_stopping: bool) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
-        """Explicit val/test, else seeded stratified splits. A validation split is held out only
-        for early stopping, and only from 1000 examples up (below that every example counts more
-        as training data, and strategies run a fixed, measured budget)."""
-        mod = data.modality
-        test_data = self._read(test, modality=mod) if test is not None else None
-        val_data = self._read(val, modality=mod) if val is not None else None
+        """Explicit val/test, else seeded splits (stratified for classes). A validation split is
+        held out only for early stopping, and only from 1000 examples up."""
+        test_data = self._read(test, modality=data.modality) if test is not None else None
+        val_data = self._read(val, modality=data.modality) if val is not None else None
+        strat = data.labels if self.task_.proba == "softmax" else None
         train = data
         if test_data is None and self.test_size:
-            keep, held = stratified_split(train.labels, self.test_size, self.seed)
+            keep, held = stratified_split(strat if strat is not None else [0] * len(train), self.test_size, self.seed)
             train, test_data = train.subset(keep), train.subset(held)
-            self._log(f"no test set given: held out a stratified {self.test_size:.0%} ({len(test_data)} items)")
+            self._log(f"no test set given: held out {'a stratified ' if strat else ''}{self.test_size:.0%} "
+                      f"({len(test_data)} items)")
         if val_data is None:
             frac = self.val_size
             if frac == "auto":
                 frac = 0.1 if early_stopping and len(train) >= 1000 else 0.0
             if frac:
-                keep, held = stratified_split(train.labels, float(frac), self.seed + 1)
+                labels = train.labels if strat is not None else [0] * len(train)
+                keep, held = stratified_split(labels, float(frac), self.seed + 1)
                 train, val_data = train.subset(keep), train.subset(held)
         return train, val_data, test_data
 
-    # -- fit ---------------------------------------------------------------------------
-    def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None) -> "Headstart":
-        """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
-        ``val``/``test`` are optional explicit splits in the same forms.
+    def _split(self, data: LabeledData | None, what: str) -> Split | None:
+        if data is None:
+            return None
+        if data.labels is None:
+            raise ValueError(f"{what}: no labels (column {self.data_.label_column!r} missing?)")
+        return Split(data, self.task_.encode(data.labels, data.origins, what))
 
-        ``strategy='plan'``, or ``'auto'`` with a ``budget``, runs the transfer planner
-        (``headstart.selection.planner``): the ladder of strategies, measured on a validation
-        split, and keeps the best rung (``plan_`` holds the evidence)."""
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None,
+            unlabeled: Any = None) -> "Headstart":
+        """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
+        ``val``/``test``: optional explicit splits in the same forms; ``unlabeled``: inputs
+        without labels for tasks that use them.
+
+        To choose the strategy by measurement within a time budget, wrap the estimator in the
+        planner: ``headstart.Planner(Headstart(...), budget="10m").fit(X)``."""
         t0 = time.perf_counter()
-        if self.strategy == "plan" or (self.strategy == "auto" and self.budget is not None):
-            return self._fit_planned(X, y, val, test, t0)
+        if self.strategy == "plan":
+            raise ValueError("strategy='plan' is the planner's job: headstart.Planner(Headstart(...), "
+                             "budget='10m').fit(data) (CLI: headstart fit --budget 10m, or headstart plan)")
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
         if data.labels is None:
-            raise ValueError(f"no labels found (expected a {self.label_column!r} column, class folders, or y)")
+            raise ValueError(f"no labels found (expected a {self.data_.label_column!r} column, class folders, or y)")
+        prev = getattr(self, "task_", None) if self.warm_start else None
+        self.task_ = self._resolve_task(data)
         data, val, test = self._preflight(X, data, val, test)
-        prev_classes = getattr(self, "classes_", None)
-        self.classes_ = np.array(sorted(set(data.labels), key=lambda v: (str(type(v)), v)), dtype=object)
-        if len(self.classes_) < 2:
-            raise ValueError(f"only one class ({self.classes_[0]!r}) in the training data: "
-                             "classification needs at least two")
+        self.task_.fit_targets(data.labels)
+        self._set_classes()
         self.modality_ = data.modality
-        n_test = len(data) * self.test_size if test is None else 0
-        self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, int(len(data) - n_test),
-                                                                       len(self.classes_))
+        n_fit = int(len(data) * (1 - self.test_size)) if test is None else len(data)
+        self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
         train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
+        if self.final_fit not in ("all", "split"):
+            raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
-        spec = DEFAULT_BACKBONES[data.modality] if self.backbone == "auto" else self.backbone
-        warm = self._warm_model(spec, prev_classes)
+        model = self._build_model(train, prev)
+        self.history_ = self._train(model, train, val_data, unlabeled, "checkpoints")
+        self.splits_ = {"train": train, "val": val_data, "test": test_data}
+        self._measure(val_data, test_data, len(train))
+        if test is None and test_data is not None and self.final_fit == "all" and not self._warm:
+            self._fit_on_all(train, val_data, test_data, unlabeled)
+        self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
+        self._write()
+        return self
+
+    def _fit_on_all(self, train: LabeledData, val: LabeledData | None, held: LabeledData, unlabeled: Any) -> None:
+        """Every label counts: the measurement above came from a model trained on ``train``; the
+        returned model trains again, same settings, on ``train`` + the held-out part."""
+        self.heldout_proba_ = self.predict_proba(held) if self.task_.proba else None
+        everything = train.concat(held)
+        self.metrics_["estimate"] = (f"measured on a held-out {self.test_size:.0%} ({len(held)} examples) by a model "
+                                     f"trained on the other {len(train)}; the returned model was then trained on "
+                                     f"all {len(everything)} labeled examples (final_fit=all)")
+        self._log(f"measured on the held-out {len(held)}; training again on all {len(everything)} labeled examples "
+                  "(the returned model; final_fit=split keeps the measured one)")
+        set_seed(self.seed)
+        self.history_measured_ = self.history_
+        self.history_ = self._train(self._build_model(everything, None), everything, val, unlabeled,
+                                    "checkpoints-final")
+        self.metrics_["n_train"] = len(everything)
+
+    def _set_classes(self) -> None:
+        classes = self.task_.classes
+        self.classes_ = np.array(classes, dtype=object) if classes is not None else None
+
+    def _build_model(self, train: LabeledData, prev: Task | None) -> TransferModel:
+        spec = DEFAULT_BACKBONES[train.modality] if self.backbone == "auto" else self.backbone
+        warm = self._warm_model(spec, prev)
         if warm is not None:
-            model = warm
-        else:
-            backbone = prepare_backbone(spec, train, image_size=self.image_size, multiscale=self.multiscale,
-                                        max_length=self.max_length, seed=self.seed)
-            head = build_head(self.head, backbone.num_features, len(self.classes_), **(self.head_params or {}))
-            model = TransferModel(backbone, head)
-        self.accelerator_ = make_accelerator(self.device, self.mixed_precision, self.compile,
-                                             log_dir=Path(self.out) / "logs" if self.out else None)
-        if self.out:
+            return warm
+        backbone = prepare_backbone(spec, train, image_size=self._prep("image_size"),
+                                    multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
+                                    seed=self.seed)
+        head = build_head(self.head, backbone.num_features, self.task_.num_outputs, **(self.head_params or {}))
+        return TransferModel(backbone, head, self.task_.modules())
+
+    def _train(self, model: TransferModel, train: LabeledData, val: LabeledData | None,
+               unlabeled: Any, checkpoints: str) -> list[dict[str, Any]]:
+        rt, ro = self.runtime_, self.run_
+        self.accelerator_ = make_accelerator(rt.device, rt.mixed_precision, rt.compile,
+                                             log_dir=Path(ro.out) / "logs" if ro.out else None)
+        if ro.out:
             self.accelerator_.init_trackers("headstart", config={
                 k: v for k, v in self.get_params().items() if isinstance(v, (int, float, str, bool))})
         model = model.to(self.accelerator_.device)
-
-        tr = Split(train, self._encode(train, "train"))
-        va = Split(val_data, self._encode(val_data, "val")) if val_data is not None else None
-        self._log(f"backbone {spec} | strategy {self.strategy_.name}: {self.strategy_reason_}")
-        counts = np.bincount(tr.targets, minlength=len(self.classes_))
-        balance = self.balance
-        if balance == "auto":
-            balance = "weights" if counts.min() == 0 or counts.max() / max(counts.min(), 1) > 3 else None
-        self.cache_ = FeatureCache(self.cache_dir) if self.cache_dir is not False else None
-        ckpt = Path(self.out) / "checkpoints" if self.out else None
-        workers = auto_workers(data.modality, len(tr)) if self.num_workers == "auto" else int(self.num_workers)
-        ctx = FitContext(self.accelerator_, self.cache_, batch_size=self.batch_size, num_workers=workers,
-                         seed=self.seed, checkpoint_dir=ckpt, resume=self.resume, verbose=self.verbose,
-                         balance=balance, checkpoint_every=self.checkpoint_every, on_step=self.on_step,
-                         log=self._log, warm_start=warm is not None)
-        self.history_ = self.strategy_.fit(model, tr, va, ctx)
+        tr, va = self._split(train, "train"), self._split(val, "val")
+        self._log(f"backbone {model.backbone.spec} | task {self.task_.name} | strategy {self.strategy_.name}: "
+                  f"{self.strategy_reason_}")
+        balance = self._balance(tr)
+        if balance == "weights":
+            self.task_.set_class_weights(tr.targets)
+        self.cache_ = FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None
+        workers = auto_workers(train.modality, len(tr)) if rt.num_workers == "auto" else int(rt.num_workers)
+        extras = {"unlabeled": self._read(unlabeled, modality=train.modality)} if unlabeled is not None else {}
+        ctx = FitContext(self.accelerator_, self.cache_, batch_size=rt.batch_size, num_workers=workers,
+                         seed=self.seed, checkpoint_dir=Path(ro.out) / checkpoints if ro.out else None,
+                         resume=ro.resume, verbose=self.verbose, balance=balance,
+                         checkpoint_every=ro.checkpoint_every, on_step=ro.on_step, log=self._log,
+                         warm_start=getattr(self, "_warm", False), extras=extras)
+        history = Trainer(ctx).fit(model, self.task_, tr, va, self.strategy_)
         self.model_ = self.accelerator_.unwrap_model(model, keep_fp32_wrapper=False).eval().requires_grad_(False)
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.splits_ = {"train": train, "val": val_data, "test": test_data}
-        self.metrics_: dict[str, Any] = {"fit_seconds": self.fit_seconds_, "n_train": len(train)}
-        if va is not None:
+        return history
+
+    def _balance(self, tr: Split) -> str | None:
+        if self.balance != "auto":
+            return self.balance
+        if self.task_.proba != "softmax" or tr.targets.ndim != 1:
+            return None
+        counts = np.bincount(tr.targets, minlength=self.task_.num_outputs)
+        return "weights" if counts.min() == 0 or counts.max() / max(counts.min(), 1) > 3 else None
+
+    def _measure(self, val_data: LabeledData | None, test_data: LabeledData | None, n_train: int) -> None:
+        """The task's metrics on val/test (and to the run's trackers)."""
+        self.metrics_: dict[str, Any] = {"fit_seconds": 0.0, "n_train": n_train}
+        if val_data is not None:
             self.metrics_["val"] = self.evaluate(val_data)
         if test_data is not None:
             self.metrics_["test"] = self.evaluate(test_data)
-            self._log(format_metrics(self.metrics_["test"], self.classes_))
-        if self.accelerator_.trackers and test_data is not None:
-            self.accelerator_.log({"test/accuracy": self.metrics_["test"]["accuracy"],
-                                   "test/macro_f1": self.metrics_["test"]["macro_f1"]})
-        for tracker in self.accelerator_.trackers:  # flush the event files (end_training would also
-            tracker.finish()                          # tear down the process group under DDP)
-        if self.out and self.accelerator_.is_main_process:  # one writer under DDP
-            self.save(self.out)
-            self.write_report(self.out)
-            self._log(f"bundle written to {self.out} (report: {Path(self.out) / 'report.html'})")
-        self.accelerator_.wait_for_everyone()
-        return self
+            self._log(self.task_.format_metrics(self.metrics_["test"]))
+        acc = getattr(self, "accelerator_", None)
+        if acc is not None and acc.trackers and test_data is not None:
+            acc.log({f"test/{k}": v for k, v in self.metrics_["test"].items() if isinstance(v, float)})
 
-    def _warm_model(self, spec: str, classes: np.ndarray | None) -> TransferModel | None:
-        """With ``warm_start`` and an earlier fit on the same classes and backbone: that model, to
+    def _write(self) -> None:
+        """Logs flushed, the bundle and report written (one writer under DDP)."""
+        acc = getattr(self, "accelerator_", None)
+        for tracker in (acc.trackers if acc is not None else []):  # flush the event files (end_training
+            tracker.finish()                                          # would tear down the DDP process group)
+        out = self.run_.out
+        if out and (acc is None or acc.is_main_process):
+            self.save(out)
+            self.write_report(out)
+            self._log(f"bundle written to {out} (report: {Path(out) / 'report.html'})")
+        if acc is not None:
+            acc.wait_for_everyone()
+
+    def _warm_model(self, spec: str, prev: Task | None) -> TransferModel | None:
+        """With ``warm_start`` and an earlier fit on the same labels and backbone: that model, to
         train on from where it stopped (a new learning-rate schedule; scikit-learn's warm_start)."""
-        prev = getattr(self, "model_", None)
-        if not self.warm_start or prev is None:
+        prev_model = getattr(self, "model_", None)
+        self._warm = False
+        if not self.warm_start or prev_model is None or prev is None:
             return None
-        if prev.backbone.spec != spec:
-            raise ValueError(f"warm_start: the fitted model's backbone is {prev.backbone.spec!r}, not {spec!r}")
-        before = [] if classes is None else list(classes)
-        if before != list(self.classes_):
-            raise ValueError(f"warm_start: the classes changed ({before} -> {list(self.classes_)}); fit afresh")
+        if prev_model.backbone.spec != spec:
+            raise ValueError(f"warm_start: the fitted model's backbone is {prev_model.backbone.spec!r}, not {spec!r}")
+        if prev.name != self.task_.name or prev.classes != self.task_.classes:
+            raise ValueError(f"warm_start: the task or its labels changed ({prev.classes} -> {self.task_.classes}); "
+                             "fit afresh")
         self._log("warm start: training continues from the fitted model")
-        prev.head.requires_grad_(True)  # a fitted model is frozen; strategies set the backbone's groups
-        return prev
-
-    def _fit_planned(self, X: Any, y: Sequence[Any] | None, val: Any, test: Any, t0: float) -> "Headstart":
-        from headstart.selection.planner import Planner, parse_budget
-
-        data = self._read(X, y)
-        if len(data) == 0 or data.labels is None:
-            raise ValueError("the planner needs a non-empty labeled dataset")
-        data, val_d, test_d = self._preflight(X, data, val, test)
-        if val_d is not None:  # the planner holds out its own validation split
-            data = LabeledData(list(data.items) + list(val_d.items), list(data.labels) + list(val_d.labels),
-                               data.modality, list(data.origins) + list(val_d.origins))
-        train, _, test_d = self._splits(data, None, test_d, early_stopping=False)
-        base = {k: v for k, v in self.get_params().items()
-                if k not in ("strategy", "strategy_params", "head", "head_params", "budget", "on_step")}
-        if base["backbone"] == "auto":
-            base["backbone"] = DEFAULT_BACKBONES[data.modality]
-        base["on_bad_sample"] = "skip"  # already checked above
-        planner = Planner(base, budget=parse_budget(self.budget), log=self._log, **(self.strategy_params or {}))
-        self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
-        self.plan_, winner = planner.run(train)
-        self._log(self.plan_.format())
-        for k, v in vars(winner).items():  # adopt the winner's fitted state
-            if k.endswith("_") and not k.startswith("_") and k not in ("data_report_",):
-                setattr(self, k, v)
-        self.strategy_reason_ = f"planner pick: {self.plan_.pick} ({'; '.join(self.plan_.decisions[-2:])})"
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.splits_ = {"train": train, "val": None, "test": test_d}
-        self.metrics_ = {"fit_seconds": self.fit_seconds_, "n_train": len(train)}
-        if test_d is not None:
-            self.metrics_["test"] = self.evaluate(test_d)
-            self._log(format_metrics(self.metrics_["test"], self.classes_))
-        if self.out:
-            self.save(self.out)
-            self.write_report(self.out)
-            self._log(f"bundle written to {self.out} (report: {Path(self.out) / 'report.html'})")
-        return self
+        self._warm = True
+        return prev_model
 
     def _preflight(self, X: Any, data: LabeledData, val: Any, test: Any
                    ) -> tuple[LabeledData, LabeledData | None, LabeledData | None]:
@@ -319,23 +401,29 @@ class Headstart:
         val_d = self._read(val, modality=data.modality) if val is not None else None
         test_d = self._read(test, modality=data.modality) if test is not None else None
         root = X if isinstance(X, (str, Path)) and Path(X).is_dir() else None
-        self.data_report_, data, val_d, test_d = check_data(data, val_d, test_d, policy=self.on_bad_sample,
-                                                            root=root)
+        task = getattr(self, "task_", None) or self._resolve_task(data)
+        self.data_report_, data, val_d, test_d = check_data(
+            data, val_d, test_d, policy=self.data_.on_bad_sample, root=root, classes=task.proba == "softmax",
+            label_problem=getattr(task, "label_problem", None))
         if self.data_report_.bad or self.data_report_.warnings:
             self._log(self.data_report_.format())
         return data, val_d, test_d
 
-    def _resolve_strategy(self, modality: str, n_train: int, n_classes: int) -> tuple[Strategy, str]:
+    def _resolve_strategy(self, modality: str, n_train: int) -> tuple[Strategy, str]:
         params = self.strategy_params or {}
+        if isinstance(self.strategy, Strategy):
+            return build_strategy(self.strategy, **params), "chosen by the user"
         if self.strategy == "auto":
-            chosen, why = choose(modality, n_train, n_classes)
+            chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0)
+            if str(self.backbone).startswith("tfidf:"):
+                chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())
             if unknown:
                 raise ValueError(f"auto picked {chosen.name}, which has no parameter(s) {sorted(unknown)}; "
                                  f"its parameters: {sorted(chosen.get_params())}")
             return type(chosen)(**{**chosen.get_params(), **params}), why
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}, plan")
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES.list())}, auto, plan")
         return build_strategy(self.strategy, **params), "chosen by the user"
 
     # -- predict -----------------------------------------------------------------------
@@ -347,14 +435,17 @@ class Headstart:
         self._check_fitted()
         model = self.model_
         if len(data) == 0:
-            return torch.empty(0, len(self.classes_))
+            return torch.empty(0, self.task_.num_outputs)
         device = next(model.parameters()).device
+        bs = max(64, self.runtime_.batch_size)
         if getattr(self, "strategy_", None) is not None and self.strategy_.frozen_backbone and self.cache_ is not None:
-            feats = self.cache_.features(model.backbone, data, batch_size=max(64, self.batch_size), device=device)
+            feats = self.cache_.features(model.backbone, data, batch_size=bs, device=device)
             with torch.inference_mode():
                 return model.head(feats.to(device)).float().cpu()
-        workers = auto_workers(data.modality, len(data)) if self.num_workers == "auto" else int(self.num_workers)
-        loader = make_loader(data, None, model.backbone, train=False, batch_size=max(64, self.batch_size),
+        nw = self.runtime_.num_workers
+        workers = auto_workers(data.modality, len(data)) if nw == "auto" else int(nw)
+        bb = model.backbone
+        loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=bs,
                              num_workers=workers)
         return predict_logits(model, loader, device)
 
@@ -362,53 +453,81 @@ class Headstart:
         self._check_fitted()
         return self._read(X, y, modality=self.modality_)
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """(N, num_outputs) raw model outputs (logits; standardised values for regression)."""
+        self._check_fitted()
+        return self._logits(self._as_data(X)).numpy()
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        """(N, C) class probabilities; columns follow ``classes_``."""
-        return torch.softmax(self._logits(self._as_data(X)), dim=1).numpy()
+        """(N, C) probabilities: softmax over classes, or one sigmoid per label (multi-label);
+        columns follow ``classes_``. Regression has none."""
+        self._check_fitted()
+        return self.task_.predict_proba(self._logits(self._as_data(X)))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Labels as they appear in the training data."""
-        pred = self._logits(self._as_data(X)).argmax(1).numpy()
-        return self.classes_[pred]
+        """Predictions as labels appear in the data: a class, a tuple of labels (multi-label), a
+        number (regression), a tuple with one value per target (multitask)."""
+        self._check_fitted()
+        return self.task_.decode(self._logits(self._as_data(X)))
 
     def evaluate(self, X: Any, y: Sequence[Any] | None = None) -> dict[str, Any]:
-        """Accuracy, macro-F1, per-class metrics, confusion matrix, and the predictions."""
+        """The task's metrics (classification: accuracy, macro-F1, per-class metrics, confusion
+        matrix; regression: MAE, RMSE, R²; multi-label: micro/macro F1, mAP, subset accuracy),
+        with the predictions."""
         data = self._as_data(X, y)
-        report, data, _, _ = check_data(data, policy=self.on_bad_sample, known_labels=self.classes_.tolist(),
-                                        min_classes=1)
+        classes = self.task_.proba == "softmax"
+        report, data, _, _ = check_data(data, policy=self.data_.on_bad_sample, min_classes=1, classes=classes,
+                                        known_labels=self.classes_.tolist() if classes else None,
+                                        label_problem=getattr(self.task_, "label_problem", None))
         if report.bad:
             self._log(report.format())
-        targets = self._encode(data, "evaluate")
-        pred = self._logits(data).argmax(1).numpy()
-        m = classification_metrics(targets, pred, self.classes_.tolist())
-        m["predictions"] = self.classes_[pred].tolist()
+        if data.labels is None:
+            raise ValueError(f"evaluate: no labels (column {self.data_.label_column!r} missing?)")
+        targets = self.task_.encode(data.labels, data.origins, "evaluate")
+        logits = self._logits(data)
+        m = self.task_.metrics(targets, logits)
+        m["predictions"] = [list(p) if isinstance(p, tuple) else (p.item() if isinstance(p, np.generic) else p)
+                            for p in self.task_.decode(logits)]
         return m
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         self._check_fitted()
         bb = self.model_.backbone
+        strategy = getattr(self, "strategy_", None)
+        old = getattr(self, "meta_", {})
         meta = {
             "backbone": {"spec": bb.spec, "num_features": bb.num_features,
                          "pretrained_cfg": bb.pretrained_cfg.to_dict()},
             "modality": self.modality_,
             "head": {"name": getattr(self.model_.head, "name", self.head), "params": self.model_.head.params},
-            "classes": self.classes_.tolist(),
-            "strategy": {"name": self.strategy_.name, "params": self.strategy_.get_params(),
-                         "reason": self.strategy_reason_} if getattr(self, "strategy_", None) else self.meta_.get("strategy"),
-            "metrics": {k: v for k, v in self.metrics_.items()},
+            "task": self.task_.state(),
+            "num_outputs": self.task_.num_outputs,
+            "classes": self.classes_.tolist() if self.classes_ is not None else [],
+            "strategy": {"name": strategy.name, "params": strategy.get_params(), "reason": self.strategy_reason_}
+            if strategy is not None else old.get("strategy"),
+            "metrics": dict(self.metrics_),
             "history": getattr(self, "history_", []),
-            "data": (self.data_report_.to_dict() if getattr(self, "data_report_", None) is not None
-                     else getattr(self, "meta_", {}).get("data")),
-            "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None
-                     else getattr(self, "meta_", {}).get("plan")),
-            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()
-                       if not callable(v)},
+            "data": (self.data_report_.to_dict() if getattr(self, "data_report_", None) is not None else old.get("data")),
+            "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None else old.get("plan")),
+            "params": self._saved_params(),
         }
         return save_bundle(directory, self.model_, meta, model_card(meta))
 
+    def _saved_params(self) -> dict[str, Any]:
+        """The constructor parameters as JSON (config objects as dicts; instances by their params)."""
+        out: dict[str, Any] = {}
+        for k, v in self.get_params(deep=False).items():
+            if k in CONFIGS:
+                out[k] = CONFIGS[k].coerce(v).to_dict()
+            elif hasattr(v, "get_params"):
+                out[k], out[f"{k}_params"] = v.name, v.get_params() if k != "task" else None
+            elif k not in out:
+                out[k] = str(v) if isinstance(v, Path) else v
+        return out
+
     def write_report(self, directory: str | Path) -> Path:
-        """``report.html`` (self-contained: metrics, training curves, confusion matrix, the most
+        """``report.html`` (self-contained: metrics, training curves, the task's plots, the most
         confidently wrong examples, the data check) and ``metrics.json`` into ``directory``."""
         from headstart.evaluation.report import write_fit_report
 
@@ -418,11 +537,16 @@ class Headstart:
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "Headstart":
         model, meta = load_bundle(directory)
-        params = {k: v for k, v in meta.get("params", {}).items() if k in inspect.signature(cls.__init__).parameters}
-        params.update(verbose=False, out=None, resume=False)
+        names = set(inspect.signature(cls.__init__).parameters)
+        params = {k: v for k, v in meta.get("params", {}).items() if k in names and k != "run"}
+        if isinstance(params.get("task"), str) and "," in params["task"]:
+            params["task"] = "auto"  # the fitted task below is what predicts
+        params["verbose"] = False
         est = cls(**params)
         est.model_ = model.to(resolve_device(device))
-        est.classes_ = np.array(meta["classes"], dtype=object)
+        est.task_ = task_from_state(meta["task"]) if "task" in meta else build_task("classification").load_state(
+            {"classes": meta["classes"]})
+        est._set_classes()
         est.modality_ = meta["modality"]
         est.strategy_ = None
         est.cache_ = None

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Adapt pretrained image and text models to your labeled data, and prove it beat scratch.")
@@ -26,36 +28,73 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-@app.command()
+# Options shared by several commands, defined once.
+TextColumn = Annotated[str, typer.Option("--text-column", help="CSV/JSONL column with the texts")]
+PathColumn = Annotated[str, typer.Option("--path-column", help="CSV/JSONL column with image paths")]
+LabelColumn = Annotated[str, typer.Option("--label-column", help="label column; several for multitask: genre,price")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="feature cache (default ~/.cache/headstart)")]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu to force the CPU")]
+
+
+class RegistryHelp(TyperCommand):
+    """--help that lists what the registries hold ({tasks}, {heads}, {strategies} in option help),
+    filled in only when help is shown: importing the CLI stays free of torch."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from headstart.heads import HEADS
+        from headstart.strategies import STRATEGIES
+        from headstart.tasks import TASKS
+
+        names = {"tasks": TASKS, "heads": HEADS, "strategies": STRATEGIES}
+        for p in self.params:
+            if getattr(p, "help", None) and "{" in p.help:
+                p.help = p.help.format(**{k: ", ".join(r.list()) for k, r in names.items()})
+        super().format_help(ctx, formatter)
+
+
+def _data_spec(text_column: str, path_column: str, label_column: str, **extra: Any) -> Any:
+    from headstart.config import DataSpec
+
+    return DataSpec(text_column=text_column, path_column=path_column, label_column=label_column, **extra)
+
+
+@app.command(cls=RegistryHelp)
 def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
         backbone: str = typer.Option("auto", help="catalog alias or source:name (see `headstart backbones`)"),
-        strategy: str = typer.Option("auto", help="auto | feature_extraction | fine_tuning | gradual_unfreezing"),
-        head: str = typer.Option("linear", help="linear | mlp"),
+        task: str = typer.Option("auto", help="auto (from the labels) | {tasks} | "
+                                 "one per label column for multitask, e.g. classification,regression"),
+        strategy: str = typer.Option("auto", help="auto | plan | {strategies}"),
+        head: str = typer.Option("linear", help="{heads}"),
         hidden: Optional[str] = typer.Option(None, help="mlp hidden sizes, e.g. 1024 or 512,256"),
         dropout: Optional[float] = typer.Option(None, help="head dropout"),
         param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter key=value (repeatable)"),
+        task_param: list[str] = typer.Option([], "--task-param", help="task parameter key=value, e.g. "
+                                             "label_smoothing=0.2, objective=huber (repeatable)"),
+        label_sep: str = typer.Option("|", help="separator of several labels in one cell (multilabel)"),
         out: Path = typer.Option(Path("headstart-model"), help="bundle directory to write"),
         val: Optional[Path] = typer.Option(None, help="explicit validation data"),
-        test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
+        test: Optional[Path] = typer.Option(None, help="explicit test data (else a split)"),
+        final_fit: str = typer.Option("all", help="without --test: all = measure on a held-out 20%, then train "
+                                      "again on every label and return that model | split = return the measured one"),
         image_size: Optional[int] = typer.Option(None, help="input size (default: from the data and backbone)"),
         max_length: Optional[int] = typer.Option(None, help="max tokens for text"),
         batch_size: int = typer.Option(32),
         seed: int = typer.Option(0),
-        text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-        label_column: str = typer.Option("label"),
-        cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
-        device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
+        text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",
+        cache_dir: CacheDir = None, device: Device = None,
         resume: bool = typer.Option(False, help="continue from the last checkpoint in OUT/checkpoints"),
         checkpoint_every: Optional[int] = typer.Option(None, help="also checkpoint every N optimizer steps"),
         num_workers: str = typer.Option("0", help="DataLoader worker processes, or auto (from the CPU count)"),
         compile: bool = typer.Option(False, "--compile", help="torch.compile the model (long runs on GPU)"),
         on_bad_sample: str = typer.Option("skip", help="skip (list every skipped file) | fail"),
         budget: Optional[str] = typer.Option(None, help="with --strategy auto: run the planner within this time, e.g. 10m"),
-        compare_scratch: bool = typer.Option(False, help="also train the same architecture from scratch"),
-        scratch_steps: int = typer.Option(300, help="optimizer steps for the from-scratch run"),
+        compare_scratch: bool = typer.Option(False, help="also train the strongest from-scratch baseline "
+                                             "(small CNN / TF-IDF + logistic regression) on the same split"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
+    started = time.perf_counter()  # a --budget counts from here, the library's imports included
     from headstart.api import Headstart
+    from headstart.config import RunOptions, Runtime
     from headstart.evaluation.compare import compare_with_scratch, format_comparison
     from headstart.training.loop import TrainingInterrupted
 
@@ -64,15 +103,29 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         head_params["hidden"] = [int(h) for h in hidden.split(",")]
     if dropout is not None:
         head_params["dropout"] = dropout
-    est = Headstart(backbone=backbone, strategy=strategy, head=head, head_params=head_params or None,
-                    strategy_params=_parse_params(param) or None, image_size=image_size, max_length=max_length,
-                    batch_size=batch_size, seed=seed, cache_dir=cache_dir, out=out, resume=resume,
-                    device=device, text_column=text_column, path_column=path_column, label_column=label_column,
-                    checkpoint_every=checkpoint_every, on_bad_sample=on_bad_sample,
-                    num_workers=num_workers if num_workers == "auto" else int(num_workers), compile=compile,
-                    budget=budget, verbose=not quiet)
     try:
-        est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
+        est = Headstart(backbone=backbone, strategy=strategy, head=head, task=task, head_params=head_params or None,
+                        strategy_params=_parse_params(param) or None, task_params=_parse_params(task_param) or None,
+                        preprocessing={"image_size": image_size, "max_length": max_length}, seed=seed,
+                        final_fit=final_fit,
+                        runtime=Runtime(device=device, compile=compile, batch_size=batch_size, cache_dir=cache_dir,
+                                        num_workers=num_workers if num_workers == "auto" else int(num_workers)),
+                        run=RunOptions(out=out, resume=resume, checkpoint_every=checkpoint_every),
+                        data=_data_spec(text_column, path_column, label_column, label_separator=label_sep,
+                                        on_bad_sample=on_bad_sample),
+                        verbose=not quiet)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    try:
+        if budget is not None or strategy == "plan":  # the planner chooses the strategy, within the budget
+            from headstart.selection.planner import Planner
+
+            planner_params = _parse_params(param)  # -p rungs=[...], margin=..., folds=...
+            est.set_params(strategy="auto", strategy_params=None)
+            est = Planner(est, budget=budget, verbose=not quiet, **planner_params).fit(
+                data, val=val, test=test, spent=time.perf_counter() - started).best_estimator_
+        else:
+            est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
     except TrainingInterrupted as e:
         typer.echo(str(e).replace("run the same command with --resume (Python: resume=True)",
                                   "run the same command with --resume"), err=True)
@@ -80,7 +133,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     if compare_scratch:
         if "test" not in est.metrics_:
             raise typer.BadParameter("--compare-scratch needs a test split")
-        typer.echo(format_comparison(compare_with_scratch(est, steps=scratch_steps)))
+        typer.echo(format_comparison(compare_with_scratch(est)))
         est.save(out)  # again, now with the scratch result in the metrics, model card and report
         est.write_report(out)
     typer.echo(f"bundle: {out}")
@@ -90,8 +143,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
 def check(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
           val: Optional[Path] = typer.Option(None, help="explicit validation data"),
           test: Optional[Path] = typer.Option(None, help="explicit test data"),
-          text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-          label_column: str = typer.Option("label"),
+          text_column: TextColumn = "text", path_column: PathColumn = "path",
+          label_column: LabelColumn = "label",
           min_size: int = typer.Option(8, help="smallest usable image side in pixels"),
           on_bad_sample: str = typer.Option("skip", help="skip: report and exit 0 | fail: exit 1 on any bad sample"),
           as_json: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
@@ -119,16 +172,17 @@ def check(data: Path = typer.Argument(..., help="image folder (one subfolder per
 @app.command("eval")
 def eval_(bundle: Path, data: Path,
           json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics as JSON here"),
-          text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-          label_column: str = typer.Option("label")) -> None:
+          text_column: TextColumn = "text", path_column: PathColumn = "path",
+          label_column: LabelColumn = "label") -> None:
     """Evaluate a bundle on labeled data."""
     from headstart.api import load
-    from headstart.evaluation.metrics import format_metrics
 
     est = load(bundle)
-    est.text_column, est.path_column, est.label_column = text_column, path_column, label_column
+    given = {"text_column": text_column, "path_column": path_column, "label_column": label_column}
+    defaults = {"text_column": "text", "path_column": "path", "label_column": "label"}
+    est.set_params(**{f"data__{k}": v for k, v in given.items() if v != defaults[k]})  # else the bundle's
     m = est.evaluate(data)
-    typer.echo(format_metrics(m, est.classes_))
+    typer.echo(est.task_.format_metrics(m))
     if json_out:
         json_out.write_text(json.dumps(m, indent=2))
 
@@ -143,12 +197,33 @@ def _inputs(est: Any, inputs: list[str]) -> list[Any]:
     for i in inputs:
         p = Path(i)
         if p.suffix.lower() in (".csv", ".tsv", ".jsonl") and p.is_file():
-            texts += read_data(p, text_column=est.text_column, label_column=est.label_column).items
+            texts += read_data(p, text_column=est.data_.text_column, label_column=est.data_.label_column).items
         elif p.suffix.lower() == ".txt" and p.is_file():
             texts += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
         else:
             texts.append(i)
     return texts
+
+
+def _prediction_rows(est: Any, items: list[Any]) -> list[dict[str, Any]]:
+    """One row per input: the prediction as the task decodes it, and probabilities when it has them
+    (multi-label predictions are label lists; multitask ones one column per target)."""
+    import numpy as np
+
+    pred = est.predict(items)
+    proba = est.predict_proba(items) if est.task_.proba else None
+    rows = []
+    for i, (it, p) in enumerate(zip(items, pred)):
+        row: dict[str, Any] = {"input": str(it)}
+        if est.task_.name == "multitask":
+            row.update({name: v for name, v in zip(est.task_.tasks, p)})
+        else:
+            row["label" if est.classes_ is not None else "value"] = (
+                "|".join(map(str, p)) if isinstance(p, tuple) else (p.item() if isinstance(p, np.generic) else p))
+        if proba is not None:
+            row.update({f"p_{c}": float(v) for c, v in zip(est.classes_, proba[i])})
+        rows.append(row)
+    return rows
 
 
 @app.command()
@@ -162,10 +237,7 @@ def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image fi
 
     est = load(bundle)
     items = _inputs(est, inputs)
-    proba = est.predict_proba(items)
-    labels = est.classes_[proba.argmax(1)]
-    rows = [{"input": str(it), "label": lab, **{f"p_{c}": float(p) for c, p in zip(est.classes_, pr)}}
-            for it, lab, pr in zip(items, labels, proba)]
+    rows = _prediction_rows(est, items)
     if format == "json":
         text = json.dumps(rows, indent=2, default=str)
     elif format == "csv":
@@ -200,10 +272,10 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
             test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified 20% split)"),
             out: Path = typer.Option(Path("headstart-compare"), help="directory for report.html + metrics.json"),
             image_size: Optional[int] = typer.Option(None),
-            text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-            label_column: str = typer.Option("label"),
-            cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
-            device: Optional[str] = typer.Option(None, help="cpu to force the CPU")) -> None:
+            text_column: TextColumn = "text", path_column: PathColumn = "path",
+            label_column: LabelColumn = "label",
+            cache_dir: CacheDir = None,
+            device: Device = None) -> None:
     """Did transfer help here, by how much, at what cost? Baselines and transfer recipes on the
     same splits, over seeds, with learning curves; writes report.html and metrics.json."""
     from headstart.data.sources import read_data
@@ -222,10 +294,18 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
         raise typer.Exit(1) from None
     if report.bad or report.warnings:
         typer.echo(report.format(), err=True)
+    from headstart.tasks import detect_task
+
+    kind, why = detect_task(train.labels or [])
+    if kind != "classification":
+        typer.echo(f"error: {why}; compare's baselines and verdicts are for classification so far — fit it "
+                   f"with `headstart fit --task {kind}` (its report has the {kind} metrics)", err=True)
+        raise typer.Exit(1)
     if test_d is None:
         keep, held = stratified_split(train.labels, 0.2, 0)
         train, test_d = train.subset(keep.tolist()), train.subset(held.tolist())
-    base = {"backbone": backbone, "image_size": image_size, "cache_dir": cache_dir, "device": device, **cols}
+    base = {"backbone": backbone, "preprocessing": {"image_size": image_size},
+            "runtime": {"cache_dir": cache_dir, "device": device}, "data": cols}
     comp = run_comparison(train, test_d, base, methods=methods.split(",") if methods else None,
                           sizes=[s.strip() for s in sizes.split(",")], seeds=list(range(seeds)),
                           log=lambda m: typer.echo(m, err=True))
@@ -244,21 +324,24 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),
          test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
          image_size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
-         text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-         label_column: str = typer.Option("label"),
-         cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
-         device: Optional[str] = typer.Option(None, help="cpu to force the CPU")) -> None:
+         text_column: TextColumn = "text", path_column: PathColumn = "path",
+         label_column: LabelColumn = "label",
+         cache_dir: CacheDir = None,
+         device: Device = None) -> None:
     """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
-    from-scratch rung — on a validation split, and say which strategy to use and why."""
+    from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
+    budget, and say which strategy to use and why."""
+    started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart
+    from headstart.config import Runtime
+    from headstart.selection.planner import Planner
 
-    params: dict[str, Any] = {"margin": margin}
-    if rungs:
-        params["rungs"] = [r.strip() for r in rungs.split(",") if r.strip()]
-    est = Headstart(backbone=backbone, strategy="plan", strategy_params=params, budget=budget, out=out,
-                    test_size=0.0 if test is None else 0.2, image_size=image_size, seed=seed, cache_dir=cache_dir,
-                    device=device, text_column=text_column, path_column=path_column, label_column=label_column)
-    est.fit(data, test=test)
+    est = Headstart(backbone=backbone, test_size=0.0 if test is None else 0.2, seed=seed,
+                    preprocessing={"image_size": image_size}, runtime=Runtime(cache_dir=cache_dir, device=device),
+                    run={"out": out}, data=_data_spec(text_column, path_column, label_column))
+    Planner(est, budget=budget, margin=margin,
+            rungs=[r.strip() for r in rungs.split(",") if r.strip()] if rungs else None).fit(
+        data, test=test, spent=time.perf_counter() - started)
     if out:
         typer.echo(f"bundle: {out}")
 
@@ -270,10 +353,10 @@ def rank(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          by: str = typer.Option("logme", help="the score that decides the pick"),
          max_samples: int = typer.Option(2000, help="stratified subsample size (0: all)"),
          image_size: Optional[int] = typer.Option(None), max_length: Optional[int] = typer.Option(None),
-         text_column: str = typer.Option("text"), path_column: str = typer.Option("path"),
-         label_column: str = typer.Option("label"),
-         cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default ~/.cache/headstart)"),
-         device: Optional[str] = typer.Option(None, help="cpu to force the CPU"),
+         text_column: TextColumn = "text", path_column: PathColumn = "path",
+         label_column: LabelColumn = "label",
+         cache_dir: CacheDir = None,
+         device: Device = None,
          json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON here"),
          no_memo: bool = typer.Option(False, "--no-memo", help="rank again even when the same question was answered "
                                       "(the feature and score caches are still used)")) -> None:

@@ -11,7 +11,7 @@ def quick(**kw):
 
 
 def test_constructor_only_stores_parameters():
-    est = Headstart(backbone="nonexistent", strategy="nope", batch_size=-3)
+    est = Headstart(backbone="nonexistent", strategy="nope", runtime={"batch_size": -3})
     assert est.get_params()["backbone"] == "nonexistent" and not hasattr(est, "model_")
 
 
@@ -50,8 +50,7 @@ def test_unknown_label_in_test_names_the_row(tmp_path, text_data):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nfine film,pos\nodd one,maybe\n")
     with pytest.raises(ValueError, match=r"bad.csv:3: label 'maybe' does not occur in the training data"):
-        Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False,
-                  on_bad_sample="fail").fit(text_data[0], test=bad)
+        Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False, data={"on_bad_sample": "fail"}).fit(text_data[0], test=bad)
     est = Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0], test=bad)
     assert est.metrics_["test"]["n"] == 1 and est.data_report_.bad[0].origin.endswith("bad.csv:3")
 
@@ -68,7 +67,8 @@ def test_predict_before_fit_is_an_error():
 
 def test_second_fit_with_another_head_never_runs_the_backbone(tmp_path, image_data, counting):
     """The feature cache acceptance line: the 2nd fit reuses every feature, test set included."""
-    kw = dict(backbone="counting:cnn", strategy="feature_extraction", cache_dir=tmp_path / "cache", verbose=False)
+    kw = dict(backbone="counting:cnn", strategy="feature_extraction", runtime={"cache_dir": tmp_path / "cache"},
+              verbose=False)
     first = Headstart(head="linear", **kw).fit(image_data[0], test=image_data[1])
     assert counting.seen == 36 + 18
     counting.seen = 0
@@ -135,3 +135,23 @@ def test_warm_start_refuses_another_backbone(image_data):
                     test_size=0.0).fit(image_data[0])
     with pytest.raises(ValueError, match="warm_start"):
         est.set_params(warm_start=True, backbone="tiny:small_cnn").fit(image_data[0])
+
+
+def test_without_a_test_set_the_returned_model_trains_on_every_label(image_data):
+    kw = dict(backbone="tiny:cnn", strategy="feature_extraction", verbose=False, runtime={"cache_dir": False})
+    est = Headstart(**kw).fit(image_data[0])
+    assert est.metrics_["n_train"] == 36 and est.metrics_["test"]["n"] == 6  # measured on the held-out 20%
+    assert "trained on all 36 labeled examples" in est.metrics_["estimate"]
+    kept = Headstart(final_fit="split", **kw).fit(image_data[0])
+    assert kept.metrics_["n_train"] == 30 and "estimate" not in kept.metrics_
+    assert kept.metrics_["test"]["accuracy"] == est.metrics_["test"]["accuracy"]  # same measurement
+
+
+def test_nested_parameters_follow_scikit_learns_protocol():
+    est = Headstart(strategy="fine_tuning", strategy_params={"lr": 1e-3})
+    est.set_params(strategy__lr=1e-4, runtime__batch_size=8, data__label_column="tags")
+    p = est.get_params()
+    assert p["strategy__lr"] == 1e-4 and p["runtime__batch_size"] == 8 and p["data__label_column"] == "tags"
+    assert est.strategy_params == {"lr": 1e-4}
+    with pytest.raises(ValueError, match="unknown parameter 'nope'"):
+        est.set_params(nope=1)

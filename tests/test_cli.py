@@ -27,9 +27,9 @@ def test_fit_eval_predict_roundtrip(tmp_path, image_data):
 def test_fit_compare_scratch_prints_both(tmp_path, text_data):
     r = runner.invoke(app, ["fit", str(text_data[0]), "--test", str(text_data[1]), "--backbone", "tiny:bert",
                             "--strategy", "fine_tuning", "-p", "steps=6", "--out", str(tmp_path / "m"),
-                            "--compare-scratch", "--scratch-steps", "6", "--quiet"])
+                            "--compare-scratch", "--quiet"])
     assert r.exit_code == 0, r.output
-    assert "transfer: tiny:bert" in r.output and "scratch: scratch:tiny:bert" in r.output
+    assert "transfer: tiny:bert" in r.output and "scratch: tfidf:1-2" in r.output
 
 
 def test_predict_text_from_csv_writes_csv(tmp_path, text_data):
@@ -89,3 +89,11 @@ def test_check_reports_bad_files_and_fail_policy_exits_1(tmp_path, image_data):
     assert ok.exit_code == 0 and "broken.png: cannot read image" in ok.output and "red" in ok.output
     bad = runner.invoke(app, ["check", str(image_data[0]), "--on-bad-sample", "fail"])
     assert bad.exit_code == 1 and "1 bad sample(s)" in bad.output
+
+
+def test_fit_help_lists_the_registered_tasks_heads_and_strategies():
+    r = runner.invoke(app, ["fit", "--help"])
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    for name in ("multilabel", "regression", "prototype", "gradual_unfreezing"):
+        assert name in text

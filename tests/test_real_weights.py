@@ -13,8 +13,7 @@ pytestmark = pytest.mark.real
 @pytest.fixture(scope="module")
 def image_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("img") / "bundle"
-    est = headstart.fit(EXAMPLES / "fashion_mnist" / "train", test=EXAMPLES / "fashion_mnist" / "test",
-                        cache_dir=tmp_path_factory.mktemp("cache"), out=out, verbose=False)
+    est = headstart.fit(EXAMPLES / "fashion_mnist" / "train", test=EXAMPLES / "fashion_mnist" / "test", verbose=False, runtime={"cache_dir": tmp_path_factory.mktemp("cache")}, run={"out": out})
     return est, out
 
 
@@ -34,8 +33,7 @@ def test_image_bundle_reproduces_predictions_with_multiscale_features(image_mode
 
 
 def test_text_probe_on_minilm_beats_the_majority_class(tmp_path):
-    est = headstart.fit(EXAMPLES / "rotten_tomatoes" / "train.csv", test=EXAMPLES / "rotten_tomatoes" / "test.csv",
-                        backbone="minilm", strategy="feature_extraction", cache_dir=tmp_path, verbose=False)
+    est = headstart.fit(EXAMPLES / "rotten_tomatoes" / "train.csv", test=EXAMPLES / "rotten_tomatoes" / "test.csv", backbone="minilm", strategy="feature_extraction", verbose=False, runtime={"cache_dir": tmp_path})
     assert est.metrics_["test"]["accuracy"] >= 0.62  # balanced test set: majority is 0.50
     proba = est.predict_proba(["a moving, beautifully acted film", "a tedious, clumsy mess"])
     fresh = list(est.classes_).index("fresh")

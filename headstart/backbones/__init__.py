@@ -7,14 +7,11 @@ a catalog alias (``efficientnet_lite0``, ``minilm``), and
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from headstart._registry import Registry
 from headstart.backbones import local, tfidf, timm, tiny, torchvision, transformers
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
+from headstart.backbones._sources import SOURCES
 from headstart.backbones.catalog import CATALOG, available_offline, build_alias
 
-SOURCES: Registry[Callable[..., Backbone]] = Registry("backbone source")
 SOURCES.register("timm")(timm.build)
 SOURCES.register("hf")(transformers.build)
 SOURCES.register("torchvision")(torchvision.build)
@@ -35,7 +32,7 @@ def build_backbone(spec: str, pretrained: bool = True) -> Backbone:
         if name not in CATALOG:
             raise KeyError(f"unknown backbone {spec!r}: use a catalog alias ({', '.join(CATALOG)}) "
                            f"or a source prefix ({', '.join(SOURCES.list())}:NAME)")
-        return build_alias(name, pretrained=pretrained)
+        return build_alias(name, pretrained=pretrained, build=build_backbone)
     bb = SOURCES.get(source)(name, pretrained=pretrained)
     bb.spec = spec
     return bb

@@ -97,8 +97,9 @@ def _lite_from_file(n: int, path: Path, alias: str) -> Backbone:
     return TimmBackbone(arch, spec=alias, model=model)  # keeps the ImageNet classifier aside
 
 
-def build_alias(alias: str, pretrained: bool = True) -> Backbone:
-    from headstart.backbones import build_backbone
+def build_alias(alias: str, pretrained: bool = True, build: Callable[..., Backbone] | None = None) -> Backbone:
+    """The catalog entry ``alias``: its installed offline copy when there is one, else ``build``
+    (``headstart.backbones.build_backbone``) on its hub spec."""
     from headstart.backbones.transformers import from_name
 
     entry = CATALOG[alias]
@@ -112,7 +113,7 @@ def build_alias(alias: str, pretrained: bool = True) -> Backbone:
     elif alias == "minilm" and local is not None:
         bb = from_name(local, pretrained=pretrained, spec=alias, license=entry.license)
     else:
-        bb = build_backbone(entry.spec, pretrained=pretrained)
+        bb = build(entry.spec, pretrained=pretrained)
         bb.spec = alias
     bb.pretrained_cfg.license = entry.license
     if alias.startswith("efficientnet_lite"):

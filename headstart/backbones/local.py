@@ -18,7 +18,7 @@ WEIGHTS = "backbone.safetensors"
 
 
 def load_local(directory: str | Path, pretrained: bool = True, spec: str | None = None) -> Backbone:
-    from headstart.backbones import SOURCES
+    from headstart.backbones._sources import SOURCES
     from headstart.backbones.transformers import from_name
 
     d = Path(directory)

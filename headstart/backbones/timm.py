@@ -9,7 +9,12 @@ import torch.nn.functional as F
 from timm.models import group_parameters
 from torch import nn
 
-from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg, to_channels_last_if_cnn
+from headstart.backbones._base import (
+    IMAGE,
+    Backbone,
+    PretrainedCfg,
+    to_channels_last_if_cnn,
+)
 
 
 class TimmBackbone(Backbone):

@@ -47,7 +47,14 @@ class TinyCNN(Backbone):
 
 def tiny_tokenizer():
     """A character-level WordPiece tokenizer built in memory (no files, no download)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

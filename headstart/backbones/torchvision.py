@@ -7,7 +7,12 @@ import torch
 import torchvision
 from torch import nn
 
-from headstart.backbones._base import IMAGE, Backbone, PretrainedCfg, to_channels_last_if_cnn
+from headstart.backbones._base import (
+    IMAGE,
+    Backbone,
+    PretrainedCfg,
+    to_channels_last_if_cnn,
+)
 
 _HEAD_ATTRS = ("fc", "classifier", "heads", "head")
 

@@ -68,7 +68,11 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
               pooling: str = "mean", max_length: int = 128,
               license: str = "see model card") -> HFBackbone:
     """Load weights (pretrained) or only the architecture (random init) plus the tokenizer."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer  # a second or so: only when used
+    from transformers import (  # a second or so: only when used
+        AutoConfig,
+        AutoModel,
+        AutoTokenizer,
+    )
 
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     if pretrained:

@@ -30,6 +30,14 @@ class LabeledData:
     def __len__(self) -> int:
         return len(self.items)
 
+    def concat(self, other: "LabeledData") -> "LabeledData":
+        """These items followed by ``other``'s (same modality; both labeled or both not)."""
+        if other.modality != self.modality:
+            raise ValueError(f"cannot join {self.modality} and {other.modality} data")
+        labels = None if self.labels is None or other.labels is None else list(self.labels) + list(other.labels)
+        return LabeledData(list(self.items) + list(other.items), labels, self.modality,
+                           list(self.origins) + list(other.origins))
+
     def subset(self, idx: Sequence[int] | np.ndarray) -> "LabeledData":
         idx = [int(i) for i in idx]
         return LabeledData([self.items[i] for i in idx],

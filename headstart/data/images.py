@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import v2 as T
 
-from headstart.backbones._base import PretrainedCfg
+from headstart.data.config import PretrainedCfg
 
 
 class BadSampleError(ValueError):

@@ -1,4 +1,7 @@
-"""torch Datasets and DataLoaders over LabeledData, using the backbone's preprocessing."""
+"""torch Datasets and DataLoaders over LabeledData, from a data config (size, mean/std, max
+length) and a tokenizer: data/ knows no backbone. Batches are dicts: ``inputs`` (an image
+tensor or a tokenizer batch) and ``targets`` (whatever the task encoded: class indices,
+multi-hot rows, standardised values)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,15 +10,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from headstart.backbones._base import IMAGE, Backbone
 from headstart.data._base import LabeledData
+from headstart.data.config import IMAGE, PretrainedCfg
 from headstart.data.images import ImageTransform, load_image
+from headstart.data.sampler import EpochSampler, epoch_key
 from headstart.data.text import TokenizedTexts
-from headstart.training.sampler import EpochSampler
 
 
 class ItemDataset(Dataset):
-    """Yields (input, target); images are decoded and transformed here, texts pass through."""
+    """Yields (input, target row); images are decoded and transformed here, texts pass through.
+    ``targets``: (N,) or (N, K) array, or None (unlabeled: target -1)."""
 
     def __init__(self, data: LabeledData, targets: np.ndarray | None, transform: Any = None,
                  decoded_cache_mb: float = 0) -> None:
@@ -38,7 +42,7 @@ class ItemDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, int]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, Any]:
         key, i = index if isinstance(index, tuple) else (None, index)
         item = self.data.items[i]
         if self.data.modality == IMAGE:
@@ -49,7 +53,16 @@ class ItemDataset(Dataset):
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed((key + i * 2_654_435_761) % (2**63))
                     item = self.transform(img)
-        return item, -1 if self.targets is None else int(self.targets[i])
+        return item, -1 if self.targets is None else self.targets[i]
+
+
+def _targets(values: tuple[Any, ...]) -> torch.Tensor:
+    return torch.as_tensor(np.stack([np.asarray(v) for v in values]))
+
+
+def image_batch(pairs: list[tuple[torch.Tensor, Any]]) -> dict[str, torch.Tensor]:
+    images, targets = zip(*pairs)
+    return {"inputs": torch.stack(images), "targets": _targets(targets)}  # (N, 3, H, W), (N, ...)
 
 
 class TokenBatch:
@@ -58,28 +71,101 @@ class TokenBatch:
     def __init__(self, texts: TokenizedTexts) -> None:
         self.texts = texts
 
-    def __call__(self, pairs: list[tuple[dict, int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def __call__(self, pairs: list[tuple[dict, Any]]) -> dict[str, Any]:
         rows, targets = zip(*pairs)
-        return self.texts.pad(list(rows)), torch.tensor(targets, dtype=torch.long)
+        return {"inputs": self.texts.pad(list(rows)), "targets": _targets(targets)}
 
 
-def make_loader(data: LabeledData, targets: np.ndarray | None, backbone: Backbone, *, train: bool,
-                batch_size: int, augment: bool | None = None, num_workers: int = 0, seed: int = 0,
+class RowBatch:
+    """collate_fn over cached feature rows: gathers a batch by one tensor index (not row by row)."""
+
+    def __init__(self, feats: torch.Tensor, targets: torch.Tensor) -> None:
+        self.feats, self.targets = feats, targets
+
+    def __call__(self, idx: list[Any]) -> dict[str, torch.Tensor]:
+        i = torch.as_tensor([j[1] if isinstance(j, tuple) else j for j in idx])
+        return {"inputs": self.feats[i], "targets": self.targets[i]}
+
+
+def make_loader(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any = None, *,
+                train: bool, batch_size: int, augment: bool | None = None, num_workers: int = 0, seed: int = 0,
                 weights: np.ndarray | None = None) -> DataLoader:
     """``train`` shuffles through an ``EpochSampler`` (seeded, resumable; ``weights``: weighted
-    sampling with replacement); ``augment`` (default: same as train) adds image augmentation."""
-    cfg = backbone.pretrained_cfg
+    sampling with replacement); ``augment`` (default: same as train) adds image augmentation.
+    Texts need the model's ``tokenizer``."""
     augment = train if augment is None else augment
     if cfg.modality == IMAGE:
         # training loaders decode each image once and keep it (up to 512 MiB): epochs 2+ skip decoding
         ds = ItemDataset(data, targets, ImageTransform(cfg, train=augment), decoded_cache_mb=512 if train else 0)
-        collate = None
+        collate: Any = image_batch
     else:
-        tokens = TokenizedTexts(backbone.tokenizer(), data.items, cfg.max_length)
+        tokens = TokenizedTexts(tokenizer, data.items, cfg.max_length)
         ds = ItemDataset(LabeledData(tokens.rows, data.labels, data.modality, data.origins), targets)
         collate = TokenBatch(tokens)
+    return _loader(ds, collate, train=train, batch_size=batch_size, num_workers=num_workers, seed=seed,
+                   weights=weights)
+
+
+def feature_loader(feats: torch.Tensor, targets: np.ndarray, *, batch_size: int, seed: int = 0,
+                   weights: np.ndarray | None = None) -> DataLoader:
+    """Training batches of cached feature rows, in the same resumable order as ``make_loader``."""
+    return _loader(_Rows(len(feats)), RowBatch(feats, torch.as_tensor(targets)), train=True,
+                   batch_size=batch_size, num_workers=0, seed=seed, weights=weights)
+
+
+class _Rows(Dataset):
+    """Row indices for ``RowBatch`` (the sampler's ``(key, index)`` pairs pass through)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: Any) -> Any:
+        return index
+
+
+def _loader(ds: Any, collate: Any, *, train: bool, batch_size: int, num_workers: int, seed: int,
+            weights: np.ndarray | None) -> DataLoader:
     sampler = EpochSampler(len(ds), seed, weights) if train else None
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler,
                       drop_last=False, num_workers=num_workers, collate_fn=collate, generator=gen,
                       persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+
+
+class UnlabeledStream:
+    """A second, unlabeled stream drawn alongside the labeled batches (domain adaptation,
+    consistency training): the rows of step ``s`` in epoch ``e`` are a pure function of (seed, e,
+    s) — successive permutations of the unlabeled set, cycled as often as needed — so a resumed
+    run draws exactly the rows an uninterrupted one would."""
+
+    def __init__(self, data: LabeledData, cfg: PretrainedCfg, tokenizer: Any = None, *, batch_size: int,
+                 seed: int = 0, augment: bool = False) -> None:
+        if len(data) == 0:
+            raise ValueError("the unlabeled data are empty")
+        self.n, self.batch_size, self.seed = len(data), int(batch_size), int(seed)
+        self._perms: tuple[tuple[int, int], list[int]] = ((-1, -1), [])
+        if cfg.modality == IMAGE:
+            self.ds = ItemDataset(data, None, ImageTransform(cfg, train=augment))
+            self.collate: Any = image_batch
+        else:
+            tokens = TokenizedTexts(tokenizer, data.items, cfg.max_length)
+            self.ds = ItemDataset(LabeledData(tokens.rows, None, data.modality, data.origins), None)
+            self.collate = TokenBatch(tokens)
+
+    def _perm(self, epoch: int, cycle: int) -> list[int]:
+        if self._perms[0] != (epoch, cycle):
+            gen = torch.Generator().manual_seed(epoch_key(self.seed + 7919 * (cycle + 1), epoch))
+            self._perms = ((epoch, cycle), torch.randperm(self.n, generator=gen).tolist())
+        return self._perms[1]
+
+    def indices(self, epoch: int, step: int) -> list[int]:
+        first = step * self.batch_size
+        return [self._perm(epoch, pos // self.n)[pos % self.n] for pos in range(first, first + self.batch_size)]
+
+    def batch(self, epoch: int, step: int, device: torch.device | str = "cpu") -> Any:
+        key = epoch_key(self.seed + 1, epoch)
+        inputs = self.collate([self.ds[(key, i)] for i in self.indices(epoch, step)])["inputs"]
+        return {k: v.to(device) for k, v in inputs.items()} if isinstance(inputs, dict) else inputs.to(device)

@@ -76,11 +76,21 @@ def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: st
     # refused) by the pre-flight check, which lists every bad row at once.
     items: list[Any] = raw if mod == "text" else [
         None if not v.strip() else (Path(v) if Path(v).is_absolute() else where.parent / v) for v in raw]
+    names = [c.strip() for c in label_column.split(",") if c.strip()]
     labels = None
-    if label_column in cols:
-        labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
-                  else v for v in df[label_column].tolist()]
+    if all(n in cols for n in names):
+        per = [[None if _missing(v) else v for v in df[n].tolist()] for n in names]
+        # several label columns (multitask): one tuple per row; a row missing any part is unlabeled
+        labels = per[0] if len(per) == 1 else [None if any(v is None for v in row) else tuple(row)
+                                               for row in zip(*per)]
+    elif len(names) > 1 and any(n in cols for n in names):
+        raise ValueError(f"{where}: label columns {[n for n in names if n not in cols]} missing; found {cols}")
     return LabeledData(items, labels, mod, origins)
+
+
+def _missing(v: Any) -> bool:
+    return (v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+            or (isinstance(v, (list, tuple)) and len(v) == 0))
 
 
 def read_table(path: Path, text_column: str, path_column: str, label_column: str) -> LabeledData:
@@ -118,6 +128,8 @@ def read_jsonl(path: Path, text_column: str, path_column: str, label_column: str
     if not rows:
         raise ValueError(f"{path}: the file has no rows")
     df = pd.DataFrame(rows)
-    if label_column in df.columns:
-        df[label_column] = [v if v is None or isinstance(v, str) else str(v) for v in df[label_column]]
+    for name in (c.strip() for c in label_column.split(",")):
+        if name in df.columns:  # JSON numbers become strings like CSV cells; label lists stay lists
+            df[name] = [None if _missing(v) else v if isinstance(v, str) else
+                        tuple(str(x) for x in v) if isinstance(v, list) else str(v) for v in df[name]]
     return _from_frame(df, path, text_column, path_column, label_column, lines=numbers)

@@ -17,7 +17,7 @@ import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -135,14 +135,17 @@ def _bad_label(lab: Any) -> bool:
 
 def check_data(train: LabeledData, val: LabeledData | None = None, test: LabeledData | None = None, *,
                policy: str = "skip", min_size: int = 8, root: str | Path | None = None,
-               known_labels: list[Any] | None = None, min_classes: int = 2,
+               known_labels: list[Any] | None = None, min_classes: int = 2, classes: bool = True,
+               label_problem: Callable[[Any], str | None] | None = None,
                ) -> tuple[DataReport, LabeledData, LabeledData | None, LabeledData | None]:
     """Check the splits; returns the report and the splits with bad samples removed.
 
     ``root``: the image folder the training data came from (to report empty class folders).
     ``known_labels``: the classes a fitted model knows (``eval``: every split is checked
     against them), else the training labels. ``min_classes``: fewer usable training classes
-    is an error (2 for training, 1 for evaluation)."""
+    is an error (2 for training, 1 for evaluation). ``classes=False`` (regression, multi-label,
+    multitask targets): labels are values, not classes, so no class counts, imbalance or
+    unseen-label checks; ``label_problem(label)`` (the task's) names a label it cannot use."""
     if policy not in POLICIES:
         raise ValueError(f"on_bad_sample must be one of {POLICIES}, got {policy!r}")
     report = DataReport(train.modality)
@@ -160,9 +163,12 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
         keep[name], digests[name], near[name] = [], defaultdict(list), defaultdict(list)
         for i, (item, origin) in enumerate(zip(data.items, data.origins)):
             lab = None if data.labels is None else data.labels[i]
+            problem = label_problem(lab) if label_problem is not None and data.labels is not None else None
             if data.labels is not None and _bad_label(lab):
                 reason = "missing label"
-            elif data.labels is not None and (name != "train" or known_labels is not None) \
+            elif problem:
+                reason = problem
+            elif classes and data.labels is not None and (name != "train" or known_labels is not None) \
                     and lab not in train_labels:
                 reason = f"label {lab!r} does not occur in the training data"
             elif data.modality == "image":
@@ -181,7 +187,7 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
         listing = "\n".join(f"  [{b.split}] {b.origin}: {b.reason}" for b in report.bad)
         raise DataError(f"{len(report.bad)} bad sample(s) (on_bad_sample='fail'):\n{listing}")
     clean = {n: (splits[n].subset(idx) if len(idx) != len(splits[n]) else splits[n]) for n, idx in keep.items()}
-    _dataset_checks(report, clean, root, min_classes)
+    _dataset_checks(report, clean, root, min_classes if classes else 0)
     _duplicate_checks(report, splits, keep, digests, near)
     return report, clean["train"], clean.get("val"), clean.get("test")
 
@@ -194,10 +200,10 @@ def _dataset_checks(report: DataReport, clean: dict[str, LabeledData], root: str
         raise DataError("no usable training samples" + (f" ({len(report.bad)} bad, listed above)" if report.bad
                                                         else ": the dataset is empty") + "\n" + report.format())
     for n, d in clean.items():
-        if d.labels is not None:
+        if d.labels is not None and min_classes:
             report.counts[n] = dict(Counter(str(v) if not isinstance(v, (int, str)) else v for v in d.labels))
     counts = report.counts.get("train", {})
-    if train.labels is not None:
+    if train.labels is not None and min_classes:
         if len(counts) < min_classes:
             only = next(iter(counts), None)
             raise DataError(f"only one class ({only!r}) in the usable training data: classification needs "

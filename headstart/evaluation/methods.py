@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from headstart import recipes
 from headstart._registry import Registry
 from headstart.data._base import LabeledData
 from headstart.evaluation.memory import PeakMemory
@@ -38,8 +39,8 @@ def _headstart(params: Callable[[str], dict[str, Any]]) -> Method:
     def run(train: LabeledData, test: LabeledData, base: dict[str, Any]):
         from headstart.api import Headstart
 
-        est = Headstart(**{**base, **params(train.modality), "val_size": 0.0, "test_size": 0.0, "out": None,
-                           "resume": False, "verbose": False}).fit(train)
+        est = Headstart(**{**base, **params(train.modality), "val_size": 0.0, "test_size": 0.0, "run": None,
+                           "verbose": False}).fit(train)
         return est.predict_proba(test), est.classes_.tolist(), est.history_
     return run
 
@@ -52,58 +53,24 @@ def _majority(train: LabeledData, test: LabeledData, base: dict[str, Any]):
     return proba, classes, []
 
 
-def _tfidf_logreg(train: LabeledData, test: LabeledData, base: dict[str, Any]):
-    """Word 1-2-grams, sublinear tf, logistic regression with C by stratified CV."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    x = vec.fit_transform(train.items)
-    y = np.asarray([str(v) for v in train.labels])
-    folds = int(min(5, np.unique(y, return_counts=True)[1].min()))
-    C = 10.0
-    if folds >= 2:
-        cv = StratifiedKFold(folds, shuffle=True, random_state=base.get("seed", 0))
-        C = max((0.3, 1.0, 3.0, 10.0, 30.0), key=lambda c: cross_val_score(
-            LogisticRegression(C=c, max_iter=2000), x, y, cv=cv).mean())
-    clf = LogisticRegression(C=C, max_iter=2000).fit(x, y)
-    by_name = {str(v): v for v in train.labels}  # back to the labels as they appear in the data
-    return clf.predict_proba(vec.transform(test.items)), [by_name[c] for c in clf.classes_], []
-
-
-def _classic(train: LabeledData, test: LabeledData, base: dict[str, Any]):
-    if train.modality == "text":
-        return _tfidf_logreg(train, test, base)
-    from headstart.selection.planner import RUNGS
-    return _headstart(lambda m: {k: v for k, v in RUNGS.get("scratch").params(m, 1.0).items()})(train, test, base)
-
-
 def _same_arch_scratch(train: LabeledData, test: LabeledData, base: dict[str, Any]):
-    from headstart.evaluation.compare import scratch_params, scratch_spec
     from headstart.api import DEFAULT_BACKBONES
 
     spec = base.get("backbone", "auto")
     spec = DEFAULT_BACKBONES[train.modality] if spec == "auto" else spec
-    return _headstart(lambda m: {"backbone": scratch_spec(spec), "strategy": "fine_tuning",
-                                 "strategy_params": scratch_params(m)})(train, test, base)
-
-
-def _rung(name: str) -> Method:
-    def params(modality: str) -> dict[str, Any]:
-        from headstart.selection.planner import RUNGS
-        return RUNGS.get(name).params(modality, 1.0)
-    return _headstart(params)
+    return _headstart(lambda m: {"backbone": recipes.scratch_spec(spec), **recipes.same_architecture_scratch(m)})(
+        train, test, base)
 
 
 for _name, _fn, _transfer, _what in [
     ("majority", _majority, False, "always the most frequent training class"),
-    ("classic", _classic, False, "small CNN from scratch (images) / TF-IDF + logistic regression (text)"),
+    ("classic", _headstart(recipes.scratch), False,
+     "small CNN from scratch (images) / TF-IDF 1-2-grams + logistic regression (text)"),
     ("scratch", _same_arch_scratch, False, "the backbone's architecture, randomly initialised, fine-tuned"),
-    ("linear_probe", _rung("linear_probe"), True, "logistic regression on cached pretrained features"),
-    ("prototype", _rung("prototype"), True, "nearest class mean on cached pretrained features (few-shot)"),
-    ("mlp_head", _rung("mlp_head"), True, "MLP(1024) head on cached pretrained features"),
-    ("fine_tuning", _rung("full_ft"), True, "the whole network fine-tuned (headstart's recipe)"),
+    ("linear_probe", _headstart(lambda m: recipes.probe()), True, "logistic regression on cached pretrained features"),
+    ("prototype", _headstart(lambda m: recipes.prototypes()), True, "nearest class mean on cached pretrained features (few-shot)"),
+    ("mlp_head", _headstart(lambda m: recipes.mlp_head()), True, "MLP(1024) head on cached pretrained features"),
+    ("fine_tuning", _headstart(recipes.fine_tuning), True, "the whole network fine-tuned (headstart's recipe)"),
 ]:
     METHODS.register(_name)((_fn, _transfer, _what))
 DEFAULT_METHODS = ("majority", "classic", "scratch", "linear_probe", "prototype", "mlp_head", "fine_tuning")

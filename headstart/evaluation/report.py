@@ -98,17 +98,18 @@ def history_plot(histories: dict[str, list[dict[str, Any]]]) -> str | None:
     for m, h in series.items():
         ep = [e["epoch"] for e in h if "train_loss" in e]
         ax.plot(ep, [e["train_loss"] for e in h if "train_loss" in e], marker=".", label=f"{m} train loss")
-        if any("val_accuracy" in e for e in h):
+        key = "val_accuracy" if any("val_accuracy" in e for e in h) else "val_score"
+        if any(key in e for e in h):
             ax2 = ax2 or ax.twinx()
-            ax2.plot([e["epoch"] for e in h if "val_accuracy" in e],
-                     [e["val_accuracy"] for e in h if "val_accuracy" in e], linestyle="--", label=f"{m} val acc")
+            ax2.plot([e["epoch"] for e in h if key in e], [e[key] for e in h if key in e], linestyle="--",
+                     label=f"{m} {key.replace('_', ' ')}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_title("Training curves")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     if ax2 is not None:
-        ax2.set_ylabel("validation accuracy")
+        ax2.set_ylabel("validation accuracy (or the task's score)")
         ax2.legend(fontsize=8, loc="center right")
     return _img(_png(fig), "Training curves")
 
@@ -228,6 +229,76 @@ def write_comparison_report(comp: Any, test: Any, out_dir: str | Path, *, title:
     return out / "report.html"
 
 
+def regression_plots(y_true: np.ndarray, y_pred: np.ndarray) -> list[str]:
+    """Predicted against true (the diagonal is perfect) and residuals against predicted."""
+    out = []
+    fig, ax = _figure(5.0, 4.5)
+    ax.scatter(y_true, y_pred, s=12, alpha=0.6)
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title("Predicted against true (test)")
+    ax.grid(alpha=0.3)
+    out.append(_img(_png(fig), "Predicted against true (test)"))
+    fig, ax = _figure(5.0, 3.5)
+    ax.scatter(y_pred, y_true - y_pred, s=12, alpha=0.6)
+    ax.axhline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (true - predicted)")
+    ax.set_title("Residuals (test)")
+    ax.grid(alpha=0.3)
+    out.append(_img(_png(fig), "Residuals (test)"))
+    return out
+
+
+def per_label_table(metrics: dict[str, Any]) -> str:
+    rows = [[html.escape(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]),
+             f"{m['threshold']:.2f}"] for c, m in metrics["per_label"].items()]
+    return _table(rows, ["label", "precision", "recall", "F1", "support", "threshold"])
+
+
+def _result_row(est: Any, test: dict[str, Any], seconds: float) -> tuple[list[str], list[str]]:
+    """(header, row) for the result table: the task's own headline metrics."""
+    name = est.task_.name
+    if "accuracy" in test:
+        return (["model", "accuracy %", "macro-F1 %", "fit time (s)"],
+                [f"{100 * test['accuracy']:.2f}", f"{100 * test['macro_f1']:.2f}", f"{seconds:.1f}"])
+    if name == "regression":
+        return (["model", "MAE", "RMSE", "R²", "fit time (s)"],
+                [f"{test['mae']:.4g}", f"{test['rmse']:.4g}", f"{test['r2']:.4f}", f"{seconds:.1f}"])
+    if "micro_f1" in test:
+        return (["model", "micro-F1 %", "macro-F1 %", "mAP %", "subset accuracy %", "fit time (s)"],
+                [f"{100 * test['micro_f1']:.2f}", f"{100 * test['macro_f1']:.2f}", f"{100 * test['map']:.2f}",
+                 f"{100 * test['subset_accuracy']:.2f}", f"{seconds:.1f}"])
+    label, value = est.task_.headline(test)
+    return ["model", label, "fit time (s)"], [f"{value:.4g}", f"{seconds:.1f}"]
+
+
+def task_sections(est: Any, test: dict[str, Any]) -> list[tuple[str, str]]:
+    """What each task shows about its test predictions."""
+    split = est.splits_.get("test")
+    if "confusion_matrix" in test:
+        out = [("Confusion matrix", confusion_plot(test["confusion_matrix"], est.classes_.tolist(),
+                                                   "confusion matrix (test)")),
+               ("Per-class metrics", per_class_table(test))]
+        if split is not None:  # the measured model's outputs (the returned one may have trained on them)
+            proba = getattr(est, "heldout_proba_", None)
+            proba = est.predict_proba(split) if proba is None else proba
+            out.append(("Most confidently wrong", confidently_wrong(
+                split.items, split.labels, proba, est.classes_.tolist(), split.modality)))
+        return out
+    if est.task_.name == "regression" and split is not None:
+        y = est.task_.encode_raw(split.labels, split.origins, "test")
+        return [("Predictions", "".join(regression_plots(y, np.asarray(test["predictions"], dtype=float))))]
+    if "per_label" in test:
+        return [("Per-label metrics", per_label_table(test))]
+    if "targets" in test:
+        return [(f"Target {name}", f"<pre>{html.escape(est.task_.tasks[name].format_metrics(m))}</pre>")
+                for name, m in test["targets"].items()]
+    return []
+
+
 def write_fit_report(est: Any, out_dir: str | Path) -> Path:
     """The same page for one ``fit``: its test metrics, training curves, confusion matrix,
     mistakes, the planner's ladder or the from-scratch comparison when there is one."""
@@ -236,10 +307,12 @@ def write_fit_report(est: Any, out_dir: str | Path) -> Path:
     verdicts, sections = [], []
     test = m.get("test")
     rows = []
+    header = ["model", "fit time (s)"]
     if test is not None:
+        header, cells = _result_row(est, test, m["fit_seconds"])
         rows.append([html.escape(f"{est.model_.backbone.spec} / {est.strategy_.name if est.strategy_ else '?'}"),
-                     f"{100 * test['accuracy']:.2f}", f"{100 * test['macro_f1']:.2f}", f"{m['fit_seconds']:.1f}"])
-    if "scratch" in m:
+                     *cells])
+    if "scratch" in m and m["scratch"].get("accuracy") is not None:
         s = m["scratch"]
         rows.append([html.escape(f"{s['backbone']} (from scratch)"), f"{100 * s['accuracy']:.2f}",
                      f"{100 * s['macro_f1']:.2f}", f"{s['fit_seconds']:.1f}"])
@@ -249,7 +322,8 @@ def write_fit_report(est: Any, out_dir: str | Path) -> Path:
                             f"{abs(gain):.1f} points on this split (one seed: no interval; "
                             "run `headstart compare` for several).")
     if rows:
-        sections.append(("Result", _table(rows, ["model", "accuracy %", "macro-F1 %", "fit time (s)"])))
+        note = f"<p>{html.escape(m['estimate'])}.</p>" if m.get("estimate") else ""
+        sections.append(("Result", _table(rows, header) + note))
     plan = getattr(est, "plan_", None)
     if plan is not None:
         prow = [[t.rung, f"{t.fidelity:g}", f"{100 * t.val_accuracy:.2f}", f"{t.seconds:.1f}"] for t in plan.trials]
@@ -259,13 +333,7 @@ def write_fit_report(est: Any, out_dir: str | Path) -> Path:
                                                         else ""))
     sections.append(("Training curves", history_plot({"this run": est.history_}) or ""))
     if test is not None:
-        sections.append(("Confusion matrix", confusion_plot(test["confusion_matrix"], est.classes_.tolist(),
-                                                            "confusion matrix (test)")))
-        sections.append(("Per-class metrics", per_class_table(test)))
-        split = est.splits_.get("test")
-        if split is not None:
-            sections.append(("Most confidently wrong", confidently_wrong(
-                split.items, split.labels, est.predict_proba(split), est.classes_.tolist(), split.modality)))
+        sections += task_sections(est, test)
     rep = getattr(est, "data_report_", None)
     if rep is not None:
         sections.append(("Pre-flight data check", f"<pre>{html.escape(rep.format())}</pre>"))

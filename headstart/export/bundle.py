@@ -17,6 +17,7 @@ from headstart._files import check_finite, sha256_file
 from headstart.backbones.local import load_local
 from headstart.heads import build_head
 from headstart.model import TransferModel
+from headstart.tasks import task_from_state
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -28,7 +29,7 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from headstart import __version__
+    from headstart._version import __version__
     return {"headstart": __version__, "torch": torch.__version__, "timm": timm.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}
 
@@ -72,8 +73,10 @@ def load_bundle(directory: str | Path) -> tuple[TransferModel, dict[str, Any]]:
         raise ValueError(f"{weights}: SHA-256 does not match {META}; the file is corrupt or was modified")
     backbone = load_local(d / "backbone", pretrained=False)
     head_cfg = meta["head"]
-    head = build_head(head_cfg["name"], backbone.num_features, len(meta["classes"]), **head_cfg.get("params", {}))
-    model = TransferModel(backbone, head)
+    n_out = int(meta.get("num_outputs", len(meta.get("classes", []))))
+    head = build_head(head_cfg["name"], backbone.num_features, n_out, **head_cfg.get("params", {}))
+    task_modules = task_from_state(meta["task"]).modules() if "task" in meta else {}
+    model = TransferModel(backbone, head, task_modules)
     load_model(model, str(weights), strict=True)
     model.eval()
     return model, meta

@@ -5,6 +5,15 @@ import math
 from typing import Any
 
 
+def _other_metrics(test: dict[str, Any]) -> str:
+    """Regression, multi-label and multitask metrics as a markdown list."""
+    keys = ("mae", "rmse", "r2", "micro_f1", "macro_f1", "map", "subset_accuracy")
+    if "targets" in test:
+        return "\n".join(f"- target `{name}`: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k in keys or k == "accuracy")
+                         for name, m in test["targets"].items())
+    return "\n".join(f"- {k}: {test[k]:.4g}" for k in keys if k in test)
+
+
 def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of an accuracy measured on n independent examples."""
     if n <= 0:
@@ -41,7 +50,11 @@ def model_card(meta: dict[str, Any]) -> str:
         lines.append(f"- Preprocessing: the backbone's tokenizer, max length {cfg['max_length']}, "
                      f"{cfg['pooling']} pooling")
     lines += ["", "## Metrics"]
-    if test:
+    task = meta.get("task", {}).get("name", "classification")
+    lines.insert(-2, f"- Task: `{task}`")
+    if test and "accuracy" not in test:
+        lines += [f"Held-out test set (n={test['n']}):", "", _other_metrics(test)]
+    elif test:
         lo, hi = wilson_interval(test["accuracy"], test["n"])
         lines.append(f"Held-out test set (n={test['n']}): accuracy {test['accuracy']:.4f} "
                      f"(95% interval {lo:.3f}–{hi:.3f}, Wilson, from the test-set size alone), "
@@ -51,6 +64,8 @@ def model_card(meta: dict[str, Any]) -> str:
             lines.append(f"| {c} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
     else:
         lines.append("No held-out test set was evaluated.")
+    if m.get("estimate"):
+        lines.append(f"\nHow this estimate was obtained: {m['estimate']}.")
     plan = meta.get("plan")
     if plan:
         lines += ["", "## How the strategy was chosen (planner)", "",
@@ -68,8 +83,9 @@ def model_card(meta: dict[str, Any]) -> str:
     if data:
         train = data.get("counts", {}).get("train", {})
         lines += ["", "## Training data",
-                  f"{sum(train.values())} labeled examples checked (before any train/test split), {len(train)} classes "
-                  f"(largest / smallest class: {data.get('imbalance', 1.0):.1f}); "
+                  f"{sum(train.values()) or data.get('sizes', {}).get('train', 0)} labeled examples checked (before "
+                  "any train/test split)" + (f", {len(train)} classes (largest / smallest class: "
+                                             f"{data.get('imbalance', 1.0):.1f})" if train else "") + "; "
                   f"{len(data.get('bad', []))} bad sample(s) skipped."]
     warnings = list((data or {}).get("warnings", []))
     lines += ["", "## Limitations",

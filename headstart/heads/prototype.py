@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from headstart.heads.feature_basis import FeatureBasis
 from headstart.heads.linear import LinearHead
 
 SCALES = np.logspace(-3, 2, 26)
@@ -20,8 +21,6 @@ class PrototypeHead(LinearHead):
                        ) -> dict[str, float]:
         """Class means of the standardised features; the logit scale (a temperature) minimises
         the training log-loss, so probabilities are usable; the argmax does not depend on it."""
-        from headstart.strategies.feature_basis import FeatureBasis  # strategies import heads
-
         fb = FeatureBasis.fit(feats.double().numpy(), block_dims)
         z = fb.transform(feats.double().numpy())  # (n, r); distances in the span are preserved
         present = np.unique(targets)

@@ -7,7 +7,10 @@ import numpy as np
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5, folds: int = 5, seed: int = 0) -> float:
-    from sklearn.model_selection import StratifiedKFold, cross_val_score  # sklearn only when scoring
+    from sklearn.model_selection import (  # sklearn only when scoring
+        StratifiedKFold,
+        cross_val_score,
+    )
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -1,17 +1,27 @@
 """The transfer planner: which strategy for the N examples at hand, decided by measurement.
 
 A ladder from cheap to costly — linear probe, prototypes, MLP head (all on cached features),
-partial fine-tuning (last groups), full fine-tuning — plus a from-scratch rung. Every rung trains
-on the same stratified part of the training data and is scored on the rest (the validation
-split). Rungs that train the backbone run with successive halving (Jamieson & Talwalkar,
-"Non-stochastic Best Arm Identification and Hyperparameter Optimization", AISTATS 2016): first
-at a quarter of their training budget; the ladder stops climbing when a rung does not beat the
-best rung below it by ``margin``; the best half go on at a larger budget (continuing their runs,
-so reaching the full budget costs one run, not 1.75), and a run goes to its full budget only
-while more budget still buys accuracy. Everything stays inside ``budget`` seconds. The pick is
-the best validation accuracy, a cheaper rung winning ties within ``margin``; when the
-from-scratch rung wins, the plan says so (negative transfer) and returns it. The picked rung is
-then trained again on all the data at its budget.
+partial fine-tuning (last groups), full fine-tuning — plus a from-scratch rung. The cheap rungs
+(seconds each on cached features) are scored by k-fold stratified cross-validation, the same
+folds for every rung, so each example is predicted once by a model that did not see it and the
+paired comparisons use all N examples. The costly rungs (they train the backbone) train on all
+but the first fold and are scored on it (the held-out split), where they are compared with the
+cheap rungs' predictions of the same examples by models trained on the same rows. Costly rungs
+run with successive halving (Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and
+Hyperparameter Optimization", AISTATS 2016): first at a quarter of their training budget; the
+ladder stops climbing when a rung does not beat the best rung below it by ``margin`` with a
+paired (McNemar) z; the best half go on at a larger budget (continuing their runs, so reaching
+the full budget costs one run, not 1.75), and a run goes to its full budget only while more
+budget still buys accuracy. The pick: a costlier rung replaces a cheaper one only when it beats
+it clearly (margin and paired z); when a from-scratch rung wins, the plan says so (negative
+transfer) and returns it. The picked rung is then trained again on all the data.
+
+Everything stays inside ``budget`` seconds, the retraining on all the data and a share for the
+caller's test evaluation included: each cross-validation fold and each costly run starts only
+when its estimate (measured on the runs before it) fits in what is left after the reserve for
+the final retraining, and a run that trains the backbone is watched step by step — after a few
+steps its measured time per step says how long it will take, and it stops as soon as it could
+not finish in time (so the first costly run, with no evidence yet, costs a few steps to measure).
 """
 from __future__ import annotations
 
@@ -22,59 +32,46 @@ from typing import Any, Callable
 
 import numpy as np
 
+from headstart import recipes
+from headstart._params import Params
 from headstart._registry import Registry
 from headstart.data._base import LabeledData
-from headstart.data.splits import stratified_split
-from headstart.evaluation.compare import SCRATCH_PARAMS
 
 FIDELITIES = (0.25, 0.5, 1.0)
-IMAGE_FT_STEPS = 400  # FineTuning's default step budget (full fidelity)
-TEXT_FT_EPOCHS = 5  # the text recipe's epochs (strategies/auto.py)
-SCRATCH_IMAGE = "tiny:small_cnn"
-SCRATCH_TEXT = "tfidf:1-2"
+FOLDS = 5  # cross-validation folds of the cheap rungs; the first one is the costly rungs' held-out split
+SAFETY = 0.03  # share of the budget left to the caller (evaluating the test split, writing the bundle) ...
+CALLER_SECONDS = 4.0  # ... and at least this (MiniLM on 2 CPU cores: bundle 2.8 s, report 1.2 s)
+SETUP_PRIOR = 3.0  # a first costly run costs at least this many linear-probe folds (its setup)
+GUARD_AFTER = 3  # steps of a costly run before its measured pace may stop it
 
 
 @dataclass(frozen=True)
 class Rung:
     """One way to adapt: ``params(modality, fidelity)`` gives the estimator parameters.
-    ``trains_backbone``: costly (successive halving); else it runs on cached features."""
+    ``trains_backbone``: costly (successive halving); else it runs on cached features.
+    ``prior``: a cheap rung's fold in linear-probe folds, its estimate before its first fold (the
+    MLP head's 300 AdamW steps measured 2 to 13 probe folds on 2 busy CPU cores: tiny steps are
+    slow when the cores are shared; TF-IDF about 1); cheap rungs are cross-validated in this order."""
 
     name: str
     what: str
     trains_backbone: bool
     transfer: bool
     params: Callable[[str, float], dict[str, Any]]
-
-
-def _text_ft(fidelity: float, **extra: Any) -> dict[str, Any]:
-    from headstart.strategies.auto import text_fine_tuning
-
-    p = text_fine_tuning().get_params()
-    p.update(epochs=math.ceil(TEXT_FT_EPOCHS * fidelity - 1e-9), **extra)  # 2, 3, 5 epochs
-    return {"strategy": "fine_tuning", "strategy_params": p}
-
-
-def _image_ft(fidelity: float, **extra: Any) -> dict[str, Any]:
-    return {"strategy": "fine_tuning", "strategy_params": {"steps": max(8, round(IMAGE_FT_STEPS * fidelity)), **extra}}
+    prior: float = 1.0
 
 
 RUNGS: Registry[Rung] = Registry("planner rung")
 for _rung in [
-    Rung("linear_probe", "logistic regression on cached features", False, True,
-         lambda m, f: {"strategy": "feature_extraction", "head": "linear"}),
-    Rung("prototype", "nearest class mean on cached features", False, True,
-         lambda m, f: {"strategy": "feature_extraction", "head": "prototype"}),
-    Rung("mlp_head", "MLP(1024) on cached features", False, True,
-         lambda m, f: {"strategy": "feature_extraction", "head": "mlp"}),
+    Rung("linear_probe", "logistic regression on cached features", False, True, lambda m, f: recipes.probe()),
+    Rung("prototype", "nearest class mean on cached features", False, True, lambda m, f: recipes.prototypes()),
+    Rung("mlp_head", "MLP(1024) on cached features", False, True, lambda m, f: recipes.mlp_head(), prior=13.0),
     Rung("partial_ft", "fine-tune the last 2 layer groups", True, True,
-         lambda m, f: (_image_ft if m == "image" else _text_ft)(f, freeze="all-but-last:2")),
-    Rung("full_ft", "fine-tune everything, layer-wise lr decay", True, True,
-         lambda m, f: (_image_ft if m == "image" else _text_ft)(f)),
-    Rung("scratch", "small CNN from random initialisation", True, False,
-         lambda m, f: {"backbone": SCRATCH_IMAGE, "strategy": "fine_tuning", "image_size": None,
-                       "strategy_params": {**SCRATCH_PARAMS, "steps": max(8, round(IMAGE_FT_STEPS * f))}}),
+         lambda m, f: recipes.fine_tuning(m, f, freeze="all-but-last:2")),
+    Rung("full_ft", "fine-tune everything, layer-wise lr decay", True, True, recipes.fine_tuning),
+    Rung("scratch", "small CNN from random initialisation", True, False, recipes.scratch),
     Rung("tfidf", "TF-IDF word 1-2-grams + logistic regression, from scratch", False, False,
-         lambda m, f: {"backbone": SCRATCH_TEXT, "strategy": "feature_extraction", "head": "linear"}),
+         lambda m, f: recipes.scratch("text"), prior=3.0),
 ]:
     RUNGS.register(_rung.name)(_rung)
 LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf")
@@ -94,10 +91,12 @@ def ladder_for(modality: str) -> list[str]:
 class Trial:
     rung: str
     fidelity: float
-    val_accuracy: float
-    seconds: float  # this run's own time (a continued run: only the part it added)
-    correct: np.ndarray | None = field(default=None, repr=False)  # per validation example
+    val_accuracy: float  # on the examples it was scored on: all of them (cross-validated) or the held-out split
+    seconds: float  # this run's own time (a continued run: only the part it added; cross-validated: all folds)
+    correct: np.ndarray | None = field(default=None, repr=False)  # per scored example
     start: float = 0.0  # the fidelity it continued from (0: trained afresh)
+    folds: int = 0  # cross-validation folds behind val_accuracy (0: trained on the fit split, scored on the held-out one)
+    index: np.ndarray | None = field(default=None, repr=False)  # the scored examples (positions in the data)
 
 
 @dataclass
@@ -109,9 +108,10 @@ class Plan:
     negative_transfer: bool = False
     seconds: float = 0.0
     budget: float | None = None
-    n_fit: int = 0
-    n_val: int = 0
+    n_fit: int = 0  # the costly rungs train on these ...
+    n_val: int = 0  # ... and are scored on these (the first cross-validation fold)
     refit_seconds: float = 0.0  # training the pick again on all the data
+    folds: int = 0  # cross-validation folds of the cheap rungs
 
     def best(self, rung: str) -> Trial | None:
         runs = [t for t in self.trials if t.rung == rung]
@@ -119,14 +119,18 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "trials"},
-                "trials": [{k: v for k, v in asdict(t).items() if k != "correct"} for t in self.trials]}
+                "trials": [{k: v for k, v in asdict(t).items() if k not in ("correct", "index")}
+                           for t in self.trials]}
 
     def format(self) -> str:
-        lines = [f"{'rung':<14} {'budget':>7} {'val acc':>8} {'seconds':>8}  what"]
+        lines = [f"{'rung':<14} {'budget':>7} {'scored on':>10} {'val acc':>8} {'seconds':>8}  what"]
         for t in self.trials:
-            lines.append(f"{t.rung:<14} {t.fidelity:>7.2f} {100 * t.val_accuracy:>7.2f}% {t.seconds:>8.1f}  "
+            on = f"CV {t.folds}/{self.folds}" if t.folds else "held-out"
+            lines.append(f"{t.rung:<14} {t.fidelity:>7.2f} {on:>10} {100 * t.val_accuracy:>7.2f}% {t.seconds:>8.1f}  "
                          f"{RUNGS.get(t.rung).what}" + (f" (continued from {t.start:g})" if t.start else ""))
-        lines.append(f"validation: {self.n_val} held-out examples (rungs trained on {self.n_fit})")
+        lines.append(f"validation: cheap rungs by {self.folds}-fold cross-validation over all {self.n_fit + self.n_val} "
+                     f"examples (the same folds for each); costly rungs trained on {self.n_fit}, scored on the "
+                     f"{self.n_val} held-out examples of the first fold")
         lines += [f"- {d}" for d in self.decisions]
         lines.append(f"pick: {self.pick} (budget {self.pick_fidelity:g}); planner time {self.seconds:.0f} s"
                      + (f" of {self.budget:.0f} s" if self.budget else ""))
@@ -145,24 +149,117 @@ def parse_budget(budget: str | float | int | None) -> float | None:
         raise ValueError(f"budget must look like 90s, 10m or 1h; got {budget!r}") from None
 
 
-class Planner:
-    """Run the ladder on ``data`` (labeled, already checked) with estimator ``base`` params."""
+def stratified_folds(labels: list[Any], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, held-out) index pairs. Each class, shuffled with ``seed``, is dealt round
+    the folds (continuing where the previous class stopped, so the folds stay the same size); a
+    class with a single example is never held out. Empty folds (fewer than k examples) are dropped."""
+    y = np.asarray(labels, dtype=object)
+    rng = np.random.RandomState(seed)
+    fold = np.full(len(y), -1)
+    at = 0
+    for c in sorted(set(y.tolist()), key=str):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < 2:
+            continue
+        rng.shuffle(idx)
+        fold[idx] = (at + np.arange(len(idx))) % k
+        at += len(idx)
+    every = np.arange(len(y))
+    return [(every[fold != i], every[fold == i]) for i in range(k) if np.any(fold == i)]
+
+
+class OutOfBudget(Exception):
+    """A run that trains the backbone stopped by its step guard: it could not end in time."""
+
+    def __init__(self, steps: int, total: int, pace: float, late: float) -> None:
+        super().__init__(f"stopped after {steps} of {total} steps")
+        self.steps, self.total, self.pace, self.late = steps, total, pace, late
+
+
+class StepGuard:
+    """``on_step`` callback that stops a run (raises ``OutOfBudget``) at ``deadline``, or as soon
+    as the pace of its steps (measured from the first one, after ``GUARD_AFTER`` steps) says that
+    the ``total`` steps and ``tail`` more (scoring the held-out split) cannot end by then."""
+
+    def __init__(self, deadline: float, total: int, now: Callable[[], float], tail: float = 0.0) -> None:
+        self.deadline, self.total, self.now, self.tail = deadline, total, now, tail
+        self.first: tuple[int, float] | None = None
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        t, k = self.now(), int(info["global_step"])
+        if self.first is None:
+            self.first = (k, t)
+        k0, t0 = self.first
+        pace = (t - t0) / (k - k0) if k > k0 else 0.0
+        late = t + pace * (max(0, self.total - k) + self.tail) - self.deadline
+        if t > self.deadline or (k - k0 >= GUARD_AFTER - 1 and late > 0):
+            raise OutOfBudget(k, self.total, pace, max(late, t - self.deadline))
+
+
+def _batch_size(params: dict[str, Any]) -> int:
+    rt = params.get("runtime") or {}
+    return ((params.get("strategy_params") or {}).get("batch_size")
+            or (rt.get("batch_size") if isinstance(rt, dict) else rt.batch_size) or 32)
+
+
+def planned_steps(params: dict[str, Any], n: int) -> int:
+    """Optimizer steps of a fine-tuning run with these estimator parameters on ``n`` examples
+    (the arithmetic of ``FineTuning.fit``: an epoch count, or a step budget of at least 2 epochs)."""
+    from headstart.strategies.feature_extraction import steps_to_epochs
+
+    sp = params.get("strategy_params") or {}
+    bs = _batch_size(params)
+    epochs = sp.get("epochs") or steps_to_epochs(n, bs, sp.get("steps", recipes.IMAGE_FT_STEPS), min_epochs=2,
+                                                 max_epochs=sp.get("max_epochs", 60))
+    return int(epochs) * math.ceil(n / bs)
+
+
+def _s(seconds: float) -> str:
+    """Seconds for a message: whole above 10, two significant digits below (never "0 s")."""
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.2g} s"
+
+
+@dataclass
+class _Run:
+    """One planner run: the data, its folds (the first is the held-out split), the evidence so far."""
+
+    data: LabeledData
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    plan: Plan
+    t0: float
+    models: dict[tuple[str, float], Any] = field(default_factory=dict)  # (rung, fidelity) -> trained on fit
+    fold_seconds: dict[str, list[float]] = field(default_factory=dict)  # cheap rung -> seconds of each fold
+    per_item: float = 0.0  # seconds to compute one example's features (measured on the first fold)
+    paces: dict[str, float] = field(default_factory=dict)  # transfer costly rung -> seconds a step, measured
+
+    def __post_init__(self) -> None:
+        self.held = self.folds[0][1]
+        self.fit, self.val = self.data.subset(self.folds[0][0]), self.data.subset(self.held)
+
+
+class Ladder:
+    """Run the ladder on ``data`` (labeled, already checked) with estimator ``base`` params (the
+    engine under ``Planner``)."""
 
     def __init__(self, base: dict[str, Any], budget: float | None = None, margin: float = 0.01,
-                 val_fraction: float = 0.2, rungs: list[str] | None = None, z: float = 1.0,
-                 refit: bool = True, log: Callable[[str], None] | None = print) -> None:
+                 folds: int = FOLDS, rungs: list[str] | None = None, z: float = 1.0, refit: bool = True,
+                 log: Callable[[str], None] | None = print) -> None:
         self.base = base
         self.refit = refit
         self.budget = budget
         self.margin = margin
         self.z = z
-        self.val_fraction = val_fraction
+        if folds < 2:
+            raise ValueError(f"folds must be 2 or more, got {folds}")
+        self.folds = folds
         unknown = [r for r in rungs or [] if r not in RUNGS]
         if unknown:
             raise ValueError(f"unknown rung(s) {unknown}; the ladder: {', '.join(LADDER)}")
         self.rungs = rungs
         self.log = log or (lambda m: None)
+        self._now: Callable[[], float] = time.perf_counter  # the clock every budget decision reads
 
+    # -- running one rung ----------------------------------------------------------------
     def _params(self, rung: str, modality: str, fidelity: float, start: float = 0.0) -> dict[str, Any]:
         """Estimator parameters for ``rung`` at ``fidelity``; from ``start`` > 0, only the epochs or
         steps between the two (the run continues a model already trained to ``start``)."""
@@ -173,82 +270,236 @@ class Planner:
             key = "epochs" if sp.get("epochs") else "steps"
             sp[key] = max(1, sp[key] - before[key])
             p = {**p, "strategy_params": sp}
-        return {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "out": None, "resume": False, "verbose": False}
+        return {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": None, "verbose": False}
 
     def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None,
-             start: tuple[Any, float] | None = None) -> tuple[Any, np.ndarray | None, float]:
+             start: tuple[Any, float] | None = None, deadline: float = math.inf
+             ) -> tuple[Any, np.ndarray | None, float]:
         """Fit one rung; returns (estimator, per-example correctness on val or None, seconds).
         ``start=(estimator, its fidelity)`` continues that estimator's training up to ``fidelity``
-        (a warm start with a new learning-rate cycle, as in SGDR) instead of starting afresh."""
+        (a warm start with a new learning-rate cycle, as in SGDR) instead of starting afresh. A
+        rung that trains the backbone raises ``OutOfBudget`` when it could not end by ``deadline``."""
         from headstart.api import Headstart
 
-        t0 = time.perf_counter()
+        t0 = self._now()
+        params = self._params(rung, fit.modality, fidelity, start[1] if start else 0.0)
+        if RUNGS.get(rung).trains_backbone and deadline < math.inf:
+            params["run"] = {"on_step": StepGuard(deadline, planned_steps(params, len(fit)), self._now,
+                                                  tail=len(val) / _batch_size(params) if val is not None else 0.0)}
         if start is None:
-            est = Headstart(**self._params(rung, fit.modality, fidelity)).fit(fit)
-        else:
-            est = start[0].set_params(warm_start=True, **self._params(rung, fit.modality, fidelity, start[1])).fit(fit)
+            est = Headstart(**params).fit(fit)
+        else:  # the base parameters carry the user's warm_start: the continuation sets it once
+            est = start[0].set_params(**{**params, "warm_start": True}).fit(fit)
+        est.set_params(run=None)
         correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
-        return est, correct, time.perf_counter() - t0
+        return est, correct, self._now() - t0
 
-    def _left(self, t0: float) -> float:
-        return math.inf if self.budget is None else self.budget - (time.perf_counter() - t0)
+    # -- the clock -----------------------------------------------------------------------
+    def _used(self, r: _Run) -> float:
+        return self._now() - r.t0
 
+    def _end(self, r: _Run) -> float:
+        """When the planner must be done: the rest of the budget is the caller's, to write the
+        bundle and to score its test split (about as many new examples as the held-out split)."""
+        if self.budget is None:
+            return math.inf
+        return r.t0 + self.budget - max(SAFETY * self.budget, CALLER_SECONDS) - r.per_item * len(r.held)
+
+    def _left(self, r: _Run) -> float:
+        return self._end(r) - self._now()
+
+    def _no_time(self, r: _Run, what: str, need: float, left: float) -> str:
+        """Why ``what`` does not happen: the budget is spent, or the estimate exceeds what is left."""
+        if left <= 0:
+            used = self._used(r)
+            rest = "; the rest is kept to train the pick on all the data and write it" if used < self.budget else ""
+            return f"{what}: the budget is spent ({used:.0f} s of {self.budget:.0f} s used{rest})"
+        return f"{what}: its estimated {_s(need)} exceed the {_s(left)} left of the budget"
+
+    def _fold_estimate(self, r: _Run, rung: str) -> float:
+        """Seconds for one more fold of a cheap rung on cached features: the mean of its folds so
+        far; not run yet: its ``prior``."""
+        own = r.fold_seconds.get(rung, [])
+        return float(np.mean(own)) if own else self._unmeasured_fit(r, RUNGS.get(rung).prior)
+
+    @staticmethod
+    def _unmeasured_fit(r: _Run, prior: float = 1.0) -> float:
+        """A fit with no evidence of its own (a cheap rung not run yet, the setup of a first costly
+        run): ``prior`` times a fold on cached features of the first rung cross-validated, in
+        linear-probe folds (0: none yet)."""
+        if not r.fold_seconds:
+            return 0.0
+        first, secs = next(iter(r.fold_seconds.items()))
+        return prior * float(np.mean(secs)) / RUNGS.get(first).prior
+
+    def _refit_cost(self, r: _Run, t: Trial) -> float:
+        """Seconds to train ``t``'s rung again on all the data, scaled from its runs on fewer rows."""
+        scale = len(r.data) / max(1, len(r.fit))
+        if RUNGS.get(t.rung).trains_backbone:
+            return self._rate(r.plan, t.rung) * t.fidelity * scale
+        return self._fold_estimate(r, t.rung) * scale
+
+    def _reserve(self, r: _Run, rung: str | None = None) -> float:
+        """Seconds kept back for the end: training the cheap pick so far (or ``rung``, being
+        cross-validated, should it become the pick) again on all the data."""
+        if self.budget is None:
+            return 0.0
+        choice = self._cheap_choice(r)
+        refit = self._refit_cost(r, choice) if choice is not None else 0.0
+        if rung is not None and r.fold_seconds.get(rung):
+            refit = max(refit, self._fold_estimate(r, rung) * len(r.data) / max(1, len(r.fit)))
+        return refit
+
+    def _available(self, r: _Run) -> list[Trial]:
+        """Trials whose model is still at hand (a stopped continuation loses the run it continued)."""
+        return [t for t in r.plan.trials if (t.rung, t.fidelity) in r.models]
+
+    # -- the ladder ----------------------------------------------------------------------
     def run(self, data: LabeledData) -> tuple[Plan, Any]:
         """Returns (plan, the picked rung's estimator)."""
-        t0 = time.perf_counter()
+        folds = stratified_folds(data.labels, self.folds, self.base.get("seed", 0) + 7)
+        r = _Run(data, folds, Plan(budget=self.budget, folds=len(folds)), self._now())
+        r.plan.n_fit, r.plan.n_val = len(r.fit), len(r.val)
         rungs = self.rungs or ladder_for(data.modality)
-        keep, held = stratified_split(data.labels, self.val_fraction, self.base.get("seed", 0) + 7)
-        fit, val = data.subset(keep.tolist()), data.subset(held.tolist())
-        plan = Plan(budget=self.budget, n_fit=len(fit), n_val=len(val))
-        models: dict[tuple[str, float], Any] = {}
-
-        def trial(rung: str, f: float, start: float = 0.0) -> Trial:
-            warm = (models.pop((rung, start)), start) if start else None
-            est, correct, secs = self._run(rung, f, fit, val, start=warm)
-            models[(rung, f)] = est
-            acc = float(np.mean(correct))
-            t = Trial(rung, f, acc, secs, np.asarray(correct, dtype=bool), start)
-            plan.trials.append(t)
-            self.log(f"  {rung} at budget {f:g}{f' (continued from {start:g})' if start else ''}: "
-                     f"val accuracy {100 * acc:.2f}% ({secs:.1f} s)")
-            return t
-
-        # 1. cheap rungs on cached features, at full budget
-        for rung in [r for r in rungs if not RUNGS.get(r).trains_backbone]:
-            trial(rung, 1.0)
+        # 1. cheap rungs on cached features, cross-validated over all the data
+        for rung in sorted((x for x in rungs if not RUNGS.get(x).trains_backbone), key=lambda x: RUNGS.get(x).prior):
+            self._cross_validate(r, rung)
         # 2. costly rungs at the lowest budget, climbing while each beats the best below it
-        costly = [r for r in rungs if RUNGS.get(r).trains_backbone]
+        alive = self._climb(r, [x for x in rungs if RUNGS.get(x).trains_backbone])
+        # 3. successive halving: the best half go on at twice the budget while it still pays
+        self._halve(r, alive)
+        # 4. the pick, and 5. the returned model, trained again on all the data
+        choice = self._pick(r, rungs)
+        est = self._train_on_all(r, choice)
+        r.plan.seconds = self._used(r)
+        return r.plan, est
+
+    def _cross_validate(self, r: _Run, rung: str) -> Trial | None:
+        """Score a cheap rung on every fold (each example predicted by the model of the fold that
+        held it out), as long as the next fold's estimate fits the budget; the very first fold of
+        the first rung always runs (the plan must return a model). The first fold's model, trained
+        on the fit split, is the one kept."""
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        secs: list[float] = []
+        for i, (tr, va) in enumerate(r.folds):
+            if r.fold_seconds or i:
+                need, reserve = self._fold_estimate(r, rung), self._reserve(r, rung)
+                left = self._left(r) - reserve
+                if need > left:
+                    what = (f"{rung}: cross-validation stopped after {i} of {len(r.folds)} folds" if i
+                            else f"{rung}: not run")
+                    r.plan.decisions.append(self._no_time(r, what, need, left))
+                    break
+            first = not r.fold_seconds
+            est, correct, s = self._run(rung, 1.0, r.data.subset(tr), r.data.subset(va))
+            if i == 0:
+                r.models[(rung, 1.0)] = est
+            # the very first fold also computed every example's features: its time on cached features
+            r.fold_seconds.setdefault(rung, []).append(self._less_features(r, est, s, len(va)) if first else s)
+            parts.append((va, np.asarray(correct, dtype=bool)))
+            secs.append(s)
+        if not parts:
+            return None
+        index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        t = Trial(rung, 1.0, float(np.mean(correct)), float(sum(secs)), correct, folds=len(parts), index=index)
+        r.plan.trials.append(t)
+        self.log(f"  {rung}: {len(parts)}-fold cross-validated accuracy {100 * t.val_accuracy:.2f}% "
+                 f"over {len(index)} examples ({t.seconds:.1f} s)")
+        return t
+
+    @staticmethod
+    def _less_features(r: _Run, est: Any, seconds: float, n_val: int) -> float:
+        """The first fold's ``seconds`` without computing the features: its prediction of the
+        held-out fold (the estimator's time after ``fit_seconds_``) is nearly all feature
+        extraction, which gives the seconds an example (``r.per_item``, kept for the estimates)."""
+        fit_seconds = getattr(est, "fit_seconds_", None)
+        if not isinstance(fit_seconds, float) or not n_val:
+            return seconds
+        r.per_item = max(0.0, seconds - fit_seconds) / n_val
+        return max(seconds - r.per_item * len(r.data), 0.05 * seconds)
+
+    def _attempt(self, r: _Run, rung: str, f: float, start: float = 0.0) -> Trial | None:
+        """Train a costly rung to budget ``f`` (continuing its run at ``start``) and score it on
+        the held-out split, when its estimate fits: from its own runs, else (a first run) at least
+        the setup of a fit on cached features; the step guard stops it when it could not end in time."""
+        what = f"{rung} at budget {f:g}" + (f" (continued from {start:g})" if start else "")
+        reserve = self._reserve(r)
+        need = self._estimate(r.plan, rung, f) or self._first_run_estimate(r, rung, f)
+        left = self._left(r) - reserve
+        if need > left:
+            r.plan.decisions.append(self._no_time(r, f"{what}: not run", need, left))
+            return None
+        warm = (r.models.pop((rung, start)), start) if start else None
+        t0 = self._now()
+        try:
+            est, correct, secs = self._run(rung, f, r.fit, r.val, start=warm, deadline=self._end(r) - reserve)
+        except OutOfBudget as e:
+            if RUNGS.get(rung).transfer:
+                r.paces[rung] = e.pace
+            r.plan.decisions.append(
+                f"{what}: stopped after {e.steps} of {e.total} steps ({_s(self._now() - t0)}): at {_s(e.pace)} "
+                f"a step it would end ~{_s(e.late)} past the budget" + ("; the run it continued is lost" if start else ""))
+            self.log(f"  {r.plan.decisions[-1]}")
+            return None
+        r.models[(rung, f)] = est
+        if RUNGS.get(rung).transfer and not start:  # setup included: an upper bound of its pace
+            r.paces[rung] = secs / planned_steps(self._params(rung, r.fit.modality, f), len(r.fit))
+        correct = np.asarray(correct, dtype=bool)
+        t = Trial(rung, f, float(np.mean(correct)), secs, correct, start, index=r.held)
+        r.plan.trials.append(t)
+        self.log(f"  {what}: held-out accuracy {100 * t.val_accuracy:.2f}% ({secs:.1f} s)")
+        return t
+
+    def _first_run_estimate(self, r: _Run, rung: str, f: float) -> float:
+        """A costly rung with no run of its own: at least its setup (``SETUP_PRIOR`` probe folds);
+        a transfer rung also at least the pace of the transfer rungs measured before it (same
+        backbone, same batches: full fine-tuning trains what partial fine-tuning trains, and more)."""
+        need = self._unmeasured_fit(r, SETUP_PRIOR)
+        others = [p for x, p in r.paces.items() if x != rung]
+        if RUNGS.get(rung).transfer and others:
+            need = max(need, min(others) * planned_steps(self._params(rung, r.fit.modality, f), len(r.fit)))
+        return need
+
+    def _best_on(self, r: _Run, t: Trial | None = None) -> Trial | None:
+        """The available trial (``t`` aside) with the best accuracy on the held-out examples."""
+        others = [x for x in self._available(r) if x is not t]
+        return max(others, key=lambda x: self._paired_accuracy(x, r.held), default=None)
+
+    def _climb(self, r: _Run, costly: list[str]) -> list[Trial]:
         alive: list[Trial] = []
         stopped = False
         for rung in costly:
             transfer = RUNGS.get(rung).transfer
             if transfer and stopped:
                 continue
-            est_cost = self._estimate(plan, rung, FIDELITIES[0])
-            if est_cost > self._left(t0):
-                plan.decisions.append(f"{rung}: skipped, its estimated {est_cost:.0f} s exceed the budget left")
-                continue
-            top = max(plan.trials, key=lambda x: x.val_accuracy, default=None)
-            if top is not None and not self.beats(Trial(rung, 1.0, 1.0, 0.0, np.ones(len(val), dtype=bool)), top):
+            top = self._best_on(r)
+            perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
+            if top is not None and not self.beats(perfect, top):
                 # not even a perfect score could be told apart from the best so far: nothing to learn
-                plan.decisions.append(f"{rung}: not run — even 100% on {len(val)} validation examples would not "
-                                      f"clearly beat {top.rung} ({100 * top.val_accuracy:.1f}%)")
+                r.plan.decisions.append(f"{rung}: not run — even 100% on {len(r.held)} held-out examples would "
+                                        f"not clearly beat {top.rung} "
+                                        f"({100 * self._paired_accuracy(top, r.held):.1f}% on them)")
                 stopped = stopped or transfer
                 continue
-            t = trial(rung, FIDELITIES[0])
-            below = max([x for x in plan.trials if x is not t], key=lambda x: x.val_accuracy, default=None)
+            t = self._attempt(r, rung, FIDELITIES[0])
+            if t is None:
+                continue
+            below = self._best_on(r, t)
             if below is not None and not self.beats(t, below):
                 if transfer:
                     stopped = True
-                    plan.decisions.append(
+                    r.plan.decisions.append(
                         f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
-                        f"{below.rung} ({100 * below.val_accuracy:.1f}%) by {100 * self.margin:.1f} points "
-                        f"with paired z >= {self.z:g}; stop climbing")
+                        f"{below.rung} ({100 * self._paired_accuracy(below, r.held):.1f}% on the same "
+                        f"{len(r.held)} held-out examples) by {100 * self.margin:.1f} points with paired "
+                        f"z >= {self.z:g}; stop climbing")
                 else:
-                    plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
+                    r.plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
                 continue
             alive.append(t)
-        # 3. successive halving: the best half go on at twice the budget while it still pays
+        return alive
+
+    def _halve(self, r: _Run, alive: list[Trial]) -> None:
         for f_prev, f in zip(FIDELITIES, FIDELITIES[1:]):
             if not alive:
                 break
@@ -258,71 +509,124 @@ class Planner:
             for t in alive:
                 if f == 1.0 and nxt:  # one full-budget run at most
                     break
-                prev2 = [x for x in plan.trials if x.rung == t.rung and x.fidelity < f_prev]
+                prev2 = [x for x in r.plan.trials if x.rung == t.rung and x.fidelity < f_prev]
                 if f == 1.0 and prev2 and t.val_accuracy < max(x.val_accuracy for x in prev2) + self.margin:
-                    plan.decisions.append(f"{t.rung}: doubling its budget gained under {100 * self.margin:.1f} "
-                                          "points; not run to full budget")
+                    r.plan.decisions.append(f"{t.rung}: doubling its budget gained under {100 * self.margin:.1f} "
+                                            "points; not run to full budget")
                     continue
-                est_cost = self._estimate(plan, t.rung, f)
-                if est_cost > self._left(t0):
-                    plan.decisions.append(f"{t.rung}: budget {f:g} skipped, its estimated {est_cost:.0f} s "
-                                          "exceed the budget left")
-                    continue
-                nxt.append(trial(t.rung, f, start=f_prev))  # continues the run: pays only the extra half
+                t2 = self._attempt(r, t.rung, f, start=f_prev)  # continues the run: pays only the extra half
+                if t2 is not None:
+                    nxt.append(t2)
             alive = nxt
-        # 4. the pick: the best cheap rung (a cheaper one wins ties within half the margin),
-        # replaced by a costlier rung only when that one beats it clearly (margin and paired z)
-        order = {r: i for i, r in enumerate(LADDER)}
-        best = {r: plan.best(r) for r in rungs if plan.best(r) is not None}
-        cheap = [t for t in best.values() if not RUNGS.get(t.rung).trains_backbone]
+
+    # -- the pick ------------------------------------------------------------------------
+    def _best_runs(self, r: _Run, rungs: list[str]) -> list[Trial]:
+        """Each rung's furthest available trial, in ladder order (cheaper first)."""
+        order = {x: i for i, x in enumerate(LADDER)}
+        best: dict[str, Trial] = {}
+        for t in self._available(r):
+            if t.rung in rungs and (t.rung not in best or (t.fidelity, t.val_accuracy) > (best[t.rung].fidelity,
+                                                                                     best[t.rung].val_accuracy)):
+                best[t.rung] = t
+        return sorted(best.values(), key=lambda t: order[t.rung])
+
+    def _cheap_choice(self, r: _Run, notes: list[str] | None = None) -> Trial | None:
+        """The cheapest cross-validated rung, replaced by a costlier cheap one only when that one
+        beats it clearly (margin and paired z over the examples both predicted)."""
         choice = None
-        if cheap:
-            top = max(t.val_accuracy for t in cheap)
-            choice = min((t for t in cheap if t.val_accuracy >= top - self.margin / 2), key=lambda t: order[t.rung])
-        for t in sorted((t for t in best.values() if RUNGS.get(t.rung).trains_backbone), key=lambda t: order[t.rung]):
+        for t in self._best_runs(r, list(LADDER)):
+            if not t.folds:
+                continue
             if choice is None or self.beats(t, choice):
                 choice = t
-            elif t.val_accuracy > choice.val_accuracy:
+            elif notes is not None and t.val_accuracy > choice.val_accuracy:
+                notes.append(f"{t.rung} ({100 * t.val_accuracy:.1f}%) is not clearly better than {choice.rung} "
+                             f"({100 * choice.val_accuracy:.1f}%) over {len(t.correct)} cross-validated "
+                             "examples: the cheaper one is kept")
+        return choice
+
+    def _pick(self, r: _Run, rungs: list[str]) -> Trial:
+        plan = r.plan
+        choice = self._cheap_choice(r, plan.decisions)
+        best = self._best_runs(r, rungs)
+        if choice is None and not best:
+            raise RuntimeError(f"the budget ({self.budget or 0:g} s) let no rung of {', '.join(rungs)} finish; "
+                               "give it more time or add a cheap rung (linear_probe)")
+        for t in (t for t in best if not t.folds):
+            if choice is None or self.beats(t, choice):
+                choice = t
+            elif t.val_accuracy > self._paired_accuracy(choice, r.held):
                 plan.decisions.append(f"{t.rung} ({100 * t.val_accuracy:.1f}%) is not clearly better than "
-                                      f"{choice.rung} ({100 * choice.val_accuracy:.1f}%) on {len(val)} validation "
-                                      "examples: the cheaper one is kept")
+                                      f"{choice.rung} ({100 * self._paired_accuracy(choice, r.held):.1f}%) on "
+                                      f"the same {len(r.held)} held-out examples: the cheaper one is kept")
         plan.pick, plan.pick_fidelity = choice.rung, choice.fidelity
         plan.negative_transfer = not RUNGS.get(choice.rung).transfer
-        if plan.negative_transfer:
-            best_t = max((t for t in best.values() if RUNGS.get(t.rung).transfer), key=lambda t: t.val_accuracy)
+        transfer = [t for t in best if RUNGS.get(t.rung).transfer]
+        if plan.negative_transfer and transfer:
+            best_t = max(transfer, key=lambda t: t.val_accuracy)
             plan.decisions.append(
                 f"NEGATIVE TRANSFER: training from scratch ({100 * choice.val_accuracy:.1f}%) beat every transfer "
                 f"rung (best {best_t.rung}, {100 * best_t.val_accuracy:.1f}%); the scratch model is returned")
-        # 5. the returned model: trained again on all the data (the validation examples teach too)
-        # at the picked budget — seconds for rungs on cached features; for a rung that trains the
-        # backbone, only when ``refit`` is on and the budget allows it. Measured on Rotten Tomatoes
-        # N=500 (2 epochs): 74.95% as trained on 400, 76.80% continued for 2 epochs on all 500,
-        # 76.85% trained afresh on all 500 — so a fresh run, not a continued one.
-        est = models[(choice.rung, choice.fidelity)]
+        return choice
+
+    def _train_on_all(self, r: _Run, choice: Trial) -> Any:
+        """The returned model: trained again on all the data (the held-out examples teach too) at
+        the picked budget — when ``refit`` is on (always for cheap rungs) and it fits the budget.
+        Measured on Rotten Tomatoes N=500 (2 epochs): 74.95% as trained on 400, 76.80% continued
+        for 2 epochs on all 500, 76.85% trained afresh on all 500 — so a fresh run, not a continued one."""
+        est = r.models[(choice.rung, choice.fidelity)]
         costly = RUNGS.get(choice.rung).trains_backbone
-        cost = self._rate(plan, choice.rung) * choice.fidelity * len(data) / max(1, len(fit)) if costly else 0.0
+        kept = f"{choice.rung} kept as trained on {len(r.fit)} examples"
         if costly and not self.refit:
-            plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples")
-        elif cost > self._left(t0):
-            plan.decisions.append(f"{choice.rung} kept as trained on {len(fit)} examples: training it again on all "
-                                  f"the data would take ~{cost:.0f} s, beyond the budget")
-        else:
-            est, _, secs = self._run(choice.rung, choice.fidelity, data, None)
-            plan.refit_seconds = secs
-            plan.decisions.append(f"{choice.rung} trained again on all {len(data)} examples at budget "
-                                  f"{choice.fidelity:g} ({secs:.0f} s)")
-        plan.seconds = time.perf_counter() - t0
-        return plan, est
+            r.plan.decisions.append(kept)
+            return est
+        need, left = self._refit_cost(r, choice), self._left(r)
+        if need > left:
+            r.plan.decisions.append(self._no_time(r, f"{kept}, not trained again on all {len(r.data)}", need, left))
+            return est
+        try:
+            est, _, secs = self._run(choice.rung, choice.fidelity, r.data, None, deadline=self._end(r))
+        except OutOfBudget as e:
+            if RUNGS.get(choice.rung).transfer:
+                r.paces[choice.rung] = e.pace
+            r.plan.decisions.append(f"{kept}: training it again on all {len(r.data)} examples stopped after "
+                                    f"{e.steps} of {e.total} steps, at {_s(e.pace)} a step it would overrun")
+            return est
+        r.plan.refit_seconds = secs
+        r.plan.decisions.append(f"{choice.rung} trained again on all {len(r.data)} examples at budget "
+                                f"{choice.fidelity:g} ({_s(secs)})")
+        return est
+
+    # -- comparisons ---------------------------------------------------------------------
+    @staticmethod
+    def _paired(a: Trial, b: Trial) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-example correctness of ``a`` and ``b`` on the examples both were scored on."""
+        if a.correct is None or b.correct is None:
+            return None
+        if a.index is None or b.index is None:
+            return (a.correct, b.correct) if len(a.correct) == len(b.correct) else None
+        _, ia, ib = np.intersect1d(a.index, b.index, assume_unique=True, return_indices=True)
+        return (a.correct[ia], b.correct[ib]) if len(ia) else None
+
+    @staticmethod
+    def _paired_accuracy(t: Trial, index: np.ndarray) -> float:
+        """``t``'s accuracy on those of ``index``'s examples it was scored on."""
+        if t.correct is None or t.index is None:
+            return t.val_accuracy
+        mask = np.isin(t.index, index)
+        return float(np.mean(t.correct[mask])) if mask.any() else t.val_accuracy
 
     def beats(self, a: Trial, b: Trial) -> bool:
         """``a`` is better than ``b`` by at least the margin, and not by chance: on the examples
-        where exactly one of them is right, a paired (McNemar) z of at least ``z``."""
-        if a.val_accuracy < b.val_accuracy + self.margin:
+        both were scored on, where exactly one of them is right, a paired (McNemar) z of at least ``z``."""
+        pair = self._paired(a, b)
+        if pair is None:
+            return a.val_accuracy >= b.val_accuracy + self.margin
+        ca, cb = pair
+        if ca.mean() < cb.mean() + self.margin:
             return False
-        if a.correct is None or b.correct is None:
-            return True
-        a_only = int(np.sum(a.correct & ~b.correct))
-        b_only = int(np.sum(b.correct & ~a.correct))
+        a_only = int(np.sum(ca & ~cb))
+        b_only = int(np.sum(cb & ~ca))
         return a_only + b_only > 0 and (a_only - b_only) / math.sqrt(a_only + b_only) >= self.z
 
     @staticmethod
@@ -335,3 +639,82 @@ class Planner:
         """Seconds to bring ``rung`` to ``fidelity``, continuing its furthest run (0: no evidence yet)."""
         reached = max((t.fidelity for t in plan.trials if t.rung == rung), default=0.0)
         return self._rate(plan, rung) * max(0.0, fidelity - reached)
+
+
+class Planner(Params):
+    """The planner as a meta-estimator above ``Headstart`` (scikit-learn's GridSearchCV pattern):
+    ``Planner(Headstart(backbone="minilm"), budget="10m").fit("reviews.csv")`` climbs the ladder
+    with the estimator's own settings (backbone, preprocessing, runtime, data spec, seed), keeps
+    the pick as ``best_estimator_`` (trained on all the data when the budget allows) and the
+    evidence as ``plan_``; ``predict``/``save`` delegate to it. Classification only: the rungs
+    are compared by paired accuracy."""
+
+    name = "planner"
+
+    def __init__(self, estimator: Any, budget: str | float | None = None, margin: float = 0.01,
+                 folds: int = FOLDS, rungs: list[str] | None = None, z: float = 1.0, refit: bool = True,
+                 verbose: bool = True) -> None:
+        self.estimator = estimator
+        self.budget = budget
+        self.margin = margin
+        self.folds = folds
+        self.rungs = rungs
+        self.z = z
+        self.refit = refit
+        self.verbose = verbose
+
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            print(msg, flush=True)
+
+    def fit(self, X: Any, y: Any = None, *, val: Any = None, test: Any = None, spent: float = 0.0) -> "Planner":
+        """Plan on X (val, if given, joins the data: the planner makes its own folds); ``test``
+        (or the estimator's ``test_size`` hold-out) scores the pick. ``spent``: seconds of the
+        budget already used by the caller (e.g. the CLI's start-up), taken off the budget."""
+        from headstart.api import DEFAULT_BACKBONES
+
+        t0 = time.perf_counter()
+        est = type(self.estimator)(**self.estimator.get_params(deep=False))  # a clone: the original stays unfitted
+        data = est._read(X, y)
+        if len(data) == 0 or data.labels is None:
+            raise ValueError("the planner needs a non-empty labeled dataset")
+        est.task_ = est._resolve_task(data)
+        if est.task_.proba != "softmax":
+            raise ValueError(f"the planner compares rungs by accuracy: classification only, not {est.task_.name}; "
+                             "fit the estimator directly (headstart fit without --budget)")
+        data, val_d, test_d = est._preflight(X, data, val, test)
+        if val_d is not None:
+            data = data.concat(val_d)
+        train, _, test_d = est._splits(data, None, test_d, early_stopping=False)
+        base = {k: v for k, v in est.get_params(deep=False).items()
+                if k not in ("strategy", "strategy_params", "head", "head_params", "run")}
+        if base["backbone"] == "auto":
+            base["backbone"] = DEFAULT_BACKBONES[data.modality]
+        base["data"] = {**est.data_.to_dict(), "on_bad_sample": "skip"}  # already checked above
+        budget = parse_budget(self.budget)
+        ladder = Ladder(base, budget=None if budget is None else budget - spent - (time.perf_counter() - t0),
+                        margin=self.margin, folds=self.folds, rungs=self.rungs, z=self.z, refit=self.refit,
+                        log=self._log)
+        self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
+        self.plan_, best = ladder.run(train)
+        self.plan_.budget = budget  # as the user gave it: the plan's seconds count from the same start
+        self.plan_.seconds = time.perf_counter() - t0 + spent
+        self._log(self.plan_.format())
+        best.verbose, best.run, best.data_report_ = est.verbose, est.run, est.data_report_
+        best.plan_ = self.plan_
+        best.strategy_reason_ = f"planner pick: {self.plan_.pick} ({'; '.join(self.plan_.decisions[-2:])})"
+        best.splits_ = {"train": train, "val": None, "test": test_d}
+        best._measure(None, test_d, len(train))
+        best.fit_seconds_ = best.metrics_["fit_seconds"] = time.perf_counter() - t0 + spent
+        best._write()
+        self.best_estimator_ = best
+        return self
+
+    def predict(self, X: Any) -> Any:
+        return self.best_estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> Any:
+        return self.best_estimator_.predict_proba(X)
+
+    def save(self, directory: Any) -> Any:
+        return self.best_estimator_.save(directory)

@@ -15,10 +15,10 @@ import torch
 
 from headstart._files import atomic_write_text
 from headstart.data._base import LabeledData
-from headstart.data.feature_cache import FeatureCache, digests
 from headstart.data.splits import stratified_split
-from headstart.selection import SCORES
-from headstart.selection.ranking import RankRow, Ranking
+from headstart.features.cache import FeatureCache, digests
+from headstart.selection.ranking import Ranking, RankRow
+from headstart.selection.scores import SCORES
 
 FEATURE_SCORES = ("logme", "h_score", "knn")  # scores on the frozen features
 SOURCE_SCORES = ("leep", "nce")  # scores on the backbone's source-task predictions

@@ -4,19 +4,22 @@ from __future__ import annotations
 from typing import Any
 
 from headstart._registry import Registry
-from headstart.strategies._base import FitContext, Split, Strategy
-from headstart.strategies.auto import Auto, choose
+from headstart.strategies._base import RunSettings, Strategy
+from headstart.strategies.auto import choose
 from headstart.strategies.feature_extraction import FeatureExtraction
 from headstart.strategies.fine_tuning import FineTuning
 from headstart.strategies.gradual_unfreezing import GradualUnfreezing
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
-for _cls in (FeatureExtraction, FineTuning, GradualUnfreezing, Auto):
+for _cls in (FeatureExtraction, FineTuning, GradualUnfreezing):
     STRATEGIES.register(_cls.name)(_cls)
 
 
-def build_strategy(name: str, **params: Any) -> Strategy:
-    return STRATEGIES.get(name)(**params)
+def build_strategy(strategy: "str | Strategy", **params: Any) -> Strategy:
+    """A Strategy from an instance (its parameters updated by ``params``) or a registered name."""
+    if isinstance(strategy, Strategy):
+        return strategy.set_params(**params) if params else strategy
+    return STRATEGIES.get(strategy)(**params)
 
 
-__all__ = ["STRATEGIES", "FitContext", "Split", "Strategy", "build_strategy", "choose"]
+__all__ = ["STRATEGIES", "RunSettings", "Strategy", "build_strategy", "choose"]

@@ -1,82 +1,59 @@
-"""Strategy contract (scikit-learn rule): ``__init__`` only stores its arguments; ``fit``
-validates and learns. A strategy decides which parameters train, at which learning rates, the
-BatchNorm mode of frozen parts, and how that changes per epoch."""
+"""Strategy contract (scikit-learn rule): ``__init__`` only stores its arguments.
+
+A strategy says which parameters train, at which learning rates (``param_groups``), which
+backbone layer groups train in each epoch (``trainable_groups``: the trainer applies it once per
+change, never every step or epoch, so PEFT's or a user's freezing is not undone), the BatchNorm
+mode of frozen parts (``set_modes``), and its run settings (``settings``: epochs, batch size,
+warmup, clipping, patience, augmentation). The one trainer (``headstart.training``) does the rest.
+"""
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
-import torch
-from accelerate import Accelerator
+from torch import nn
 
-from headstart.data._base import LabeledData
-from headstart.data.feature_cache import FeatureCache
-from headstart.model import TransferModel
+from headstart._params import Params
 
 
 @dataclass
-class Split:
-    data: LabeledData
-    targets: np.ndarray  # (N,) int64 class indices
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-
-@dataclass
-class FitContext:
-    """What every strategy needs from the run, built once by the estimator."""
-
-    accelerator: Accelerator
-    cache: FeatureCache | None = None
-    batch_size: int = 32
-    num_workers: int = 0
-    seed: int = 0
-    checkpoint_dir: Path | None = None
-    resume: bool = False
-    verbose: bool = True
-    balance: str | None = None  # None | "weights" (class-weighted loss) | "sampler"
-    checkpoint_every: int | None = None  # also checkpoint every N optimizer steps
-    on_step: Callable[[dict[str, Any]], None] | None = None  # called after each optimizer step
-    log: Callable[[str], None] = field(default=print)
-    warm_start: bool = False  # the model continues an earlier fit: keep its head, start a new schedule
-
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    def features(self, model: TransferModel, split: Split) -> torch.Tensor:
-        """Frozen-backbone features for split (through the disk cache when there is one)."""
-        bb = model.backbone
-        if self.cache is None:
-            from headstart.data.feature_cache import extract_features
-            return extract_features(bb, split.data, batch_size=max(64, self.batch_size), device=self.device,
-                                    num_workers=self.num_workers)
-        return self.cache.features(bb, split.data, batch_size=max(64, self.batch_size), device=self.device,
-                                   num_workers=self.num_workers)
+class RunSettings:
+    epochs: int
+    batch_size: int
+    warmup: float = 0.1  # fraction of the steps with a linear warmup, then cosine decay
+    grad_clip: float | None = 1.0
+    patience: int = 5  # early stopping, when a validation split exists
+    augment: bool = False
+    checkpoint: bool = True  # checkpoints after each epoch (and every N steps when asked)
+    desc: str = "train"
+    log_epochs: bool = True
 
 
-class Strategy:
+class Strategy(Params):
     name: ClassVar[str] = ""
-    frozen_backbone: ClassVar[bool] = False  # True: predictions may come from cached features
+    frozen_backbone: ClassVar[bool] = False  # True: the head trains on cached features
+    init_head: str = "random"  # "probe": the head is fitted on cached features before training
 
-    def get_params(self) -> dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+    def validate(self, n_groups: int) -> None:
+        """Refuse bad settings before any compute."""
 
-    def fit(self, model: TransferModel, train: Split, val: Split | None, ctx: FitContext) -> list[dict[str, Any]]:
+    def settings(self, n_train: int, batch_size: int) -> RunSettings:
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def trainable_groups(self, epoch: int, n_groups: int) -> set[int]:
+        """Backbone layer groups that train during ``epoch`` (all of them by default)."""
+        return set(range(n_groups))
+
+    def set_modes(self, model: nn.Module) -> None:
+        """Module modes after ``model.train()`` each epoch (e.g. BatchNorm of frozen parts in eval)."""
 
 
-def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights (scikit-learn's 'balanced'), 0 for absent classes."""
-    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
-    w = np.where(counts > 0, len(targets) / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
+def decay_groups(params: list[nn.Parameter], lr: float, weight_decay: float, group: int) -> list[dict[str, Any]]:
+    """AdamW groups for ``params`` at ``lr``: no weight decay on biases and norm weights."""
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [g for g in ({"params": decay, "lr": lr, "weight_decay": weight_decay, "group": group},
+                        {"params": no_decay, "lr": lr, "weight_decay": 0.0, "group": group}) if g["params"]]

@@ -49,6 +49,20 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict`` plus each per-parameter state tensor (Adam's moments) laid
+    out like its parameter again. Checkpoints store tensors contiguous, so moments of
+    channels_last weights come back NCHW; fused AdamW walks parameter, gradient and moments as
+    flat memory and would pair the wrong elements (a resumed run would not be exact)."""
+    optimizer.load_state_dict(state_dict)
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def checkpoint_name(epoch: int, step: int = 0) -> str:
     return f"{PREFIX}{epoch:04d}-{step:06d}"
 

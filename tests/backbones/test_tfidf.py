@@ -12,8 +12,9 @@ TEXTS = ["A fine film, a fine cast.", "Dull and long; dull again", "fine fine fi
 
 
 def _features(bb, texts):
-    loader = make_loader(read_data(texts, ["x"] * len(texts), modality="text"), None, bb, train=False, batch_size=2)
-    return np.concatenate([bb(batch[0] if isinstance(batch, (list, tuple)) else batch).numpy() for batch in loader])
+    loader = make_loader(read_data(texts, ["x"] * len(texts), modality="text"), None, bb.pretrained_cfg,
+                         bb.tokenizer(), train=False, batch_size=2)
+    return np.concatenate([bb(batch["inputs"]).numpy() for batch in loader])
 
 
 def test_tfidf_features_equal_scikit_learn_transform():
@@ -33,8 +34,7 @@ def test_tfidf_refuses_features_before_its_vocabulary_and_bad_ranges():
 
 
 def test_tfidf_probe_learns_and_its_bundle_predicts_the_same(text_data, tmp_path):
-    est = Headstart(backbone="tfidf:1-2", strategy="feature_extraction", out=tmp_path / "b",
-                    cache_dir=tmp_path / "c", verbose=False).fit(text_data[0], test=text_data[1])
+    est = Headstart(backbone="tfidf:1-2", strategy="feature_extraction", verbose=False, run={"out": tmp_path / "b"}, runtime={"cache_dir": tmp_path / "c"}).fit(text_data[0], test=text_data[1])
     assert est.metrics_["test"]["accuracy"] >= 0.9  # the words decide the label in this data
     test = read_data(text_data[1])
     loaded = headstart.load(tmp_path / "b")

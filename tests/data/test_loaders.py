@@ -18,10 +18,10 @@ def test_training_loader_decodes_each_image_once_across_epochs(tmp_path, monkeyp
     real = loaders.load_image
     monkeypatch.setattr(loaders, "load_image", lambda item, origin="": calls.append(item) or real(item, origin))
     data = LabeledData(paths, [0, 1] * 3, "image")
-    loader = make_loader(data, np.array([0, 1] * 3), build_backbone("tiny:cnn"), train=True, batch_size=4)
+    loader = make_loader(data, np.array([0, 1] * 3), build_backbone("tiny:cnn").pretrained_cfg, train=True, batch_size=4)
     for epoch in range(3):
         loader.sampler.use_epoch(epoch)
-        assert sum(len(y) for _, y in loader) == 6
+        assert sum(len(b["targets"]) for b in loader) == 6
     assert len(calls) == 6
 
 

@@ -20,7 +20,7 @@ def text_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     train = read_data(write_text_csv(tmp / "train.csv", 40, 0))
     test = read_data(write_text_csv(tmp / "test.csv", 20, 1))
-    comp = run_comparison(train, test, {"backbone": "tiny:bert", "cache_dir": tmp / "cache"},
+    comp = run_comparison(train, test, {"backbone": "tiny:bert", "runtime": {"cache_dir": tmp / "cache"}},
                           methods=["majority", "classic", "linear_probe"], sizes=[20, "all"], seeds=[0, 1], log=None)
     return comp, write_comparison_report(comp, test, tmp / "out", title="test report")
 
@@ -66,8 +66,7 @@ def test_report_renders_in_headless_chromium_with_every_plot_and_no_console_erro
 
 def test_fit_writes_its_report_beside_the_bundle(image_data, tmp_path):
     train, test = image_data
-    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", out=tmp_path / "b",
-                  cache_dir=tmp_path / "c", verbose=False)
+    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", verbose=False, run={"out": tmp_path / "b"}, runtime={"cache_dir": tmp_path / "c"})
     page = (tmp_path / "b" / "report.html").read_text()
     assert "Confusion matrix" in page and "Pre-flight data check" in page
     assert (tmp_path / "b" / "metrics.json").is_file()
@@ -76,8 +75,7 @@ def test_fit_writes_its_report_beside_the_bundle(image_data, tmp_path):
 def test_fit_with_an_output_directory_logs_tensorboard_events(image_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     train, test = image_data
-    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", head="mlp",
-                  strategy_params={"steps": 20}, out=tmp_path / "b", cache_dir=tmp_path / "c", verbose=False)
+    headstart.fit(train, test=test, backbone="tiny:cnn", strategy="feature_extraction", head="mlp", strategy_params={"steps": 20}, verbose=False, run={"out": tmp_path / "b"}, runtime={"cache_dir": tmp_path / "c"})
     events = list((tmp_path / "b" / "logs").rglob("events.out.tfevents.*"))
     assert events
     acc = EventAccumulator(str(events[0].parent)).Reload()

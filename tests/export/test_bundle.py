@@ -19,8 +19,7 @@ def fitted(request, tmp_path_factory):
     else:
         train, test = write_text_csv(tmp / "train.csv", 40, 0), write_text_csv(tmp / "test.csv", 20, 1)
         spec = "tiny:bert"
-    est = Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 8}, out=tmp / "bundle",
-                    cache_dir=tmp / "cache", verbose=False).fit(train, test=test)
+    est = Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 8}, verbose=False, run={"out": tmp / "bundle"}, runtime={"cache_dir": tmp / "cache"}).fit(train, test=test)
     return est, test, tmp / "bundle"
 
 

@@ -151,8 +151,7 @@ def fitted(tmp_path_factory):
     from tests.conftest import write_image_folder
 
     root = write_image_folder(tmp_path_factory.mktemp("fit") / "d", 4)
-    return Headstart(backbone="tiny:cnn", strategy="feature_extraction", verbose=False, test_size=0.0,
-                     cache_dir=False).fit(root)
+    return Headstart(backbone="tiny:cnn", strategy="feature_extraction", verbose=False, test_size=0.0, runtime={"cache_dir": False}).fit(root)
 
 
 @settings(FUZZ, max_examples=400)

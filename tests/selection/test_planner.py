@@ -1,20 +1,33 @@
+import math
+
 import numpy as np
 import pytest
 
 import headstart
-from headstart.selection.planner import LADDER, Planner, parse_budget
+from headstart.selection.planner import LADDER, RUNGS, OutOfBudget, Ladder, parse_budget, stratified_folds
 
 
-class ScriptedPlanner(Planner):
-    """The planner's decisions on scripted results: ``accs[(rung, fidelity)]`` (default by rung)."""
+class ScriptedPlanner(Ladder):
+    """The planner's decisions on scripted results: ``accs[(rung, fidelity)]`` (default by rung),
+    ``seconds[rung]`` per unit of budget (default 0.1 s a fold for cheap rungs, 1 s for costly
+    ones), on a scripted clock that each run advances by its seconds. A costly run that would
+    pass its deadline is stopped as the step guard stops it: after 3 of its 100 steps."""
 
     def __init__(self, accs, seconds=None, **kw):
         kw.setdefault("rungs", [r for r in LADDER if r not in ("scratch", "tfidf")])  # the whole transfer ladder
         super().__init__({"seed": 0}, log=None, **kw)
         self.accs, self.secs, self.calls, self.starts = accs, seconds or {}, [], []
+        self.clock = 0.0
+        self._now = lambda: self.clock
 
-    def _run(self, rung, fidelity, fit, val, start=None):
+    def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
         self.calls.append((rung, fidelity, len(fit)))
+        costly = RUNGS.get(rung).trains_backbone
+        secs = self.secs.get(rung, 1.0 if costly else 0.1) * (fidelity - (start[1] if start else 0.0))
+        if costly and self.clock + secs > deadline:  # 3 of 100 steps, at the pace of the whole run
+            self.clock = min(deadline, self.clock + 0.03 * secs)
+            raise OutOfBudget(3, 100, secs / 100, self.clock + secs - deadline)
+        self.clock += secs
         if start is not None:  # a continued run carries the model it continued
             assert start[0] == f"model:{rung}:{start[1]}:{len(fit)}" or len(fit) == 200, start
             self.starts.append((rung, start[1], fidelity))
@@ -22,11 +35,11 @@ class ScriptedPlanner(Planner):
         correct = None
         if val is not None:  # the first round(acc * n) validation examples right: nested, so paired
             correct = np.arange(len(val)) < round(acc * len(val))
-        return f"model:{rung}:{fidelity}:{len(fit)}", correct, self.secs.get(rung, 1.0) * fidelity
+        return f"model:{rung}:{fidelity}:{len(fit)}", correct, secs
 
 
 @pytest.fixture
-def data():  # 200 texts: a 40-example validation split
+def data():  # 200 texts: 5 folds of 40, the first the held-out split
     return headstart.data.sources.from_sequences([f"text {i}" for i in range(200)], ["a", "b"] * 100, "text")
 
 
@@ -82,13 +95,77 @@ def test_a_cheaper_rung_wins_a_tie_within_the_margin(data):
     assert plan.pick == "linear_probe"
 
 
-def test_a_rung_whose_estimated_cost_exceeds_the_budget_is_skipped(data):
+def test_a_rung_whose_estimated_cost_exceeds_the_budget_left_is_not_run(data):
     accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, ("partial_ft", 0.25): 0.7,
             ("partial_ft", 0.5): 0.8, ("full_ft", 0.25): 0.65}
-    p = ScriptedPlanner(accs, seconds={"partial_ft": 1e6}, budget=10.0)
+    p = ScriptedPlanner(accs, seconds={"partial_ft": 30.0}, budget=16.0)  # 7.5 s at 0.25, 7.5 s more to 0.5
     plan, _ = p.run(data)
-    assert ("partial_ft", 0.5, 160) not in p.calls
-    assert any("exceed the budget" in d for d in plan.decisions)
+    assert ("partial_ft", 0.25, 160) in p.calls and ("partial_ft", 0.5, 160) not in p.calls
+    assert any(d.startswith("partial_ft at budget 0.5 (continued from 0.25): not run: its estimated 7.5 s exceed")
+               for d in plan.decisions), plan.decisions
+    assert p.clock <= 16.0 - 4.0  # the caller keeps CALLER_SECONDS
+
+
+def test_a_first_costly_run_that_cannot_end_in_time_is_stopped_by_its_step_guard(data):
+    accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, "partial_ft": 0.7, "full_ft": 0.8}
+    p = ScriptedPlanner(accs, seconds={"partial_ft": 400.0}, budget=40.0)  # 100 s at 0.25, no evidence before
+    plan, _ = p.run(data)
+    assert ("partial_ft", 0.25, 160) in p.calls and not [t for t in plan.trials if t.rung == "partial_ft"]
+    assert any(d.startswith("partial_ft at budget 0.25: stopped after 3 of 100 steps") for d in plan.decisions)
+    # full fine-tuning steps at least as slowly as partial fine-tuning: 1 s a step x 40 steps rules it out
+    assert ("full_ft", 0.25, 160) not in p.calls
+    assert any(d.startswith("full_ft at budget 0.25: not run: its estimated") for d in plan.decisions)
+    assert p.clock <= 40.0 and plan.seconds <= 40.0
+
+
+def test_the_budget_is_never_overrun_whatever_the_rungs_cost(data):
+    accs = {"linear_probe": 0.6, "prototype": 0.55, "mlp_head": 0.62, "partial_ft": 0.7,
+            ("full_ft", 0.25): 0.75, ("full_ft", 0.5): 0.85, ("full_ft", 1.0): 0.9}
+    for budget in (3.0, 10.0, 30.0, 100.0):
+        for full in (1.0, 10.0, 60.0, 400.0):
+            for cheap in (0.05, 0.5):
+                secs = {"linear_probe": cheap, "prototype": cheap, "mlp_head": 3 * cheap, "full_ft": full}
+                p = ScriptedPlanner(accs, seconds=secs, budget=budget)
+                plan, model = p.run(data)
+                assert p.clock <= budget, (budget, full, cheap, plan.format())
+                assert model.startswith(f"model:{plan.pick}:")
+                assert not any(" 0 s " in d or "~0 s" in d for d in plan.decisions), plan.decisions
+
+
+def test_a_spent_budget_is_named_as_such(data):
+    p = ScriptedPlanner({"linear_probe": 0.7, "prototype": 0.6}, rungs=["linear_probe", "prototype", "full_ft"],
+                        seconds={"linear_probe": 3.0}, budget=2.0)  # the first fold alone overruns
+    plan, model = p.run(data)
+    assert model == "model:linear_probe:1.0:160" and plan.pick == "linear_probe"
+    assert [c[0] for c in p.calls] == ["linear_probe"]
+    spent = [d for d in plan.decisions if d.endswith("the budget is spent (3 s of 2 s used)")]
+    assert len(spent) >= 3, plan.decisions  # more folds, prototype, full_ft, the refit
+    assert not any("estimated" in d for d in plan.decisions)
+
+
+def test_cheap_rungs_are_cross_validated_on_the_same_folds_and_compared_over_every_example(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.5, "mlp_head": 0.75}
+    p = ScriptedPlanner(accs, z=2.0, rungs=["linear_probe", "prototype", "mlp_head"])
+    plan, model = p.run(data)
+    assert [c for c in p.calls if c[0] == "linear_probe"] == [("linear_probe", 1.0, 160)] * 5  # one fit a fold
+    assert p.calls[-1] == ("mlp_head", 1.0, 200)  # only the pick is trained again, on all the data
+    cv = {t.rung: t for t in plan.trials}
+    assert all(t.folds == 5 and sorted(t.index.tolist()) == list(range(200)) for t in cv.values())
+    assert [t.index.tolist() for t in cv.values()].count(cv["linear_probe"].index.tolist()) == 3  # same folds
+    # 2 more right in each fold of 40: z = 1.4 on one fold, 3.2 over all 200 examples
+    assert plan.pick == "mlp_head" and model == "model:mlp_head:1.0:200"
+
+
+def test_stratified_folds_partition_every_class_and_never_hold_out_a_singleton():
+    labels = ["a"] * 23 + ["b"] * 12 + ["c"]
+    folds = stratified_folds(labels, 5, seed=7)
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(35))  # every example once; the single "c" never
+    for tr, h in folds:
+        assert sorted(tr.tolist() + h.tolist()) == list(range(36))
+        assert {labels[i] for i in tr} == {"a", "b", "c"}
+        assert abs(sum(labels[i] == "a" for i in h) - 23 / 5) < 1 and abs(sum(labels[i] == "b" for i in h) - 12 / 5) < 1
+    assert [len(h) for _, h in folds] == [7, 7, 7, 7, 7]
 
 
 def test_each_modality_gets_its_own_scratch_rung_and_text_skips_partial_fine_tuning():
@@ -106,8 +183,10 @@ def test_tfidf_beating_every_transfer_rung_on_text_is_negative_transfer(data):
 
 
 def test_plan_runs_the_tfidf_rung_for_text_and_bundles_it(text_data, tmp_path):
-    est = headstart.fit(text_data[0], test=text_data[1], backbone="tiny:bert", strategy="plan", out=tmp_path / "b",
-                        strategy_params={"rungs": ["prototype", "tfidf"]}, cache_dir=tmp_path / "c", verbose=False)
+    planner = headstart.Planner(headstart.Headstart(backbone="tiny:bert", run={"out": tmp_path / "b"},
+                                                    runtime={"cache_dir": tmp_path / "c"}, verbose=False),
+                                rungs=["prototype", "tfidf"], verbose=False)
+    est = planner.fit(text_data[0], test=text_data[1]).best_estimator_
     assert {t.rung for t in est.plan_.trials} == {"prototype", "tfidf"}
     assert est.plan_.negative_transfer == (est.plan_.pick == "tfidf")
     loaded = headstart.load(tmp_path / "b")
@@ -123,14 +202,16 @@ def test_budget_strings():
 
 def test_unknown_rungs_are_refused():
     with pytest.raises(ValueError, match="unknown rung"):
-        Planner({}, rungs=["linear_probe", "magic"])
+        Ladder({}, rungs=["linear_probe", "magic"])
 
 
-def test_plan_strategy_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(image_data, tmp_path):
+def test_planner_meta_estimator_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(image_data, tmp_path):
     train, test = image_data
-    est = headstart.fit(train, test=test, backbone="tiny:cnn", strategy="plan", out=tmp_path / "b",
-                        strategy_params={"rungs": ["linear_probe", "prototype"]}, cache_dir=tmp_path / "c",
-                        verbose=False)
+    base = headstart.Headstart(backbone="tiny:cnn", run={"out": tmp_path / "b"}, runtime={"cache_dir": tmp_path / "c"},
+                               verbose=False)
+    planner = headstart.Planner(base, rungs=["linear_probe", "prototype"], verbose=False).fit(train, test=test)
+    est = planner.best_estimator_
+    assert planner.plan_ is est.plan_ and not hasattr(base, "model_")  # the estimator given stays unfitted
     assert est.plan_.pick in ("linear_probe", "prototype")
     assert {t.rung for t in est.plan_.trials} == {"linear_probe", "prototype"}
     assert est.metrics_["test"]["accuracy"] >= 0.5  # 3 colour classes: chance is 1/3
@@ -142,10 +223,12 @@ def test_plan_strategy_fits_the_picked_rung_and_keeps_the_ladder_in_the_bundle(i
 
 def test_the_costly_pick_is_kept_as_trained_when_training_it_again_would_overrun_the_budget(data):
     accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, "partial_ft": 0.8, "full_ft": 0.9}
-    p = ScriptedPlanner(accs, seconds={"full_ft": 1000.0}, budget=70.0)  # a quarter of full_ft: 250 s
+    p = ScriptedPlanner(accs, seconds={"full_ft": 100.0}, budget=70.0)  # 25 s to 0.25, 25 s more to 0.5
     plan, model = p.run(data)
-    assert plan.pick == "full_ft" and model == f"model:full_ft:{plan.pick_fidelity}:160"
-    assert any("beyond the budget" in d for d in plan.decisions)
+    assert plan.pick == "full_ft" and plan.pick_fidelity == 0.5 and model == "model:full_ft:0.5:160"
+    assert any(d.startswith("full_ft kept as trained on 160 examples, not trained again on all 200: its "
+                            "estimated 62 s exceed") for d in plan.decisions), plan.decisions
+    assert p.clock <= 70.0
     plan, model = ScriptedPlanner(accs, refit=False).run(data)
     assert model == f"model:full_ft:{plan.pick_fidelity}:160"
 

@@ -11,10 +11,10 @@ QUICK = {"feature_extraction": {"steps": 300, "lr": 1e-2}, "fine_tuning": {"step
 
 
 def test_every_strategy_has_a_quick_setting():
-    assert set(STRATEGIES.list()) == set(QUICK)
+    assert set(STRATEGIES.list()) | {"auto"} == set(QUICK)
 
 
-@pytest.mark.parametrize("name", STRATEGIES.list())
+@pytest.mark.parametrize("name", STRATEGIES.list() + ["auto"])
 def test_strategy_fits_and_predicts(name, image_data):
     est = Headstart(backbone="tiny:cnn", strategy=name, head="mlp", head_params={"hidden": [16]},
                     strategy_params=QUICK[name] or None, verbose=False)

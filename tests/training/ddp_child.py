@@ -13,9 +13,7 @@ from headstart import Headstart
 
 def main() -> None:
     train, test, out, batch = sys.argv[1:]
-    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", verbose=False, cache_dir=False, device="cpu",
-                    out=f"{out}/bundle",
-                    strategy_params={"epochs": 3, "batch_size": int(batch), "augment": True}).fit(train, test=test)
+    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", verbose=False, strategy_params={"epochs": 3, "batch_size": int(batch), "augment": True}, runtime={"cache_dir": False, "device": "cpu"}, run={"out": f"{out}/bundle"}).fit(train, test=test)
     if est.accelerator_.is_main_process:
         save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, f"{out}/w.safetensors")
         with open(f"{out}/metrics.json", "w") as f:

@@ -19,10 +19,7 @@ def main() -> None:
         if info["global_step"] == int(kill_at):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", out=out, verbose=False,
-                    strategy_params={"epochs": 3, "batch_size": 8, "augment": True, "init_head": "random"},
-                    checkpoint_every=int(every) or None, num_workers=int(workers), resume=resume == "1",
-                    on_step=on_step, cache_dir=False)
+    est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", verbose=False, final_fit="split", strategy_params={"epochs": 3, "batch_size": 8, "augment": True, "init_head": "random"}, run={"out": out, "checkpoint_every": int(every) or None, "resume": resume == "1", "on_step": on_step}, runtime={"num_workers": int(workers), "cache_dir": False})
     est.fit(data)
     save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, result)
 

@@ -112,10 +112,10 @@ def test_non_finite_weights_are_never_written(tmp_path):
 
 
 def test_fit_writes_a_checkpoint_per_epoch_and_resume_continues(tmp_path, image_data, capsys):
-    kw = dict(backbone="tiny:cnn", strategy="fine_tuning", strategy_params={"epochs": 3}, out=tmp_path / "m")
-    first = Headstart(verbose=False, **kw).fit(image_data[0], test=image_data[1])
+    kw = dict(backbone="tiny:cnn", strategy="fine_tuning", strategy_params={"epochs": 3})
+    first = Headstart(verbose=False, run={"out": tmp_path / "m"}, **kw).fit(image_data[0], test=image_data[1])
     assert load_latest(tmp_path / "m" / "checkpoints")["epoch"] == 3
-    again = Headstart(resume=True, **kw).fit(image_data[0], test=image_data[1])
+    again = Headstart(**kw, run={"out": tmp_path / "m", "resume": True}).fit(image_data[0], test=image_data[1])
     assert "resumed from epoch 3" in capsys.readouterr().out
     for a, b in zip(first.model_.state_dict().values(), again.model_.state_dict().values()):
         assert torch.equal(a, b)

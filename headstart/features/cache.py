@@ -17,8 +17,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from headstart._files import default_cache_dir
-from headstart.backbones._base import IMAGE, Backbone
+from headstart.backbones._base import Backbone
 from headstart.data._base import LabeledData
+from headstart.data.config import IMAGE
 from headstart.data.images import item_digest
 from headstart.data.loaders import make_loader
 from headstart.data.text import text_digest
@@ -38,11 +39,13 @@ def extract_features(backbone: Backbone, data: LabeledData, *, batch_size: int =
     ``source_logits`` also the backbone's source-task logits (N, K) from the same pass."""
     was_training = backbone.training
     backbone.eval()
-    loader = make_loader(data, None, backbone, train=False, batch_size=batch_size, num_workers=num_workers)
+    loader = make_loader(data, None, backbone.pretrained_cfg, backbone.tokenizer(), train=False, batch_size=batch_size,
+                         num_workers=num_workers)
     out, logits = [], []
     dev = torch.device(device)
     half = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-    for batch, _ in loader:
+    for batch in loader:
+        batch = batch["inputs"]
         batch = ({k: v.to(dev, non_blocking=True) for k, v in batch.items()} if isinstance(batch, dict)
                  else batch.to(dev, non_blocking=True))
         with torch.autocast(dev.type, dtype=half, enabled=dev.type == "cuda"):  # GPU: bf16/fp16

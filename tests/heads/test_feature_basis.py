@@ -4,9 +4,11 @@ import torch
 from accelerate import Accelerator
 
 from headstart.heads import build_head
-from headstart.strategies._base import FitContext, Split
-from headstart.strategies.feature_basis import FeatureBasis
-from headstart.strategies.feature_extraction import train_head
+from headstart.strategies import FeatureExtraction
+from headstart.tasks import ClassificationTask
+from headstart.training.context import FitContext, Split
+from headstart.heads.feature_basis import FeatureBasis
+from headstart.training.trainer import Trainer
 
 
 def _x(n, d, seed=0):
@@ -47,8 +49,9 @@ def test_mlp_head_trained_on_reduced_features_applies_to_raw_features(hidden, tm
     x = torch.tensor(rng.randn(40, 500) + np.eye(3)[y] @ rng.randn(3, 500), dtype=torch.float32)
     head = build_head("mlp", 500, 3, hidden=hidden, dropout=0.0)
     ctx = FitContext(accelerator=Accelerator(cpu=True), log=lambda m: None)
-    train_head(head, x, Split(None, y), None, None, ctx, steps=200, lr=1e-2,
-               weight_decay=0.0, label_smoothing=0.0)
+    task = ClassificationTask(label_smoothing=0.0).fit_targets([0, 1, 2])
+    Trainer(ctx)._train_head(head, task, x, Split(None, y), None, None,
+                             FeatureExtraction(steps=200, lr=1e-2, weight_decay=0.0), None, True)
     head.eval()
     with torch.no_grad():
         assert (head(x).argmax(1).numpy() == y).mean() == 1.0  # separable: fitted on raw inputs

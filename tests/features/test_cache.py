@@ -1,7 +1,7 @@
 import torch
 
 from headstart.backbones import build_backbone
-from headstart.data.feature_cache import FeatureCache, extract_features
+from headstart.features.cache import FeatureCache, extract_features
 from headstart.data.sources import read_data
 
 

@@ -4,7 +4,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from headstart.heads import build_head
-from headstart.strategies.feature_extraction import fit_probe
+from headstart.heads.probe import fit_probe
 
 
 def _data(n, d, classes, seed=0):

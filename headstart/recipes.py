@@ -1,0 +1,74 @@
+"""Named parameter presets: the measured recipes that ``auto``, the planner, ``compare`` and the
+demo all read (a leaf module: it imports nothing from headstart, so anything may import it).
+
+Each preset is estimator parameters (``strategy``, ``strategy_params``, ``head``, ``backbone``)
+as plain dicts; callers copy before changing them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# The text recipe measured on Rotten Tomatoes (benchmarks/rotten_tomatoes.py): random head, encoder
+# lr 5e-5 and head lr 5e-4 without layer decay, batch 8, 5 epochs (label smoothing 0.1: the
+# classification task's default).
+TEXT_FINE_TUNING: dict[str, Any] = {"lr": 5e-5, "head_lr": 5e-4, "layer_decay": 1.0, "epochs": 5, "batch_size": 8,
+                                    "init_head": "random", "augment": False, "batchnorm": "train"}
+IMAGE_FT_STEPS = 400  # FineTuning's default step budget (full fidelity)
+TEXT_FT_EPOCHS = TEXT_FINE_TUNING["epochs"]
+
+# From scratch nothing is pretrained: random head, one learning rate for all layers, BatchNorm
+# statistics learned, the same step budget as the transfer run.
+SCRATCH_PARAMS: dict[str, Any] = {"init_head": "random", "lr": 2e-3, "layer_decay": 1.0, "batchnorm": "train"}
+SCRATCH_IMAGE = "tiny:small_cnn"  # the strongest from-scratch image model compare uses
+SCRATCH_TEXT = "tfidf:1-2"  # TF-IDF word 1-2-grams (+ logistic regression through the probe)
+
+
+def text_fine_tuning(**extra: Any) -> dict[str, Any]:
+    return {"strategy": "fine_tuning", "strategy_params": {**TEXT_FINE_TUNING, **extra}}
+
+
+def image_fine_tuning(fidelity: float = 1.0, **extra: Any) -> dict[str, Any]:
+    return {"strategy": "fine_tuning", "strategy_params": {"steps": max(8, round(IMAGE_FT_STEPS * fidelity)), **extra}}
+
+
+def fine_tuning(modality: str, fidelity: float = 1.0, **extra: Any) -> dict[str, Any]:
+    """The transfer fine-tune at a fraction of its budget: text in epochs (2, 3, 5), images in steps."""
+    if modality == "image":
+        return image_fine_tuning(fidelity, **extra)
+    return text_fine_tuning(epochs=math.ceil(TEXT_FT_EPOCHS * fidelity - 1e-9), **extra)
+
+
+def probe() -> dict[str, Any]:
+    return {"strategy": "feature_extraction", "head": "linear"}
+
+
+def prototypes() -> dict[str, Any]:
+    return {"strategy": "feature_extraction", "head": "prototype"}
+
+
+def mlp_head() -> dict[str, Any]:
+    return {"strategy": "feature_extraction", "head": "mlp"}
+
+
+def scratch(modality: str, fidelity: float = 1.0) -> dict[str, Any]:
+    """The strongest from-scratch baseline: a small CNN for images, TF-IDF + logistic regression
+    for text (on cached TF-IDF features: seconds)."""
+    if modality == "text":
+        return {"backbone": SCRATCH_TEXT, **probe()}
+    return {"backbone": SCRATCH_IMAGE, "strategy": "fine_tuning", "preprocessing": {"image_size": None},
+            "strategy_params": {**SCRATCH_PARAMS, "steps": max(8, round(IMAGE_FT_STEPS * fidelity))}}
+
+
+def same_architecture_scratch(modality: str, steps: int = IMAGE_FT_STEPS) -> dict[str, Any]:
+    """Fine-tuning parameters for the backbone's own architecture randomly initialised: images
+    the scratch parameters above; text the text recipe with one higher learning rate and twice
+    the epochs (no pretrained features to protect, everything to learn)."""
+    if modality == "image":
+        return {"strategy": "fine_tuning", "strategy_params": {**SCRATCH_PARAMS, "steps": steps}}
+    return text_fine_tuning(lr=5e-4, head_lr=5e-4, epochs=2 * TEXT_FT_EPOCHS)
+
+
+def scratch_spec(spec: str) -> str:
+    """The same architecture with random weights: ``scratch:SPEC`` (unchanged if already so)."""
+    return spec if spec.startswith("scratch:") else f"scratch:{spec}"

@@ -1,0 +1,73 @@
+"""Every registered task meets the Task contract: encode/decode round trip, a finite loss with
+gradients, metrics with a score, and a state that rebuilds the same task."""
+import numpy as np
+import pytest
+import torch
+
+from headstart.model import ModelOutput
+from headstart.tasks import TASKS, build_task, task_from_state
+
+LABELS = {
+    "classification": ["cat", "dog", "cat", "bird", "dog", "cat"],
+    "multilabel": ["cat|outdoor", "dog", "cat", "bird|outdoor", "dog|indoor", "cat|indoor"],
+    "regression": ["1.5", "2", "3.25", "10", "-4", "0"],
+    "multitask": [("cat", "1.5"), ("dog", "2"), ("cat", "3"), ("bird", "10"), ("dog", "-4"), ("cat", "0")],
+}
+
+def _task(name):
+    if name == "multitask":
+        return build_task("classification,regression", names=["kind", "size"])
+    return build_task(name)
+
+
+def test_every_registered_task_has_a_conformance_row():
+    ours = {n for n in TASKS.list() if TASKS.get(n).__module__.startswith("headstart.")}  # tests add their own
+    assert ours == set(LABELS)
+
+
+@pytest.mark.parametrize("name", sorted(LABELS))
+def test_task_contract(name):
+    labels = LABELS[name]
+    task = _task(name).fit_targets(labels)
+    origins = [f"row {i}" for i in range(len(labels))]
+    targets = task.encode(labels, origins, "train")
+    assert len(targets) == len(labels)
+    logits = torch.randn(len(labels), task.num_outputs, requires_grad=True)
+    batch = {"targets": torch.as_tensor(targets)}
+    out = task.loss(ModelOutput(torch.randn(len(labels), 4), logits), batch, 0.5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and logits.grad is not None and logits.grad.abs().sum() > 0
+    m = task.metrics(targets, logits.detach())
+    assert np.isfinite(m["score"]) and m["n"] == len(labels)
+    assert isinstance(task.format_metrics(m), str)
+    again = task_from_state(task.state())
+    assert again.num_outputs == task.num_outputs
+    assert list(again.decode(logits.detach())) == list(task.decode(logits.detach()))
+
+
+@pytest.mark.parametrize("name", ["classification", "multilabel"])
+def test_unknown_label_is_refused_with_its_row(name):
+    task = _task(name).fit_targets(LABELS[name])
+    with pytest.raises(ValueError, match="row 7: label 'fish' was not seen in training"):
+        task.encode(["fish"], ["row 7"], "test")
+
+
+def test_regression_refuses_a_non_number_naming_the_row():
+    task = _task("regression").fit_targets(LABELS["regression"])
+    with pytest.raises(ValueError, match="data.csv:4: target 'n/a' is not a number"):
+        task.encode(["n/a"], ["data.csv:4"], "train")
+
+
+def test_regression_decodes_to_the_original_units():
+    task = _task("regression").fit_targets(["10", "20", "30"])
+    t = task.encode(["25"], ["r"])
+    assert task.decode(torch.as_tensor(t)).tolist() == pytest.approx([25.0])
+
+
+def test_multilabel_thresholds_are_tuned_on_validation_outputs():
+    task = _task("multilabel").fit_targets(["a", "b", "a|b"])
+    targets = task.encode(["a", "a", "b", "a|b"], ["r"] * 4)
+    logits = torch.tensor([[-0.2, -3.0], [-0.1, -2.0], [-3.0, 2.0], [-0.3, 2.0]])  # "a" scores low but ranks first
+    before = task.metrics(targets, logits)["micro_f1"]
+    task.after_fit(targets, logits)
+    assert task.metrics(targets, logits)["micro_f1"] > before and task.thresholds_[0] < 0.5
