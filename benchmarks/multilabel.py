@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.splits import FMNIST_CLASSES, _read_idx, FMNIST_DIR  # noqa: E402
+from benchmarks.splits import FMNIST_CLASSES, load_fmnist  # noqa: E402
 
 TEST_SEED = 12345
 N_TEST = 1000
@@ -49,13 +49,7 @@ METRICS = ["micro_f1", "macro_f1", "map", "subset_accuracy"]
 
 def load_pools() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The full official train (60k) and test (10k) images and labels."""
-    if not FMNIST_DIR.is_dir():
-        raise FileNotFoundError(f"{FMNIST_DIR} missing: apt-get install dataset-fashion-mnist")
-    xtr = _read_idx(FMNIST_DIR / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    ytr = _read_idx(FMNIST_DIR / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    xte = _read_idx(FMNIST_DIR / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    yte = _read_idx(FMNIST_DIR / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    return xtr, ytr, xte, yte
+    return load_fmnist(test_size=None)
 
 
 def mosaics(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -21,15 +21,16 @@ def _read_idx(path: Path, offset: int) -> np.ndarray:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
 
 
-def load_fmnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train uint8 [60000,28,28], y_train, x_test [2000,28,28], y_test): first 2000 test images."""
+def load_fmnist(test_size: int | None = IMG_TEST_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train uint8 [60000,28,28], y_train, x_test [2000,28,28], y_test): the first 2000 test
+    images (the anchors' test set), or the first ``test_size`` (None: all 10000)."""
     if not FMNIST_DIR.is_dir():
         raise FileNotFoundError(f"{FMNIST_DIR} missing: apt-get install dataset-fashion-mnist")
     xtr = _read_idx(FMNIST_DIR / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     ytr = _read_idx(FMNIST_DIR / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
     xte = _read_idx(FMNIST_DIR / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     yte = _read_idx(FMNIST_DIR / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    return xtr, ytr, xte[:IMG_TEST_SIZE].copy(), yte[:IMG_TEST_SIZE].copy()
+    return xtr, ytr, xte[:test_size].copy(), yte[:test_size].copy()
 
 
 def stratified_indices(y: np.ndarray, n: int, seed: int, n_classes: int | None = None) -> np.ndarray:
