@@ -414,7 +414,8 @@ class Headstart:
         if isinstance(self.strategy, Strategy):
             return build_strategy(self.strategy, **params), "chosen by the user"
         if self.strategy == "auto":
-            chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0)
+            chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0,
+                                 self.task_.name)
             if str(self.backbone).startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())

@@ -74,11 +74,21 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
         AutoTokenizer,
     )
 
+    from transformers.utils import logging as hf_logging
+
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
-    if pretrained:
-        model = AutoModel.from_pretrained(str(name_or_path))
-    else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(str(name_or_path)))
+    # transformers draws a "Loading weights" bar over the checkpoint's tensors on every load, even
+    # for a local 90 MB file: noise in every fit's log. Downloads keep huggingface_hub's own bar.
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(str(name_or_path))
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(str(name_or_path)))
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return HFBackbone(model, tok, spec=spec or f"hf:{name_or_path}", max_length=max_length,
                       pooling=pooling, license=license)
 

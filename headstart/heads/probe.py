@@ -77,20 +77,42 @@ def fit_ridge(feats: torch.Tensor, targets: np.ndarray, head: nn.Module, *, bloc
     return {"alpha": float(model.alpha_)}
 
 
+def _oof_path(zr: np.ndarray, y: np.ndarray, Cs: tuple[float, ...], cv: Any, cw: str | None) -> dict[float, np.ndarray]:
+    """Out-of-fold P(label) for every C: one warm-started lbfgs path per fold (C ascending), so
+    each fit starts from the more regularised solution instead of from zero."""
+    from sklearn.linear_model import LogisticRegression
+
+    oof = {c: np.zeros(len(y)) for c in Cs}
+    for tr, te in cv.split(zr, y):
+        lr = LogisticRegression(max_iter=1000, class_weight=cw, warm_start=True)
+        for c in sorted(Cs):
+            lr.set_params(C=c).fit(zr[tr], y[tr])
+            oof[c][te] = lr.predict_proba(zr[te])[:, 1]
+    return oof
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 def fit_one_vs_rest(feats: torch.Tensor, targets: np.ndarray, head: nn.Module, *,
                     block_dims: list[int] | None = None, C: float | None = None, balanced: bool = False,
                     standardize: bool = True, Cs: tuple[float, ...] = PROBE_CS, seed: int = 0) -> dict[str, Any]:
     """One binary logistic regression per label column of the (N, K) 0/1 targets, C per label by
-    stratified CV (log-loss) unless given; a label that is always on (off) gets a constant large
-    positive (negative) logit."""
+    stratified CV (out-of-fold log-loss) unless given; a label that is always on (off) gets a
+    constant large positive (negative) logit. Returns the median C and the out-of-fold
+    probabilities at each label's chosen C (``label_C``; ``oof``, NaN where a label had too few positives to
+    cross-validate), from which the task tunes decision thresholds without a validation split."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
 
     fb = FeatureBasis.fit(feats.double().numpy(), block_dims, standardize)
     zr = fb.transform(feats.double().numpy())
     y = np.asarray(targets) > 0.5
     cw = "balanced" if balanced else None
-    coef, bias, chosen = np.zeros((y.shape[1], fb.dim)), np.zeros(y.shape[1]), []
+    coef, bias, label_c = np.zeros((y.shape[1], fb.dim)), np.zeros(y.shape[1]), [None] * y.shape[1]
+    oof = np.full(y.shape, np.nan)
     for k in range(y.shape[1]):
         minority = int(min(y[:, k].sum(), (~y[:, k]).sum()))
         if minority == 0:
@@ -99,11 +121,12 @@ def fit_one_vs_rest(feats: torch.Tensor, targets: np.ndarray, head: nn.Module, *
         c = float(C or 1.0)
         if C is None and minority >= 2:
             cv = StratifiedKFold(min(5, minority), shuffle=True, random_state=seed)
-            scores = {ci: float(cross_val_score(LogisticRegression(C=ci, max_iter=1000, class_weight=cw), zr, y[:, k],
-                                                cv=cv, scoring="neg_log_loss").mean()) for ci in Cs}
-            c = max(scores, key=lambda ci: (scores[ci], -ci))
+            path = _oof_path(zr, y[:, k], Cs, cv, cw)
+            c = min(path, key=lambda ci: (_log_loss(y[:, k], path[ci]), ci))  # ties: stronger regularisation
+            oof[:, k] = path[c]
         lr = LogisticRegression(C=c, max_iter=2000, class_weight=cw).fit(zr, y[:, k])
-        chosen.append(c)
+        label_c[k] = c
         coef[k], bias[k] = lr.coef_[0], lr.intercept_[0]
     _write(head.fc, fb, coef, bias)
-    return {"C": float(np.median(chosen)) if chosen else float(C or 1.0)}
+    chosen = [c for c in label_c if c is not None]
+    return {"C": float(np.median(chosen)) if chosen else float(C or 1.0), "label_C": label_c, "oof": oof}

@@ -17,22 +17,31 @@ def text_fine_tuning() -> FineTuning:
     return FineTuning(**recipes.TEXT_FINE_TUNING)
 
 
-def choose(modality: str, n_train: int, n_classes: int) -> tuple[Strategy, str]:
-    """Return (strategy, reason). ``n_classes``: 0 for tasks without classes (regression)."""
-    per_class = n_train / max(1, n_classes)
+def choose(modality: str, n_train: int, n_classes: int, task: str = "classification") -> tuple[Strategy, str]:
+    """Return (strategy, reason). ``n_classes``: the number of classes (labels for multilabel;
+    0 for tasks without classes, such as regression); ``task``: the task's name, for the reason."""
     if modality == "text" and n_train < 64:
         return (FeatureExtraction(),
                 f"{n_train} texts (< 64): fine-tuning an encoder on this few swings widely between seeds; "
                 "a linear probe on frozen sentence embeddings is the stable choice")
     if modality == "text":
+        smoothing = ", label smoothing" if task == "classification" else ""
         return (text_fine_tuning(),
-                f"{n_train} texts: fine-tune the whole encoder (small batches, 5 epochs, label smoothing; "
+                f"{n_train} texts: fine-tune the whole encoder (small batches, 5 epochs{smoothing}; "
                 "a probe-initialised head hurts text here: it fits the training set and starves the encoder)")
     if n_train < 5000:
         return (FeatureExtraction(),
-                f"{n_train} images" + (f" ({per_class:.0f} per class" if n_classes else " (") + ", < 5000): a "
-                "linear head on the backbone's cached multi-scale features beats fine-tuning at this size, "
-                "at a fraction of its cost")
+                f"{n_train} images{_per_class(n_train, n_classes, task)}, < 5000): a linear head on the "
+                "backbone's cached multi-scale features beats fine-tuning at this size, at a fraction of its cost")
     return (FineTuning(),
             f"{n_train} images: enough to fine-tune (LP-FT: a probe on cached features initialises the head, "
             "then the whole network trains with layer-wise lr decay)")
+
+
+def _per_class(n_train: int, n_classes: int, task: str) -> str:
+    """The opening of the size remark: examples per class, or the label count where labels overlap."""
+    if task == "multilabel":
+        return f" ({n_classes} labels"
+    if n_classes and task == "classification":
+        return f" ({n_train / n_classes:.0f} per class"
+    return " ("

@@ -1,6 +1,7 @@
 """``multilabel``: any number of labels per example (a CSV cell ``"cat|outdoor"``, the separator
 configurable, or a JSONL list). One sigmoid per label with binary cross-entropy; per-label
-decision thresholds tuned on the validation split when there is one (0.5 otherwise); micro and
+decision thresholds tuned for F1 on the validation split, or on cross-validated
+predictions when the linear head is fitted in closed form (0.5 otherwise); micro and
 macro F1, mean average precision (threshold-free) and subset accuracy; on cached features a
 linear head is one logistic regression per label."""
 from __future__ import annotations
@@ -70,13 +71,18 @@ class MultiLabelTask(ClassesTask):
         """Per label, the threshold that maximises F1 on the validation outputs."""
         if not self.tune_thresholds or val_targets is None or val_logits is None or len(val_targets) == 0:
             return
-        p = self.predict_proba(val_logits)
+        self._tune(np.asarray(val_targets) > 0.5, self.predict_proba(val_logits))
+
+    def _tune(self, y: np.ndarray, p: np.ndarray) -> None:
+        """Set each label's threshold to the F1-best one on (y, p); labels without positives, or
+        without scores (NaN), keep theirs."""
         grid = np.linspace(0.05, 0.95, 19)
         for k in range(p.shape[1]):
-            y = val_targets[:, k] > 0.5
-            if not y.any():
+            ok = np.isfinite(p[:, k])
+            yk, pk = y[ok, k], p[ok, k]
+            if not yk.any():
                 continue
-            f1 = [2 * np.sum(y & (p[:, k] >= t)) / max(1, y.sum() + np.sum(p[:, k] >= t)) for t in grid]
+            f1 = [2 * np.sum(yk & (pk >= t)) / max(1, yk.sum() + np.sum(pk >= t)) for t in grid]
             self.thresholds_[k] = float(grid[int(np.argmax(f1))])
 
     def metrics(self, targets: np.ndarray, logits: torch.Tensor) -> dict[str, Any]:
@@ -127,7 +133,11 @@ class MultiLabelTask(ClassesTask):
         if isinstance(head, LinearHead):
             info = fit_one_vs_rest(feats, targets, head, block_dims=block_dims, C=C, balanced=balanced,
                                    standardize=standardize, seed=seed)
-            return {"what": f"one logistic regression per label (median C={info['C']:g}, by CV)",
+            tuned = ""
+            if self.tune_thresholds and np.isfinite(info["oof"]).any():
+                self._tune(np.asarray(targets) > 0.5, info["oof"])  # a validation split, if any, re-tunes them
+                tuned = "; thresholds tuned on out-of-fold predictions"
+            return {"what": f"one logistic regression per label (median C={info['C']:g}, by CV{tuned})",
                     "probe_C": info["C"]}
         return None
 

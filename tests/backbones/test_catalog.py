@@ -53,3 +53,14 @@ def test_minilm_loads_offline_and_embeds_similar_sentences_closer():
         e = torch.nn.functional.normalize(bb(batch), dim=1)
     assert e.shape == (3, 384)
     assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
+
+
+@pytest.mark.real
+def test_loading_a_text_encoder_draws_no_progress_bar(capfd):
+    """transformers' per-tensor "Loading weights" bar is noise in every fit's log."""
+    import transformers.utils.logging as hf_logging
+
+    build_backbone("minilm")
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "it/s" not in err
+    assert hf_logging.is_progress_bar_enabled()  # the user's own setting is restored

@@ -47,3 +47,24 @@ def test_class_absent_from_training_is_never_predicted():
     fit_probe(x, y, head, C=1.0)
     with torch.no_grad():
         assert (head(x).argmax(1) != 3).all()
+
+
+def test_one_vs_rest_out_of_fold_probabilities_match_cold_fits_at_the_chosen_C():
+    """The warm-started C path must give each fold's own model: compare with cold fits."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from headstart.heads.feature_basis import FeatureBasis
+    from headstart.heads.probe import fit_one_vs_rest
+
+    x, y = _data(60, 80, 3)
+    targets = np.eye(3)[y]
+    targets[:, 2] = 0
+    targets[0, 2] = 1  # one positive: too few to cross-validate
+    info = fit_one_vs_rest(x, targets, build_head("linear", 80, 3), seed=0)
+    assert np.isnan(info["oof"][:, 2]).all() and np.isfinite(info["oof"][:, :2]).all()
+    zr = FeatureBasis.fit(x.double().numpy()).transform(x.double().numpy())
+    ref = np.zeros(60)
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(zr, targets[:, 0]):
+        lr = LogisticRegression(C=info["label_C"][0], max_iter=5000, tol=1e-10)
+        ref[te] = lr.fit(zr[tr], targets[tr, 0]).predict_proba(zr[te])[:, 1]
+    np.testing.assert_allclose(info["oof"][:, 0], ref, atol=2e-3)

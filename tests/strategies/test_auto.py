@@ -14,3 +14,12 @@ def test_auto_picks_by_modality_and_size(modality, n, expected):
 def test_text_fine_tuning_uses_the_measured_recipe():
     s, _ = choose("text", 500, 2)
     assert (s.init_head, s.batch_size, s.epochs, s.lr, s.head_lr) == ("random", 8, 5, 5e-5, 5e-4)
+
+
+def test_reasons_name_only_what_applies_to_the_task():
+    """Label smoothing is a classification loss; overlapping labels have no 'per class' count."""
+    _, text_reg = choose("text", 500, 0, "regression")
+    _, text_cls = choose("text", 500, 2, "classification")
+    _, img_ml = choose("image", 200, 10, "multilabel")
+    assert "smoothing" not in text_reg and "smoothing" in text_cls
+    assert "10 labels" in img_ml and "per class" not in img_ml

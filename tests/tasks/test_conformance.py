@@ -71,3 +71,17 @@ def test_multilabel_thresholds_are_tuned_on_validation_outputs():
     before = task.metrics(targets, logits)["micro_f1"]
     task.after_fit(targets, logits)
     assert task.metrics(targets, logits)["micro_f1"] > before and task.thresholds_[0] < 0.5
+
+
+def test_multilabel_closed_form_head_tunes_thresholds_without_a_validation_split():
+    """Small sets have no validation split: thresholds come from the probe's out-of-fold outputs."""
+    from headstart.heads import build_head
+
+    rng = np.random.RandomState(0)
+    y = (rng.rand(80, 2) < [0.5, 0.15]).astype(np.float32)  # a common and a rare label
+    x = torch.tensor(rng.randn(80, 20) + 0.8 * y @ rng.randn(2, 20), dtype=torch.float32)
+    tuned, fixed = build_task("multilabel").fit_targets(["a|b"]), build_task("multilabel", tune_thresholds=False)
+    fixed.fit_targets(["a|b"])
+    for task in (tuned, fixed):
+        task.shortcut(build_head("linear", 20, 2), x, y, block_dims=None, standardize=True, balanced=False, seed=0)
+    assert fixed.thresholds_.tolist() == [0.5, 0.5] and tuned.thresholds_.tolist() != [0.5, 0.5]
