@@ -271,7 +271,8 @@ class Headstart:
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality
-        n_fit = int(len(data) * (1 - self.test_size)) if test is None else len(data)
+        # the strategy suits the returned model: trained on every label (final_fit='all') or on the split
+        n_fit = int(len(data) * (1 - self.test_size)) if test is None and self.final_fit == "split" else len(data)
         self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
         train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
         if self.final_fit not in ("all", "split"):
@@ -316,7 +317,7 @@ class Headstart:
                                     multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
                                     seed=self.seed)
         head = build_head(self.head, backbone.num_features, self.task_.num_outputs, **(self.head_params or {}))
-        return TransferModel(backbone, head, self.task_.modules())
+        return TransferModel(backbone, head, self.task_.modules(backbone.num_features))
 
     def _train(self, model: TransferModel, train: LabeledData, val: LabeledData | None,
                unlabeled: Any, checkpoints: str) -> list[dict[str, Any]]:
@@ -415,7 +416,7 @@ class Headstart:
             return build_strategy(self.strategy, **params), "chosen by the user"
         if self.strategy == "auto":
             chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0,
-                                 self.task_.name)
+                                 self.task_.name, adapts="unlabeled" in self.task_.needs)
             if str(self.backbone).startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())

@@ -75,7 +75,7 @@ def load_bundle(directory: str | Path) -> tuple[TransferModel, dict[str, Any]]:
     head_cfg = meta["head"]
     n_out = int(meta.get("num_outputs", len(meta.get("classes", []))))
     head = build_head(head_cfg["name"], backbone.num_features, n_out, **head_cfg.get("params", {}))
-    task_modules = task_from_state(meta["task"]).modules() if "task" in meta else {}
+    task_modules = task_from_state(meta["task"]).modules(backbone.num_features) if "task" in meta else {}
     model = TransferModel(backbone, head, task_modules)
     load_model(model, str(weights), strict=True)
     model.eval()

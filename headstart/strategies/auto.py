@@ -17,9 +17,16 @@ def text_fine_tuning() -> FineTuning:
     return FineTuning(**recipes.TEXT_FINE_TUNING)
 
 
-def choose(modality: str, n_train: int, n_classes: int, task: str = "classification") -> tuple[Strategy, str]:
+def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
+           adapts: bool = False) -> tuple[Strategy, str]:
     """Return (strategy, reason). ``n_classes``: the number of classes (labels for multilabel;
-    0 for tasks without classes, such as regression); ``task``: the task's name, for the reason."""
+    0 for tasks without classes, such as regression); ``task``: the task's name, for the reason;
+    ``adapts``: the task aligns features to unlabeled data, so the backbone must train."""
+    if adapts:
+        what = "texts" if modality == "text" else "images"
+        return (text_fine_tuning() if modality == "text" else FineTuning(),
+                f"{n_train} {what}, {task}: adapting the backbone's features to the unlabeled target data "
+                "needs a strategy that trains them (fine-tuning)")
     if modality == "text" and n_train < 64:
         return (FeatureExtraction(),
                 f"{n_train} texts (< 64): fine-tuning an encoder on this few swings widely between seeds; "

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from headstart.tasks._base import TASKS, Task, task_from_state
+from headstart.tasks.adaptation import ADAPTATION_TASKS
 from headstart.tasks.classification import ClassificationTask
 from headstart.tasks.multilabel import MultiLabelTask
 from headstart.tasks.multitask import MultiTask
 from headstart.tasks.regression import RegressionTask, as_number
 
-for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask):
+for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask, *ADAPTATION_TASKS):
     TASKS.register(_cls.name)(_cls)
 
 

@@ -59,9 +59,15 @@ class Task(Params):
         raise ValueError(f"task {self.name} has no class probabilities; use predict")
 
     # -- training ----------------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        """Modules this task trains besides the model (none by default)."""
+    def modules(self, num_features: int) -> dict[str, nn.Module]:
+        """Modules this task trains besides the model, built for the backbone's ``num_features``
+        (none by default). The task keeps references to use them in its loss."""
         return {}
+
+    def forward(self, model: nn.Module, batch: dict[str, Any]) -> Any:
+        """The model's output for a training batch; a task with a second stream (domain
+        adaptation) runs that stream through the model too."""
+        return model(batch["inputs"])
 
     def loss(self, output: Any, batch: dict[str, Any], progress: float) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -95,7 +95,7 @@ class Stepper:
         chunks = split_batch(batch, self.parts) if self.parts > 1 else [batch]
         totals: dict[str, float] = {}
         for j, chunk in enumerate(chunks):
-            terms = self.task.loss(self.model(chunk["inputs"]), chunk, progress)
+            terms = self.task.loss(self.task.forward(self.model, chunk), chunk, progress)
             share = batch_size_of(chunk) / n
             loss = terms["loss"] * share
             if not torch.isfinite(loss):

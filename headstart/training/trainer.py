@@ -98,6 +98,10 @@ class Trainer:
                              f"fit(..., {missing[0]}=...)); this run has none")
         strategy.validate(len(model.backbone.layer_groups()))
         if strategy.frozen_backbone:
+            if "unlabeled" in task.needs:
+                raise ValueError(f"task {task.name} adapts the backbone's features to the unlabeled data: it needs a "
+                                 f"strategy that trains the backbone (fine_tuning, gradual_unfreezing), not "
+                                 f"{strategy.name}")
             return self.fit_head(model, task, train, val, strategy)
         ctx = self.ctx
         resume = load_latest(ctx.checkpoint_dir) if (ctx.resume and ctx.checkpoint_dir) else None

@@ -6,12 +6,14 @@ import torch
 
 from headstart.model import ModelOutput
 from headstart.tasks import TASKS, build_task, task_from_state
+from headstart.tasks.adaptation import DomainOutput
 
 LABELS = {
     "classification": ["cat", "dog", "cat", "bird", "dog", "cat"],
     "multilabel": ["cat|outdoor", "dog", "cat", "bird|outdoor", "dog|indoor", "cat|indoor"],
     "regression": ["1.5", "2", "3.25", "10", "-4", "0"],
     "multitask": [("cat", "1.5"), ("dog", "2"), ("cat", "3"), ("bird", "10"), ("dog", "-4"), ("cat", "0")],
+    **{name: ["cat", "dog", "cat", "bird", "dog", "cat"] for name in ("dann", "coral", "mmd", "entropy")},
 }
 
 def _task(name):
@@ -34,7 +36,11 @@ def test_task_contract(name):
     assert len(targets) == len(labels)
     logits = torch.randn(len(labels), task.num_outputs, requires_grad=True)
     batch = {"targets": torch.as_tensor(targets)}
-    out = task.loss(ModelOutput(torch.randn(len(labels), 4), logits), batch, 0.5)
+    task.modules(4)
+    output = ModelOutput(torch.randn(len(labels), 4), logits)
+    if "unlabeled" in task.needs:  # a second stream: the target batch's features and logits
+        output = DomainOutput(output.features, logits, torch.randn(5, 4) + 1, torch.randn(5, task.num_outputs))
+    out = task.loss(output, batch, 0.5)
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and logits.grad is not None and logits.grad.abs().sum() > 0
     m = task.metrics(targets, logits.detach())

@@ -1,0 +1,165 @@
+"""Unsupervised domain adaptation as tasks: classification on the labeled source plus a loss that
+pulls the unlabeled target's features (or predictions) towards the source's, trained in the one
+trainer with a second, unlabeled stream (``needs = ("unlabeled",)``).
+
+- ``dann``: a domain discriminator behind a gradient-reversal layer (Ganin et al. 2016); the
+  reversal coefficient ramps up as ``2 / (1 + exp(-10 p)) - 1`` over training progress ``p``;
+- ``coral``: deep CORAL, the distance between the domains' feature covariances (Sun & Saenko 2016);
+- ``mmd``: multi-kernel maximum mean discrepancy between the domains' features, Gaussian kernels
+  at bandwidths spread around the batch's mean squared distance (Long et al. 2015);
+- ``entropy``: information maximisation on the target predictions: confident per example
+  (low conditional entropy) yet diverse over the batch (high marginal entropy), which keeps
+  entropy minimisation from collapsing onto one class (as in SHOT, Liang et al. 2020).
+
+Each alignment weight follows the same ramp as DANN's coefficient, so the classifier learns the
+source first. The source and target batches go through the model together (one forward for
+image tensors, so BatchNorm sees both domains; two for token dicts of different lengths).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from headstart.model import ModelOutput
+from headstart.tasks.classification import ClassificationTask
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.coeff * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
+    """Identity forward; the gradient multiplied by ``-coeff`` backward."""
+    return _GradientReversal.apply(x, coeff)
+
+
+def ramp(progress: float) -> float:
+    """DANN's schedule: 0 at the start of training, about 1 from a third of the way on."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||C_s - C_t||_F^2 / (4 d^2)``, C the (d, d) feature covariances."""
+    d = source.shape[1]
+    cs, ct = torch.cov(source.float().T), torch.cov(target.float().T)
+    return ((cs - ct) ** 2).sum() / (4 * d * d)
+
+
+def mmd_loss(source: torch.Tensor, target: torch.Tensor, scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+             ) -> torch.Tensor:
+    """Biased MMD^2 with a sum of Gaussian kernels, bandwidths ``scale * mean squared distance``."""
+    x = torch.cat([source, target]).float()
+    d2 = torch.cdist(x, x).pow(2)
+    base = d2.detach().sum() / max(1, x.shape[0] * (x.shape[0] - 1))
+    k = sum(torch.exp(-d2 / (s * base + 1e-12)) for s in scales)
+    n = source.shape[0]
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def information_maximisation(logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-example entropy minus the entropy of the mean prediction (lower is better)."""
+    p = F.softmax(logits.float(), dim=1)
+    conditional = -(p * torch.log(p + 1e-8)).sum(1).mean()
+    marginal = p.mean(0)
+    return conditional + (marginal * torch.log(marginal + 1e-8)).sum()
+
+
+@dataclass
+class DomainOutput(ModelOutput):
+    target_features: torch.Tensor  # (M, D) the unlabeled batch's pooled features
+    target_logits: torch.Tensor  # (M, C)
+
+
+class DomainAdaptationTask(ClassificationTask):
+    """Classification on the source, plus ``weight * ramp(progress) * alignment(source, target)``."""
+
+    name = ""
+    needs = ("unlabeled",)
+
+    def __init__(self, weight: float = 1.0, label_smoothing: float = 0.1) -> None:
+        super().__init__(label_smoothing=label_smoothing)
+        self.weight = weight
+
+    def forward(self, model: nn.Module, batch: dict[str, Any]) -> Any:
+        xs, xt = batch["inputs"], batch.get("unlabeled")
+        if xt is None:  # evaluation batches: no target stream
+            return model(xs)
+        if torch.is_tensor(xs):
+            out, n = model(torch.cat([xs, xt])), len(xs)
+            return DomainOutput(out.features[:n], out.logits[:n], out.features[n:], out.logits[n:])
+        s, t = model(xs), model(xt)
+        return DomainOutput(s.features, s.logits, t.features, t.logits)
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, output: Any, batch: dict[str, Any], progress: float) -> dict[str, torch.Tensor]:
+        terms = super().loss(output, batch, progress)
+        if not isinstance(output, DomainOutput):
+            return terms
+        coeff = self.weight * ramp(progress)
+        extra = self.alignment(output, coeff)
+        return {**extra, "source_loss": terms["loss"], "loss": terms["loss"] + extra["alignment"]}
+
+
+class DANNTask(DomainAdaptationTask):
+    name = "dann"
+
+    def __init__(self, weight: float = 1.0, hidden: int = 256, label_smoothing: float = 0.1) -> None:
+        super().__init__(weight=weight, label_smoothing=label_smoothing)
+        self.hidden = hidden
+
+    def modules(self, num_features: int) -> dict[str, nn.Module]:
+        self.discriminator_ = nn.Sequential(nn.Linear(num_features, self.hidden), nn.ReLU(),
+                                            nn.Linear(self.hidden, self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
+        return {"discriminator": self.discriminator_}
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        f = reverse_gradient(torch.cat([output.features, output.target_features]).float(), coeff)
+        logit = self.discriminator_(f).squeeze(1)
+        domain = torch.cat([torch.ones(len(output.features)), torch.zeros(len(output.target_features))]).to(logit)
+        loss = F.binary_cross_entropy_with_logits(logit, domain)
+        # the reversal carries the coefficient: the discriminator itself learns at full strength
+        return {"alignment": loss, "domain_accuracy": ((logit > 0).float() == domain).float().mean()}
+
+
+class CORALTask(DomainAdaptationTask):
+    name = "coral"
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        c = coral_loss(output.features, output.target_features)
+        return {"alignment": coeff * c, "coral": c}
+
+
+class MMDTask(DomainAdaptationTask):
+    name = "mmd"
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        m = mmd_loss(output.features, output.target_features)
+        return {"alignment": coeff * m, "mmd": m}
+
+
+class EntropyTask(DomainAdaptationTask):
+    name = "entropy"
+
+    def __init__(self, weight: float = 0.3, label_smoothing: float = 0.1) -> None:
+        super().__init__(weight=weight, label_smoothing=label_smoothing)
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        im = information_maximisation(output.target_logits)
+        return {"alignment": coeff * im, "information": im}
+
+
+ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask)

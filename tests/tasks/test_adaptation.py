@@ -1,0 +1,105 @@
+"""Domain adaptation tasks: the gradient reversal, the alignment losses against their formulas,
+and a tiny run through fit with an unlabeled target stream."""
+import numpy as np
+import pytest
+import torch
+
+from headstart import Headstart
+from headstart.tasks import build_task
+from headstart.tasks.adaptation import (
+    DomainOutput,
+    coral_loss,
+    information_maximisation,
+    mmd_loss,
+    ramp,
+    reverse_gradient,
+)
+from tests.conftest import write_image_folder
+
+
+def test_gradient_reversal_is_the_identity_forward_and_flips_the_gradient_exactly():
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, dtype=torch.float64)
+    y = reverse_gradient(x, 0.7)
+    (y * w).sum().backward()
+    assert torch.equal(y.detach(), x.detach()) and torch.equal(x.grad, -0.7 * w)
+
+
+def test_ramp_starts_at_zero_and_approaches_one():
+    assert ramp(0.0) == 0.0 and 0.99 < ramp(1.0) < 1.0 and ramp(0.3) > 0.9
+
+
+def test_coral_is_the_squared_frobenius_distance_of_the_covariances():
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(20, 4), rng.randn(30, 4) * 2 + 1
+    want = ((np.cov(a, rowvar=False) - np.cov(b, rowvar=False)) ** 2).sum() / (4 * 4 * 4)
+    assert float(coral_loss(torch.tensor(a), torch.tensor(b))) == pytest.approx(want, rel=1e-5)
+
+
+def test_mmd_matches_the_biased_estimate_written_out():
+    rng = np.random.RandomState(1)
+    a, b = rng.randn(6, 3), rng.randn(5, 3) + 0.5
+    x = np.vstack([a, b])
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    base = d2.sum() / (len(x) * (len(x) - 1))
+    k = sum(np.exp(-d2 / (s * base)) for s in (0.25, 0.5, 1.0, 2.0, 4.0))
+    want = k[:6, :6].mean() + k[6:, 6:].mean() - 2 * k[:6, 6:].mean()
+    got = float(mmd_loss(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)))
+    assert got == pytest.approx(want, rel=1e-4)
+    assert float(mmd_loss(torch.tensor(a), torch.tensor(a))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_information_maximisation_prefers_confident_and_diverse_predictions():
+    confident_diverse = torch.tensor([[9.0, 0.0], [0.0, 9.0]])
+    collapsed = torch.tensor([[9.0, 0.0], [9.0, 0.0]])
+    uncertain = torch.zeros(2, 2)
+    im = [float(information_maximisation(x)) for x in (confident_diverse, collapsed, uncertain)]
+    assert im[0] < im[1] and im[0] < im[2]
+    assert im[0] == pytest.approx(-np.log(2), abs=2e-3)  # 9-logit margins: near one-hot
+
+
+@pytest.mark.parametrize("name", ["dann", "coral", "mmd", "entropy"])
+def test_alignment_term_reaches_the_target_features(name):
+    task = build_task(name).fit_targets(["a", "b"])
+    task.modules(4)
+    fs, ft = torch.randn(6, 4, requires_grad=True), (torch.randn(6, 4) * 3 + 1).requires_grad_()
+    logits_t = ft @ torch.randn(4, 2)
+    out = DomainOutput(fs, fs @ torch.randn(4, 2), ft, logits_t)
+    terms = task.loss(out, {"targets": torch.tensor([0, 1, 0, 1, 0, 1])}, 0.5)
+    terms["loss"].backward()
+    assert terms["alignment"] != 0 and ft.grad is not None and ft.grad.abs().sum() > 0
+
+
+def test_dann_pushes_the_features_against_its_discriminator():
+    """The discriminator descends its loss while the features ascend it (reversed gradient)."""
+    torch.manual_seed(0)
+    task = build_task("dann").fit_targets(["a", "b"])
+    disc = task.modules(4)["discriminator"]
+    fs, ft = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4, requires_grad=True)
+    out = DomainOutput(fs, torch.zeros(8, 2), ft, torch.zeros(8, 2))
+    task.alignment(out, 1.0)["alignment"].backward()
+    with torch.no_grad():
+        before = float(task.alignment(out, 1.0)["alignment"])
+        for p in disc.parameters():
+            p -= 0.05 * p.grad
+        after_disc = float(task.alignment(out, 1.0)["alignment"])
+        moved = DomainOutput(fs - 0.05 * fs.grad, torch.zeros(8, 2), ft - 0.05 * ft.grad, torch.zeros(8, 2))
+        after_features = float(task.alignment(moved, 1.0)["alignment"])
+    assert after_disc < before and after_features > after_disc
+
+
+def test_adaptation_fits_end_to_end_with_an_unlabeled_target(tmp_path):
+    src = write_image_folder(tmp_path / "src", 6)
+    tgt = write_image_folder(tmp_path / "tgt", 4)
+    est = Headstart(backbone="tiny:cnn", task="dann", verbose=False, test_size=0.0,
+                    strategy_params={"epochs": 2, "batch_size": 8, "init_head": "random"},
+                    runtime={"cache_dir": False}).fit(src, unlabeled=tgt)
+    assert est.strategy_.name == "fine_tuning" and "unlabeled target" in est.strategy_reason_
+    assert len(est.predict(tgt)) == len(list(tgt.rglob("*.png")))
+
+
+def test_adaptation_with_a_frozen_backbone_is_refused(tmp_path):
+    src = write_image_folder(tmp_path / "src", 4)
+    with pytest.raises(ValueError, match="needs a strategy that trains the backbone"):
+        Headstart(backbone="tiny:cnn", task="coral", strategy="feature_extraction", verbose=False,
+                  runtime={"cache_dir": False}).fit(src, unlabeled=src)
