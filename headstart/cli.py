@@ -90,6 +90,11 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         budget: Optional[str] = typer.Option(None, help="with --strategy auto: run the planner within this time, e.g. 10m"),
         compare_scratch: bool = typer.Option(False, help="also train the strongest from-scratch baseline "
                                              "(small CNN / TF-IDF + logistic regression) on the same split"),
+        target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
+                                                        "will meet (a folder of images, or a CSV/JSONL of paths or "
+                                                        "texts; labels, if any, are ignored)"),
+        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
+                                            "(classification; the backbone is fine-tuned)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
@@ -98,6 +103,20 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     from headstart.evaluation.compare import compare_with_scratch, format_comparison
     from headstart.training.loop import TrainingInterrupted
 
+    if adapt is not None:
+        from headstart.tasks.adaptation import ADAPTATION_TASKS
+
+        known = [t.name for t in ADAPTATION_TASKS]
+        if adapt not in known:
+            raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(known)}")
+        if budget is not None or strategy == "plan":
+            raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; "
+                                     "fit without --budget")
+        if target_unlabeled is None:
+            raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
+        if task not in ("auto", "classification", adapt):
+            raise typer.BadParameter(f"--adapt {adapt} adapts a classifier; it does not combine with --task {task}")
+        task = adapt
     head_params: dict[str, Any] = {}
     if hidden:
         head_params["hidden"] = [int(h) for h in hidden.split(",")]
@@ -125,7 +144,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
             est = Planner(est, budget=budget, verbose=not quiet, **planner_params).fit(
                 data, val=val, test=test, spent=time.perf_counter() - started).best_estimator_
         else:
-            est.fit(data, val=val, test=test)  # writes the bundle (and checkpoints) to OUT
+            est.fit(data, val=val, test=test, unlabeled=target_unlabeled)  # writes the bundle (and checkpoints)
     except TrainingInterrupted as e:
         typer.echo(str(e).replace("run the same command with --resume (Python: resume=True)",
                                   "run the same command with --resume"), err=True)

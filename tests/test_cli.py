@@ -97,3 +97,20 @@ def test_fit_help_lists_the_registered_tasks_heads_and_strategies():
     text = " ".join(r.output.split())
     for name in ("multilabel", "regression", "prototype", "gradual_unfreezing"):
         assert name in text
+
+
+def test_fit_adapts_to_an_unlabeled_target_folder(tmp_path):
+    from tests.conftest import write_image_folder
+
+    src, tgt = write_image_folder(tmp_path / "src", 6), write_image_folder(tmp_path / "tgt", 3, seed=1)
+    r = runner.invoke(app, ["fit", str(src), "--backbone", "tiny:cnn", "--target-unlabeled", str(tgt),
+                            "--adapt", "coral", "-p", "epochs=1", "-p", "init_head=random",
+                            "--out", str(tmp_path / "m"), "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "m" / "headstart.json").read_text())
+    assert meta["task"]["name"] == "coral"
+
+
+def test_fit_adapt_without_a_target_is_refused(tmp_path):
+    r = runner.invoke(app, ["fit", str(tmp_path), "--adapt", "dann"])
+    assert r.exit_code != 0 and "--target-unlabeled" in r.output
