@@ -285,7 +285,7 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
     same splits, over seeds, with learning curves, in the task's own metric (accuracy, micro-F1,
     MAE); writes report.html and metrics.json."""
     from headstart.data.splits import stratified_split
-    from headstart.evaluation.compare import run_comparison, subset_strata
+    from headstart.evaluation.compare import ComparisonError, run_comparison, subset_strata
     from headstart.evaluation.report import write_comparison_report
 
     cols = dict(text_column=text_column, path_column=path_column, label_column=label_column)
@@ -304,8 +304,8 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
         comp = run_comparison(train, test_d, base, methods=methods.split(",") if methods else None,
                               sizes=[s.strip() for s in sizes.split(",")], seeds=list(range(seeds)),
                               log=lambda m: typer.echo(m, err=True))
-    except (ValueError, KeyError) as e:
-        typer.echo(f"error: {e.args[0] if e.args else e}", err=True)
+    except ComparisonError as e:  # found before any compute
+        typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(comp.format())
     path = write_comparison_report(comp, test_d, out, title=f"headstart compare: {data.name} with {backbone}",
@@ -313,7 +313,7 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
     typer.echo(f"report: {path}")
 
 
-def _compare_data(data: Path, test: Optional[Path], cols: dict[str, str], task: str, task_params: dict[str, Any],
+def _compare_data(data: Path, test: Path | None, cols: dict[str, str], task: str, task_params: dict[str, Any],
                   label_sep: str) -> tuple[Any, Any, Any, str]:
     """(pre-flight report, train, test or None, the task's kind) for ``compare``: the task
     detected from the labels and said aloud as ``fit`` does, the samples it cannot use skipped."""

@@ -50,6 +50,10 @@ def format_comparison(c: dict[str, Any]) -> str:
 COMPARED_TASKS = ("classification", "multilabel", "regression")
 
 
+class ComparisonError(ValueError):
+    """A comparison that cannot run as asked (task, methods, sizes), found before any compute."""
+
+
 def nested_order(labels: list[Any], seed: int) -> np.ndarray:
     """An order of the examples whose every prefix is (nearly) stratified by ``labels`` (classes,
     or any strata: see ``subset_strata``): each example gets its position within its shuffled
@@ -109,14 +113,15 @@ def resolve_task(task: Any, labels: Sequence[Any], separator: str = "|") -> tupl
         if "," in task or task == "multitask":
             kind = "multitask"
         elif task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS.list())}")
+            raise ComparisonError(f"unknown task {task!r}; known: {', '.join(TASKS.list())}")
         else:
             kind = task_kind(TASKS.get(task))
     else:
         kind = task_kind(task)
     if kind not in COMPARED_TASKS:
-        raise ValueError(f"compare covers {', '.join(COMPARED_TASKS)} targets, not {kind}: compare one target at a "
-                         "time (--label-column NAME --task KIND), or fit the multitask model with `headstart fit`")
+        raise ComparisonError(f"compare covers {', '.join(COMPARED_TASKS)} targets, not {kind}: compare one target "
+                              "at a time (--label-column NAME --task KIND), or fit the multitask model with "
+                              "`headstart fit`")
     return kind, why
 
 
@@ -248,13 +253,15 @@ def _methods_for(kind: str, methods: Sequence[str] | None) -> tuple[list[str], d
 
     chosen, skipped = [], {}
     for m in methods or DEFAULT_METHODS:
+        if m not in METHODS:
+            raise ComparisonError(f"unknown compare method {m!r}; known: {', '.join(METHODS.list())}")
         spec = METHODS.get(m)
         if spec.supports(kind):
             chosen.append(m)
         elif methods or not spec.trivial:  # another task's floor (majority, mean, prior) goes unsaid
             skipped[m] = f"for {', '.join(spec.tasks)} only"
     if not chosen:
-        raise ValueError(f"none of the methods {', '.join(methods or DEFAULT_METHODS)} supports {kind} targets")
+        raise ComparisonError(f"none of the methods {', '.join(methods or DEFAULT_METHODS)} supports {kind} targets")
     return chosen, skipped
 
 
@@ -264,12 +271,12 @@ def _check_subset(kind: str, sub: Any, base: dict[str, Any], n: int) -> None:
 
     if kind == "classification":
         if len(set(map(str, sub.labels))) < 2:
-            raise ValueError(f"a {n}-example subset holds a single class: use larger sizes")
+            raise ComparisonError(f"a {n}-example subset holds a single class: use larger sizes")
         return
     try:
         fitted_task(sub, base)
     except ValueError as e:
-        raise ValueError(f"a {n}-example subset cannot be learned ({e}): use larger sizes") from None
+        raise ComparisonError(f"a {n}-example subset cannot be learned ({e}): use larger sizes") from None
 
 
 def run_comparison(train: Any, test: Any, base: dict[str, Any], *, methods: Sequence[str] | None = None,
@@ -288,25 +295,36 @@ def run_comparison(train: Any, test: Any, base: dict[str, Any], *, methods: Sequ
     n_all = len(train)
     ns = sorted({n_all if str(s) == "all" else int(s) for s in sizes})
     if ns[-1] > n_all:
-        raise ValueError(f"size {ns[-1]} exceeds the {n_all} training examples")
+        raise ComparisonError(f"size {ns[-1]} exceeds the {n_all} training examples")
     comp = Comparison(sizes=ns, methods=chosen, seeds=list(seeds), n_test=len(test), task=kind,
                       trivial=[m for m in chosen if METHODS.get(m).trivial], skipped=skipped)
     for m, why in skipped.items():
         if log:
             log(f"  {m:<13} skipped: {why} (this is {kind})")
+    strata = subset_strata(kind, train.labels, sep)
+    subsets: dict[tuple[int, int], Any] = {}
     for seed in seeds:
-        order = nested_order(subset_strata(kind, train.labels, sep), seed)
+        order = nested_order(strata, seed)
         for n in ns:
-            sub = train.subset(np.sort(order[:n]).tolist())
-            _check_subset(kind, sub, base, n)
+            subsets[seed, n] = train.subset(np.sort(order[:n]).tolist())
+            _check_subset(kind, subsets[seed, n], base, n)  # every subset before any compute
+    for seed in seeds:
+        for n in ns:
+            sub = subsets[seed, n]
             for m in chosen:
                 run = run_method(m, sub, test, {**base, "seed": seed})
                 comp.add(m, n, seed, run)
                 if n == ns[-1] and seed == seeds[0]:
                     comp.detail[m] = run
                 if log:
-                    h, v = comp.headline, comp.headline.value(run.metrics)
-                    shown = f"{v:.2f}%" if h.key == "accuracy" else (f"{h.name} {v:.2f}%" if h.percent
-                                                                      else f"{h.name} {v:.4g}")
-                    log(f"  {m:<13} N={n:<6} seed {seed}: {shown} ({run.seconds:.1f} s, {run.peak_mb:.0f} MiB)")
+                    log(f"  {m:<13} N={n:<6} seed {seed}: {_shown(comp.headline, run.metrics)} "
+                        f"({run.seconds:.1f} s, {run.peak_mb:.0f} MiB)")
     return comp
+
+
+def _shown(h: Headline, metrics: dict[str, Any]) -> str:
+    """One run's headline for the progress log: "91.25%" (accuracy), "micro-F1 88.10%", "MAE 0.4679"."""
+    v = h.value(metrics)
+    if h.key == "accuracy":
+        return f"{v:.2f}%"
+    return f"{h.name} {v:.2f}%" if h.percent else f"{h.name} {v:.4g}"

@@ -156,7 +156,8 @@ for _name, _method in [
                             "features")),
     ("prototype", Method(_headstart(lambda m: recipes.prototypes()), True,
                          "nearest class mean on cached pretrained features (few-shot)", ("classification",))),
-    ("mlp_head", Method(_headstart(lambda m: recipes.mlp_head()), True, "MLP(1024) head on cached pretrained features")),
+    ("mlp_head", Method(_headstart(lambda m: recipes.mlp_head()), True,
+                        "MLP(1024) head on cached pretrained features")),
     ("fine_tuning", Method(_headstart(recipes.fine_tuning), True, "the whole network fine-tuned (headstart's recipe)")),
 ]:
     METHODS.register(_name)(_method)
