@@ -225,13 +225,14 @@ class Comparison:
     def format(self) -> str:
         h = self.headline
         head = f"{h.column} (95% CI)"
-        lines = [f"{'method':<14} {'N':>6} {head:>26}" + "".join(f" {label:>9}" for _, label in h.secondary)
+        wide = 0 if h.percent else 4  # intervals in the target's units take more room
+        lines = [f"{'method':<14} {'N':>6} {head:>{26 + wide}}" + "".join(f" {label:>9}" for _, label in h.secondary)
                  + f" {'time':>9} {'peak MiB':>9}"]
         for r in self.summary():
             ci = "" if math.isnan(r["ci_low"]) else (f" ({r['ci_low']:.1f}..{r['ci_high']:.1f})" if h.percent
                                                      else f" ({r['ci_low']:.3g}..{r['ci_high']:.3g})")
             second = "".join(f" {h.show(k, r[k]):>9}" for k, _ in h.secondary)
-            lines.append(f"{r['method']:<14} {r['n']:>6} {h.show(h.key, r['value']):>12}{ci:>14}{second} "
+            lines.append(f"{r['method']:<14} {r['n']:>6} {h.show(h.key, r['value']):>12}{ci:>{14 + wide}}{second} "
                          f"{r['seconds']:>8.1f}s {r['peak_mb']:>9.0f}")
         tail = "" if self.task == "classification" else (
             f"; task {self.task}, {h.name} {'higher' if h.direction > 0 else 'lower'} is better")
