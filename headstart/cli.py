@@ -285,7 +285,11 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
     same splits, over seeds, with learning curves, in the task's own metric (accuracy, micro-F1,
     MAE); writes report.html and metrics.json."""
     from headstart.data.splits import stratified_split
-    from headstart.evaluation.compare import ComparisonError, run_comparison, subset_strata
+    from headstart.evaluation.compare import (
+        ComparisonError,
+        run_comparison,
+        subset_strata,
+    )
     from headstart.evaluation.report import write_comparison_report
 
     cols = dict(text_column=text_column, path_column=path_column, label_column=label_column)
