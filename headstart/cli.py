@@ -284,8 +284,13 @@ def backbones() -> None:
 @app.command()
 def compare(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
             backbone: str = typer.Option("auto", help="the pretrained backbone to judge"),
-            methods: Optional[str] = typer.Option(None, help="comma-separated subset of: majority, classic, "
-                                                  "scratch, linear_probe, prototype, mlp_head, fine_tuning"),
+            task: str = typer.Option("auto", help="auto (from the labels) | classification | multilabel | regression"),
+            task_param: list[str] = typer.Option([], "--task-param", help="task parameter key=value, e.g. "
+                                                 "objective=huber (repeatable)"),
+            label_sep: str = typer.Option("|", help="separator of several labels in one cell (multilabel)"),
+            methods: Optional[str] = typer.Option(None, help="comma-separated subset of: majority (classification), "
+                                                  "mean (regression), prior (multilabel), classic, scratch, "
+                                                  "linear_probe, prototype (classification), mlp_head, fine_tuning"),
             sizes: str = typer.Option("all", help="training sizes, nested subsets, e.g. 50,100,500,all"),
             seeds: int = typer.Option(3, help="seeds per method and size"),
             test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified 20% split)"),
@@ -296,42 +301,66 @@ def compare(data: Path = typer.Argument(..., help="image folder (one subfolder p
             cache_dir: CacheDir = None,
             device: Device = None) -> None:
     """Did transfer help here, by how much, at what cost? Baselines and transfer recipes on the
-    same splits, over seeds, with learning curves; writes report.html and metrics.json."""
-    from headstart.data.sources import read_data
+    same splits, over seeds, with learning curves, in the task's own metric (accuracy, micro-F1,
+    MAE); writes report.html and metrics.json."""
     from headstart.data.splits import stratified_split
-    from headstart.data.validate import DataError, check_data
-    from headstart.evaluation.compare import run_comparison
+    from headstart.evaluation.compare import (
+        ComparisonError,
+        run_comparison,
+        subset_strata,
+    )
     from headstart.evaluation.report import write_comparison_report
 
     cols = dict(text_column=text_column, path_column=path_column, label_column=label_column)
+    if "," in label_column:
+        typer.echo("error: compare takes one label column (multitask targets are compared one at a time)", err=True)
+        raise typer.Exit(1)
+    task_params = _parse_params(task_param)
+    report, train, test_d, kind = _compare_data(data, test, cols, task, task_params, label_sep)
+    if test_d is None:
+        keep, held = stratified_split(subset_strata(kind, train.labels, label_sep), 0.2, 0)
+        train, test_d = train.subset(keep.tolist()), train.subset(held.tolist())
+    base = {"backbone": backbone, "task": kind if task == "auto" else task, "task_params": task_params or None,
+            "preprocessing": {"image_size": image_size},
+            "runtime": {"cache_dir": cache_dir, "device": device}, "data": {**cols, "label_separator": label_sep}}
     try:
-        train = read_data(data, **cols)
-        test_d = read_data(test, **cols) if test is not None else None
-        report, train, _, test_d = check_data(train, None, test_d, root=data if data.is_dir() else None)
-    except (DataError, ValueError, FileNotFoundError) as e:
+        comp = run_comparison(train, test_d, base, methods=methods.split(",") if methods else None,
+                              sizes=[s.strip() for s in sizes.split(",")], seeds=list(range(seeds)),
+                              log=lambda m: typer.echo(m, err=True))
+    except ComparisonError as e:  # found before any compute
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
-    if report.bad or report.warnings:
-        typer.echo(report.format(), err=True)
-    from headstart.tasks import detect_task
-
-    kind, why = detect_task(train.labels or [])
-    if kind != "classification":
-        typer.echo(f"error: {why}; compare's baselines and verdicts are for classification so far — fit it "
-                   f"with `headstart fit --task {kind}` (its report has the {kind} metrics)", err=True)
-        raise typer.Exit(1)
-    if test_d is None:
-        keep, held = stratified_split(train.labels, 0.2, 0)
-        train, test_d = train.subset(keep.tolist()), train.subset(held.tolist())
-    base = {"backbone": backbone, "preprocessing": {"image_size": image_size},
-            "runtime": {"cache_dir": cache_dir, "device": device}, "data": cols}
-    comp = run_comparison(train, test_d, base, methods=methods.split(",") if methods else None,
-                          sizes=[s.strip() for s in sizes.split(",")], seeds=list(range(seeds)),
-                          log=lambda m: typer.echo(m, err=True))
     typer.echo(comp.format())
     path = write_comparison_report(comp, test_d, out, title=f"headstart compare: {data.name} with {backbone}",
                                    data_report=report)
     typer.echo(f"report: {path}")
+
+
+def _compare_data(data: Path, test: Path | None, cols: dict[str, str], task: str, task_params: dict[str, Any],
+                  label_sep: str) -> tuple[Any, Any, Any, str]:
+    """(pre-flight report, train, test or None, the task's kind) for ``compare``: the task
+    detected from the labels and said aloud as ``fit`` does, the samples it cannot use skipped."""
+    from headstart.data.sources import read_data
+    from headstart.data.validate import DataError, check_data
+    from headstart.evaluation.compare import resolve_task
+    from headstart.tasks import build_task
+
+    try:
+        train = read_data(data, **cols)
+        test_d = read_data(test, **cols) if test is not None else None
+        kind, why = resolve_task(task, train.labels or [], label_sep)
+        task_obj = build_task(task if task != "auto" else kind, **task_params)
+        report, train, _, test_d = check_data(train, None, test_d, root=data if data.is_dir() else None,
+                                              classes=kind == "classification",
+                                              label_problem=getattr(task_obj, "label_problem", None))
+    except (DataError, ValueError, FileNotFoundError, KeyError, TypeError) as e:
+        typer.echo(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", err=True)
+        raise typer.Exit(1) from None
+    if why is not None and kind != "classification":
+        typer.echo(why, err=True)
+    if report.bad or report.warnings:
+        typer.echo(report.format(), err=True)
+    return report, train, test_d, kind
 
 
 @app.command()

@@ -32,6 +32,12 @@ def test_fit_compare_scratch_prints_both(tmp_path, text_data):
     assert "transfer: tiny:bert" in r.output and "scratch: tfidf:1-2" in r.output
 
 
+def test_compare_refuses_multitask_targets_with_a_message(tmp_path, text_data):
+    r = runner.invoke(app, ["compare", str(text_data[0]), "--task", "classification,regression",
+                            "--out", str(tmp_path / "c")])
+    assert r.exit_code == 1 and "compare covers classification, multilabel, regression targets, not multitask" in r.output
+
+
 def test_predict_text_from_csv_writes_csv(tmp_path, text_data):
     out = tmp_path / "m"
     assert runner.invoke(app, ["fit", str(text_data[0]), "--backbone", "tiny:bert", "--strategy",

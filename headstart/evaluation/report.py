@@ -1,11 +1,13 @@
 """``report.html``: one self-contained page (plots embedded as PNG data URIs, no script or style
 fetched) that answers "did transfer help here, by how much, at what cost?", plus ``metrics.json``.
 
-Sections: the verdict, the comparison table (mean and 95% CI over seeds, time, peak memory),
-learning curves (accuracy against labels and against wall time), per-epoch training curves,
-the confusion matrix and per-class metrics, the most confidently wrong test examples
-(thumbnails or snippets), and the pre-flight data summary. ``fit`` writes the same page for its
-single run."""
+Sections: the verdict, the comparison table (the task's headline metric — accuracy, micro-F1,
+MAE — with its 95% CI over seeds, the secondary metrics, time, peak memory), learning curves
+(the headline against labels and against wall time), per-epoch training curves, what the task
+shows of the best transfer run (classification: the confusion matrix, per-class metrics and the
+most confidently wrong test examples as thumbnails or snippets; multi-label: per-label metrics;
+regression: predicted-against-true and residual plots), and the pre-flight data summary.
+``fit`` writes the same page for its single run."""
 from __future__ import annotations
 
 import base64
@@ -19,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from headstart._files import atomic_write_text
+from headstart.evaluation.scoring import Headline
 
 # After load, count the plots that decoded, log it, and expose it to tests (headless Chromium).
 _CHECK_SCRIPT = """<script>
@@ -62,25 +65,29 @@ def _figure(w: float = 6.5, h: float = 4.0) -> tuple[Any, Any]:
     return plt.subplots(figsize=(w, h))
 
 
-def learning_curve_plots(summary: list[dict[str, Any]]) -> list[str]:
-    """Accuracy against the number of labels (data efficiency) and against wall time."""
+def learning_curve_plots(summary: list[dict[str, Any]], headline: Headline | None = None) -> list[str]:
+    """The headline metric (accuracy, micro-F1, MAE ...) against the number of labels (data
+    efficiency) and against wall time."""
+    h = headline or Headline()
     out = []
     methods = list(dict.fromkeys(r["method"] for r in summary))
+    what = h.name[:1].upper() + h.name[1:]
+    ylabel = f"test {h.name}" + (" (%)" if h.percent else "") + ("; lower is better" if h.direction < 0 else "")
     for xkey, xlabel, title in (("n", "labeled training examples", "Data efficiency"),
-                                ("seconds", "wall time per fit (s)", "Accuracy against cost")):
+                                ("seconds", "wall time per fit (s)", f"{what} against cost")):
         fig, ax = _figure()
         for m in methods:
             rows = sorted((r for r in summary if r["method"] == m), key=lambda r: r[xkey])
             x = [r[xkey] for r in rows]
-            y = [r["accuracy"] for r in rows]
+            y = [r["value"] for r in rows]
             err = None
             if all(not math.isnan(r["ci_low"]) for r in rows):
-                err = [[r["accuracy"] - r["ci_low"] for r in rows], [r["ci_high"] - r["accuracy"] for r in rows]]
+                err = [[r["value"] - r["ci_low"] for r in rows], [r["ci_high"] - r["value"] for r in rows]]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=m, linestyle="-" if xkey == "n" else ":")
         if len({r["n"] for r in summary}) > 1 or xkey == "seconds":
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -173,13 +180,18 @@ def per_class_table(metrics: dict[str, Any]) -> str:
     return _table(rows, ["class", "precision", "recall", "F1", "support"])
 
 
-def comparison_table(summary: list[dict[str, Any]]) -> str:
+def comparison_table(summary: list[dict[str, Any]], headline: Headline | None = None) -> str:
+    """Mean and 95% CI of the headline metric over seeds, the secondary metrics, cost."""
+    h = headline or Headline()
+    pct = "{:.1f} .. {:.1f}" if h.percent else "{:.3g} .. {:.3g}"
     rows = []
     for r in summary:
-        ci = "—" if math.isnan(r["ci_low"]) else f"{r['ci_low']:.1f} .. {r['ci_high']:.1f}"
-        rows.append([html.escape(r["method"]), str(r["n"]), f"{r['accuracy']:.2f}", ci, f"{r['macro_f1']:.2f}",
+        ci = "—" if math.isnan(r["ci_low"]) else pct.format(r["ci_low"], r["ci_high"])
+        second = [h.show(k, r[k]) for k, _ in h.secondary]
+        rows.append([html.escape(r["method"]), str(r["n"]), h.show(h.key, r["value"]), ci, *second,
                      f"{r['seconds']:.1f}", f"{r['peak_mb']:.0f}", "yes" if r["transfer"] else "no"])
-    return _table(rows, ["method", "N", "accuracy %", "95% CI", "macro-F1 %", "time (s)", "peak MiB", "transfer"])
+    labels = [label + (" %" if h.secondary_scale(k) == 100 else "") for k, label in h.secondary]
+    return _table(rows, ["method", "N", h.column, "95% CI", *labels, "time (s)", "peak MiB", "transfer"])
 
 
 def page(title: str, sections: list[tuple[str, str]], verdicts: list[str]) -> str:
@@ -201,27 +213,43 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _comparison_task_sections(comp: Any, test: Any) -> list[tuple[str, str]]:
+    """What the best transfer run (largest size, first seed) shows about its test predictions,
+    as its task has it: confusion matrix, per-class metrics and mistakes; per-label metrics;
+    predicted-against-true and residual plots."""
+    transfer = [m for m, r in comp.detail.items() if r.transfer]
+    if not transfer:
+        return []
+    h = comp.headline
+    best = max(transfer, key=lambda m: h.direction * h.value(comp.detail[m].metrics))
+    run, at = comp.detail[best], f"(N={comp.sizes[-1]}, seed {comp.seeds[0]})"
+    if "confusion_matrix" in run.metrics:
+        return [(f"Confusion matrix: {best} {at}",
+                 confusion_plot(run.metrics["confusion_matrix"], run.classes, f"{best}: confusion matrix")),
+                (f"Per-class metrics: {best}", per_class_table(run.metrics)),
+                (f"Most confidently wrong: {best}",
+                 confidently_wrong(test.items, test.labels, run.proba, run.classes, test.modality))]
+    if "per_label" in run.metrics:
+        return [(f"Per-label metrics: {best} {at}", per_label_table(run.metrics))]
+    if run.predictions is not None and hasattr(run.task, "encode_raw"):
+        y = run.task.encode_raw(test.labels, test.origins, "test")
+        return [(f"Predictions: {best} {at}",
+                 "".join(regression_plots(y, np.asarray(run.predictions, dtype=float))))]
+    return []
+
+
 def write_comparison_report(comp: Any, test: Any, out_dir: str | Path, *, title: str,
                             data_report: Any = None) -> Path:
-    """``report.html`` + ``metrics.json`` for a ``Comparison`` (``headstart compare``)."""
+    """``report.html`` + ``metrics.json`` for a ``Comparison`` (``headstart compare``), in the
+    task's headline metric."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = comp.summary()
-    sections = [("Comparison", comparison_table(summary)),
-                ("Learning curves", "".join(learning_curve_plots(summary)))]
+    sections = [("Comparison", comparison_table(summary, comp.headline)),
+                ("Learning curves", "".join(learning_curve_plots(summary, comp.headline)))]
     hist = history_plot({m: r.history for m, r in comp.detail.items()})
     sections.append((f"Training curves (N={comp.sizes[-1]}, seed {comp.seeds[0]})", hist or ""))
-    transfer = [m for m, r in comp.detail.items() if r.transfer]
-    if transfer:
-        best = max(transfer, key=lambda m: comp.detail[m].metrics["accuracy"])
-        run = comp.detail[best]
-        sections += [
-            (f"Confusion matrix: {best} (N={comp.sizes[-1]}, seed {comp.seeds[0]})",
-             confusion_plot(run.metrics["confusion_matrix"], run.classes, f"{best}: confusion matrix")),
-            (f"Per-class metrics: {best}", per_class_table(run.metrics)),
-            (f"Most confidently wrong: {best}",
-             confidently_wrong(test.items, test.labels, run.proba, run.classes, test.modality)),
-        ]
+    sections += _comparison_task_sections(comp, test)
     if data_report is not None:
         sections.append(("Pre-flight data check", f"<pre>{html.escape(data_report.format())}</pre>"))
     atomic_write_text(out / "report.html", page(title, sections, comp.verdicts()))
