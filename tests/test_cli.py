@@ -120,3 +120,21 @@ def test_fit_adapts_to_an_unlabeled_target_folder(tmp_path):
 def test_fit_adapt_without_a_target_is_refused(tmp_path):
     r = runner.invoke(app, ["fit", str(tmp_path), "--adapt", "dann"])
     assert r.exit_code != 0 and "--target-unlabeled" in r.output
+
+
+def test_fit_compare_scratch_on_a_regression_target_reports_the_task_metric(tmp_path):
+    rng = __import__("random").Random(0)
+    words = ["great", "fine", "bad", "awful", "superb", "dull"]
+    value = {"great": 4.0, "fine": 3.0, "bad": 1.5, "awful": 0.5, "superb": 5.0, "dull": 2.0}
+    for name, n in (("train", 40), ("test", 20)):
+        rows = ["text,score"]
+        for _ in range(n):
+            w = rng.choice(words)
+            rows.append(f"a {w} film of {rng.randint(1, 9)} acts,{value[w] + rng.random() * 0.2:.3f}")
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"),
+                            "--label-column", "score", "--task", "regression", "--backbone", "tiny:bert",
+                            "--strategy", "feature_extraction", "--out", str(tmp_path / "m"), "--compare-scratch",
+                            "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "MAE" in r.output and "training from scratch: MAE" in r.output

@@ -22,26 +22,45 @@ def compare_with_scratch(est: Any) -> dict[str, Any]:
     params = {**est.get_params(deep=False), "strategy_params": None, "head_params": None, **recipe,
               "run": None, "val_size": 0.0, "test_size": 0.0, "verbose": False}
     scratch = Headstart(**params).fit(splits["train"], val=splits["val"], test=splits["test"])
-    name, _ = est.task_.headline(est.metrics_["test"])
-    transfer = {"backbone": est.model_.backbone.spec, "strategy": est.strategy_.name,
-                "accuracy": est.metrics_["test"].get("accuracy"), "macro_f1": est.metrics_["test"].get("macro_f1"),
-                "fit_seconds": est.fit_seconds_}
-    result = {"backbone": scratch.model_.backbone.spec, "strategy": f"{scratch.strategy_.name} from scratch",
-              "accuracy": scratch.metrics_["test"].get("accuracy"),
-              "macro_f1": scratch.metrics_["test"].get("macro_f1"), "fit_seconds": scratch.fit_seconds_}
-    est.metrics_["scratch"] = result
-    return {"transfer": transfer, "scratch": result,
-            "gain_points": 100 * (transfer["accuracy"] - result["accuracy"])}
+    return _side_by_side(est, scratch)
+
+
+def _side_by_side(est: Any, scratch: Any) -> dict[str, Any]:
+    """Both fits' test results in the task's headline metric; ``better`` compares the tasks'
+    scores (higher is better for every task, so MAE's direction is handled)."""
+    def result(e: Any, strategy: str) -> dict[str, Any]:
+        test = e.metrics_["test"]
+        metric, value = e.task_.headline(test)
+        return {"backbone": e.model_.backbone.spec, "strategy": strategy, "metric": metric, "value": value,
+                "score": test["score"], "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
+                "fit_seconds": e.fit_seconds_}
+
+    transfer = result(est, est.strategy_.name)
+    res = result(scratch, f"{scratch.strategy_.name} from scratch")
+    est.metrics_["scratch"] = res
+    out = {"transfer": transfer, "scratch": res, "better": transfer["score"] > res["score"]}
+    if transfer["accuracy"] is not None and res["accuracy"] is not None:
+        out["gain_points"] = 100 * (transfer["accuracy"] - res["accuracy"])
+    return out
 
 
 def format_comparison(c: dict[str, Any]) -> str:
-    rows = [("", "accuracy", "macro-F1", "fit time"),
-            *[(f"{k}: {v['backbone']}", f"{v['accuracy']:.4f}", f"{v['macro_f1']:.4f}", f"{v['fit_seconds']:.1f} s")
-              for k, v in (("transfer", c["transfer"]), ("scratch", c["scratch"]))]]
+    t, sc = c["transfer"], c["scratch"]
+    if "gain_points" in c:
+        rows = [("", "accuracy", "macro-F1", "fit time"),
+                *[(f"{k}: {v['backbone']}", f"{v['accuracy']:.4f}", f"{v['macro_f1']:.4f}", f"{v['fit_seconds']:.1f} s")
+                  for k, v in (("transfer", t), ("scratch", sc))]]
+    else:
+        rows = [("", t["metric"], "fit time"),
+                *[(f"{k}: {v['backbone']}", f"{v['value']:.4f}", f"{v['fit_seconds']:.1f} s")
+                  for k, v in (("transfer", t), ("scratch", sc))]]
     w = max(len(r[0]) for r in rows)
-    lines = [f"{r[0]:<{w}}  {r[1]:>9}  {r[2]:>9}  {r[3]:>9}" for r in rows]
-    verdict = "beat" if c["gain_points"] > 0 else "did NOT beat"
-    lines.append(f"transfer {verdict} training from scratch by {c['gain_points']:+.1f} accuracy points")
+    lines = ["  ".join([f"{r[0]:<{w}}", *[f"{x:>9}" for x in r[1:]]]) for r in rows]
+    verdict = "beat" if c["better"] else "did NOT beat"
+    if "gain_points" in c:
+        lines.append(f"transfer {verdict} training from scratch by {c['gain_points']:+.1f} accuracy points")
+    else:
+        lines.append(f"transfer {verdict} training from scratch: {t['metric']} {t['value']:.4f} vs {sc['value']:.4f}")
     return "\n".join(lines)
 
 

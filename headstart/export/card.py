@@ -77,8 +77,9 @@ def model_card(meta: dict[str, Any]) -> str:
             lines.append("- **Negative transfer**: a model trained from scratch beat every pretrained recipe here.")
     if "scratch" in m:
         s = m["scratch"]
-        lines.append(f"\nSame architecture trained from scratch on the same split: accuracy "
-                     f"{s['accuracy']:.4f} in {s['fit_seconds']:.1f} s.")
+        metric, value = s.get("metric", "accuracy"), s.get("value", s.get("accuracy"))
+        lines.append(f"\nThe strongest from-scratch baseline ({s['backbone']}) on the same split: {metric} "
+                     f"{value:.4f} in {s['fit_seconds']:.1f} s.")
     data = meta.get("data")
     if data:
         train = data.get("counts", {}).get("train", {})
