@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from headstart.backbones.prepare import prepare_backbone, resolve_device
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
+from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
@@ -40,6 +41,7 @@ from headstart.strategies import (
     choose,
 )
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
+from headstart.tasks.adaptation import ADAPTATION_METHODS
 from headstart.training.context import FitContext, Split
 from headstart.training.loop import predict_logits
 from headstart.training.trainer import Trainer
@@ -101,7 +103,7 @@ class Headstart:
     def __init__(self, backbone: str = "auto", strategy: "str | Strategy" = "auto", head: str = "linear",
                  task: "str | Task" = "auto", head_params: dict[str, Any] | None = None,
                  strategy_params: dict[str, Any] | None = None, task_params: dict[str, Any] | None = None,
-                 preprocessing: dict[str, Any] | None = None, balance: str | None = "auto",
+                 adapt: str | None = None, preprocessing: dict[str, Any] | None = None, balance: str | None = "auto",
                  val_size: float | str = "auto", test_size: float = 0.2, final_fit: str = "all", seed: int = 0,
                  warm_start: bool = False,
                  runtime: Runtime | dict[str, Any] | None = None, run: RunOptions | dict[str, Any] | None = None,
@@ -113,6 +115,7 @@ class Headstart:
         self.head_params = head_params
         self.strategy_params = strategy_params
         self.task_params = task_params
+        self.adapt = adapt
         self.preprocessing = preprocessing
         self.balance = balance
         self.val_size = val_size
@@ -197,8 +200,15 @@ class Headstart:
         return from_sequences(source, labels, modality)
 
     def _resolve_task(self, data: LabeledData) -> Task:
-        """The task as given, or detected from the labels (said aloud)."""
+        """The task as given, or detected from the labels (said aloud); ``adapt`` names an
+        adaptation task (a classifier trained with the unlabeled target stream)."""
         params = dict(self.task_params or {})
+        if self.adapt is not None and self.adapt != "adabn":
+            if self.adapt not in ADAPTATION_METHODS:
+                raise ValueError(f"unknown adapt={self.adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
+            if self.task not in ("auto", "classification", self.adapt):
+                raise ValueError(f"adapt={self.adapt!r} adapts a classifier; it does not combine with task={self.task!r}")
+            return build_task(self.adapt, **params)
         if self.task != "auto":
             if isinstance(self.task, str) and "," not in self.task and self.task not in TASKS:
                 raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS.list())}")
@@ -260,6 +270,8 @@ class Headstart:
         if self.strategy == "plan":
             raise ValueError("strategy='plan' is the planner's job: headstart.Planner(Headstart(...), "
                              "budget='10m').fit(data) (CLI: headstart fit --budget 10m, or headstart plan)")
+        if self.adapt is not None and unlabeled is None:
+            raise ValueError(f"adapt={self.adapt!r} needs the target domain's inputs: fit(..., unlabeled=...)")
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
@@ -342,9 +354,22 @@ class Headstart:
                          resume=ro.resume, verbose=self.verbose, balance=balance,
                          checkpoint_every=ro.checkpoint_every, on_step=ro.on_step, log=self._log,
                          warm_start=getattr(self, "_warm", False), extras=extras)
+        if self.adapt == "adabn" and not batchnorm_layers(model.backbone):
+            raise ValueError(f"adapt='adabn': {model.backbone.spec} has no BatchNorm layers to re-estimate "
+                             "(transformers use LayerNorm); try adapt='coral', 'mmd', 'dann' or 'entropy'")
         history = Trainer(ctx).fit(model, self.task_, tr, va, self.strategy_)
         self.model_ = self.accelerator_.unwrap_model(model, keep_fp32_wrapper=False).eval().requires_grad_(False)
+        if self.adapt == "adabn":
+            self._adapt_batchnorm(extras["unlabeled"])
         return history
+
+    def _adapt_batchnorm(self, target: LabeledData) -> None:
+        """AdaBN: the trained model's BatchNorm statistics re-estimated on the target inputs."""
+        bb = self.model_.backbone
+        loader = make_loader(target, None, bb.pretrained_cfg, bb.tokenizer(), train=False,
+                             batch_size=max(64, self.runtime_.batch_size))
+        n = adapt_batchnorm(bb, (b["inputs"] for b in loader), next(bb.parameters()).device)
+        self._log(f"AdaBN: {n} BatchNorm layers re-estimated on {len(target)} unlabeled target inputs")
 
     def _balance(self, tr: Split) -> str | None:
         if self.balance != "auto":

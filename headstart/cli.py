@@ -93,8 +93,9 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
                                                         "will meet (a folder of images, or a CSV/JSONL of paths or "
                                                         "texts; labels, if any, are ignored)"),
-        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
-                                            "(classification; the backbone is fine-tuned)"),
+        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy (a "
+                                            "classifier; the backbone is fine-tuned) | adabn (BatchNorm "
+                                            "statistics re-estimated on the target; no training)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
@@ -104,26 +105,23 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     from headstart.training.loop import TrainingInterrupted
 
     if adapt is not None:
-        from headstart.tasks.adaptation import ADAPTATION_TASKS
+        from headstart.tasks.adaptation import ADAPTATION_METHODS
 
-        known = [t.name for t in ADAPTATION_TASKS]
-        if adapt not in known:
-            raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(known)}")
+        if adapt not in ADAPTATION_METHODS:
+            raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
         if budget is not None or strategy == "plan":
             raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; "
                                      "fit without --budget")
         if target_unlabeled is None:
             raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
-        if task not in ("auto", "classification", adapt):
-            raise typer.BadParameter(f"--adapt {adapt} adapts a classifier; it does not combine with --task {task}")
-        task = adapt
     head_params: dict[str, Any] = {}
     if hidden:
         head_params["hidden"] = [int(h) for h in hidden.split(",")]
     if dropout is not None:
         head_params["dropout"] = dropout
     try:
-        est = Headstart(backbone=backbone, strategy=strategy, head=head, task=task, head_params=head_params or None,
+        est = Headstart(backbone=backbone, strategy=strategy, head=head, task=task, adapt=adapt,
+                        head_params=head_params or None,
                         strategy_params=_parse_params(param) or None, task_params=_parse_params(task_param) or None,
                         preprocessing={"image_size": image_size, "max_length": max_length}, seed=seed,
                         final_fit=final_fit,

@@ -163,3 +163,5 @@ class EntropyTask(DomainAdaptationTask):
 
 
 ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask)
+# what ``adapt=`` accepts: the tasks above, and AdaBN (headstart.adaptation.batchnorm: no training)
+ADAPTATION_METHODS = (*(t.name for t in ADAPTATION_TASKS), "adabn")
