@@ -58,6 +58,29 @@ def _data_spec(text_column: str, path_column: str, label_column: str, **extra: A
     return DataSpec(text_column=text_column, path_column=path_column, label_column=label_column, **extra)
 
 
+def _check_adapt(adapt: str | None, target: Path | None, planned: bool) -> None:
+    """``--adapt`` names a known method, has a target, and is not given to the planner."""
+    if adapt is None:
+        return
+    from headstart.tasks.adaptation import ADAPTATION_METHODS
+
+    if adapt not in ADAPTATION_METHODS:
+        raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
+    if planned:
+        raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; fit without --budget")
+    if target is None:
+        raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
+
+
+def _head_params(hidden: str | None, dropout: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if hidden:
+        out["hidden"] = [int(h) for h in hidden.split(",")]
+    if dropout is not None:
+        out["dropout"] = dropout
+    return out
+
+
 @app.command(cls=RegistryHelp)
 def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
         backbone: str = typer.Option("auto", help="catalog alias or source:name (see `headstart backbones`)"),
@@ -101,24 +124,10 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import RunOptions, Runtime
-    from headstart.evaluation.compare import compare_with_scratch, format_comparison
     from headstart.training.loop import TrainingInterrupted
 
-    if adapt is not None:
-        from headstart.tasks.adaptation import ADAPTATION_METHODS
-
-        if adapt not in ADAPTATION_METHODS:
-            raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
-        if budget is not None or strategy == "plan":
-            raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; "
-                                     "fit without --budget")
-        if target_unlabeled is None:
-            raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
-    head_params: dict[str, Any] = {}
-    if hidden:
-        head_params["hidden"] = [int(h) for h in hidden.split(",")]
-    if dropout is not None:
-        head_params["dropout"] = dropout
+    _check_adapt(adapt, target_unlabeled, budget is not None or strategy == "plan")
+    head_params = _head_params(hidden, dropout)
     try:
         est = Headstart(backbone=backbone, strategy=strategy, head=head, task=task, adapt=adapt,
                         head_params=head_params or None,
@@ -148,12 +157,19 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                                   "run the same command with --resume"), err=True)
         raise typer.Exit(130) from None
     if compare_scratch:
-        if "test" not in est.metrics_:
-            raise typer.BadParameter("--compare-scratch needs a test split")
-        typer.echo(format_comparison(compare_with_scratch(est)))
-        est.save(out)  # again, now with the scratch result in the metrics, model card and report
-        est.write_report(out)
+        _compare_scratch(est, out)
     typer.echo(f"bundle: {out}")
+
+
+def _compare_scratch(est: Any, out: Path) -> None:
+    """``fit --compare-scratch``: the strongest from-scratch baseline on the same split."""
+    from headstart.evaluation.compare import compare_with_scratch, format_comparison
+
+    if "test" not in est.metrics_:
+        raise typer.BadParameter("--compare-scratch needs a test split")
+    typer.echo(format_comparison(compare_with_scratch(est)))
+    est.save(out)  # again, now with the scratch result in the metrics, model card and report
+    est.write_report(out)
 
 
 @app.command()
