@@ -14,7 +14,7 @@ import numpy as np
 
 from headstart._files import atomic_write_text
 from headstart.adaptation.plot import plot_domains
-from headstart.adaptation.shift import ShiftReport, shift_test
+from headstart.adaptation.shift import ShiftReport, p_text, shift_test
 from headstart.data._base import LabeledData
 from headstart.data.unlabeled import read_unlabeled
 from headstart.data.validate import DataError, check_data
@@ -84,7 +84,7 @@ def write_shift(report: ShiftReport, source: np.ndarray, target: np.ndarray, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     title = (f"{report.backbone or 'features'}: domain accuracy {100 * report.domain_accuracy:.0f}%, "
-             f"MMD² {report.mmd2:.3g}, p = {report.p_value:.3g}")
+             f"MMD² {report.mmd2:.3g}, {p_text(report.p_value)}")
     plot = plot_domains(source, target, out / f"shift.{plot_format}", title=title, seed=report.seed)
     atomic_write_text(out / "shift.json", json.dumps(report.to_dict(), indent=2))
     return [out / "shift.json", plot]

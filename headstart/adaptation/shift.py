@@ -178,7 +178,7 @@ def mmd_permutation_test(source: np.ndarray, target: np.ndarray, *, permutations
     return _mmd_on_gram(pooled_gram(source, target), len(source), permutations, seed)
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
@@ -213,7 +213,7 @@ class ShiftReport:
 
     @property
     def verdict(self) -> str:
-        acc, p = f"{100 * self.domain_accuracy:.0f}%", _p_text(self.p_value)
+        acc, p = f"{100 * self.domain_accuracy:.0f}%", p_text(self.p_value)
         few = min(self.n_source, self.n_target) < FEW
         if self.shifted and self.domain_accuracy >= STRONG:
             return (f"the target differs from the training data: a classifier tells them apart {acc} of the time, "
@@ -241,7 +241,7 @@ class ShiftReport:
                       f"{self.components} principal components; 50% is chance), "
                       f"proxy A-distance {self.proxy_a_distance:.2f} (0 to 2)")
         test = (f"{self.mmd2:.4g} (Gaussian kernel, median-heuristic bandwidth {self.bandwidth:.3g}), "
-                f"{_p_text(self.p_value)} ({self.permutations} permutations"
+                f"{p_text(self.p_value)} ({self.permutations} permutations"
                 + ("; none reached it: the smallest p they can give)" if floor else ")"))
         lines = [f"shift: {sizes} {what}samples, {self.num_features} features{by}",
                  f"domain classifier: {classifier}", f"MMD²: {test}"]
