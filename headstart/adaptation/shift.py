@@ -179,6 +179,7 @@ def mmd_permutation_test(source: np.ndarray, target: np.ndarray, *, permutations
 
 
 def p_text(p: float) -> str:
+    """``p < 0.001``, ``p = 0.004``, ``p = 0.43``: as the verdict writes it."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
