@@ -481,6 +481,52 @@ def _rank_now(data: Path, params: dict[str, Any], cache_dir: Optional[Path], mem
     return result
 
 
+SHIFT_OUT = Path("headstart-shift")
+
+
+@app.command()
+def shift(source: Annotated[Path, typer.Argument(help="the training data: image folder (class subfolders or flat), "
+                                                 "or CSV/JSONL; labels are not needed")],
+          target: Annotated[Path, typer.Argument(help="the data the model will meet, unlabeled: a folder of images "
+                                                 "(flat, or nested with any names: ignored), or a CSV/JSONL of "
+                                                 "paths or texts")],
+          backbone: Annotated[str, typer.Option(help="catalog alias or source:name; auto = efficientnet_lite0 "
+                                                "for images, minilm for texts")] = "auto",
+          out: Annotated[Path, typer.Option(help="directory for shift.json and the PCA plot")] = SHIFT_OUT,
+          permutations: Annotated[int, typer.Option(help="permutations of the MMD two-sample test; "
+                                                    "p is at least 1/(1+N)")] = 1000,
+          max_samples: Annotated[int, typer.Option(help="inputs used per domain, a seeded subsample "
+                                                   "(0: all, up to 10000 each)")] = 1000,
+          alpha: Annotated[float, typer.Option(help="level of the test: p below it is called a shift")] = 0.05,
+          seed: Annotated[int, typer.Option(help="seed of the subsamples, folds and permutations")] = 0,
+          plot_format: Annotated[str, typer.Option(help="png | svg")] = "png",
+          image_size: Annotated[int | None, typer.Option(help="input size (default: from the source)")] = None,
+          max_length: Annotated[int | None, typer.Option(help="max tokens for text")] = None,
+          text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",
+          on_bad_sample: Annotated[str, typer.Option(help="skip (list every skipped file) | fail")] = "skip",
+          cache_dir: CacheDir = None, device: Device = None,
+          as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+    """Does TARGET differ from SOURCE? On frozen backbone features (cached): a domain classifier's
+    cross-validated accuracy (proxy A-distance) and an MMD two-sample test with a permutation
+    p-value, a plain verdict, and a PCA plot of both domains. Exit status 0 either way."""
+    from headstart.adaptation.detect import detect_shift
+    from headstart.data.validate import DataError
+
+    if plot_format not in ("png", "svg"):
+        raise typer.BadParameter("--plot-format must be png or svg")
+    columns = {"text_column": text_column, "path_column": path_column, "label_column": label_column}
+    try:
+        report = detect_shift(source, target, backbone=backbone, out=out, permutations=permutations,
+                              max_samples=max_samples or None, alpha=alpha, seed=seed, on_bad_sample=on_bad_sample,
+                              columns=columns, image_size=image_size, max_length=max_length, cache_dir=cache_dir,
+                              device=device, plot_format=plot_format, log=lambda m: typer.echo(m, err=True))
+    except (DataError, ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
+    typer.echo(f"written: {out / 'shift.json'}, {out / f'shift.{plot_format}'}", err=True)
+
+
 @app.command()
 def demo(data: Optional[Path] = typer.Option(None, help="examples folder (default: the repository's)"),
          modality: str = typer.Option("both", help="image | text | both")) -> None:

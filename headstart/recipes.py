@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# The pretrained backbone ``auto`` means, per modality (both load offline here).
+DEFAULT_BACKBONES: dict[str, str] = {"image": "efficientnet_lite0", "text": "minilm"}
+
 # The text recipe measured on Rotten Tomatoes (benchmarks/rotten_tomatoes.py): random head, encoder
 # lr 5e-5 and head lr 5e-4 without layer decay, batch 8, 5 epochs (label smoothing 0.1: the
 # classification task's default).
