@@ -20,19 +20,21 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
 from headstart.backbones.prepare import prepare_backbone, resolve_device
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
-from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
 from headstart.data.loaders import make_loader
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
+from headstart.data.unlabeled import read_unlabeled
 from headstart.data.validate import check_data
 from headstart.export.bundle import load_bundle, save_bundle
 from headstart.export.card import model_card
 from headstart.features.cache import FeatureCache
 from headstart.heads import build_head
 from headstart.model import TransferModel
+from headstart.recipes import DEFAULT_BACKBONES
 from headstart.strategies import (
     STRATEGIES,
     FeatureExtraction,
@@ -46,7 +48,6 @@ from headstart.training.context import FitContext, Split
 from headstart.training.loop import predict_logits
 from headstart.training.trainer import Trainer
 
-DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm"}
 CONFIGS = {"runtime": Runtime, "run": RunOptions, "data": DataSpec}
 
 
@@ -280,6 +281,9 @@ class Headstart:
         prev = getattr(self, "task_", None) if self.warm_start else None
         self.task_ = self._resolve_task(data)
         data, val, test = self._preflight(X, data, val, test)
+        if unlabeled is not None:
+            unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
+            self._check_shift(data, unlabeled)
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality
@@ -362,6 +366,22 @@ class Headstart:
         if self.adapt == "adabn":
             self._adapt_batchnorm(extras["unlabeled"])
         return history
+
+    def _check_shift(self, source: LabeledData, target: LabeledData) -> None:
+        """Has the data shifted? A domain classifier and an MMD test on the pretrained features
+        (``headstart.adaptation``), said aloud before training; ``shift_`` keeps the report and,
+        with an output folder, shift.json and the plot go there."""
+        import tempfile
+
+        from headstart.adaptation.detect import detect_shift
+
+        rt = self.runtime_
+        spec = DEFAULT_BACKBONES[source.modality] if self.backbone == "auto" else self.backbone
+        with tempfile.TemporaryDirectory() as scratch:
+            self.shift_ = detect_shift(source, target, backbone=spec, out=self.run_.out, seed=self.seed, log=None,
+                                       cache_dir=scratch if rt.cache_dir is False else rt.cache_dir, device=rt.device,
+                                       image_size=self._prep("image_size"), max_length=self._prep("max_length"))
+        self._log(f"target data: {self.shift_.verdict}")
 
     def _adapt_batchnorm(self, target: LabeledData) -> None:
         """AdaBN: the trained model's BatchNorm statistics re-estimated on the target inputs."""

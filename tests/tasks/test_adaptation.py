@@ -103,3 +103,22 @@ def test_adaptation_with_a_frozen_backbone_is_refused(tmp_path):
     with pytest.raises(ValueError, match="needs a strategy that trains the backbone"):
         Headstart(backbone="tiny:cnn", task="coral", strategy="feature_extraction", verbose=False,
                   runtime={"cache_dir": False}).fit(src, unlabeled=src)
+
+
+def test_fit_with_an_unlabeled_target_reports_the_shift_first(tmp_path, capsys):
+    """A flat folder of inverted images: read without labels, and the shift said before training."""
+    from PIL import ImageOps
+
+    from tests.conftest import COLOURS, make_image
+
+    src = write_image_folder(tmp_path / "src", 8)
+    flat = tmp_path / "target"
+    flat.mkdir()
+    for c, rgb in COLOURS.items():
+        for i in range(8):
+            ImageOps.invert(make_image(rgb, 7000 + i)).save(flat / f"{c}_{i}.png")
+    est = Headstart(backbone="tiny:cnn", adapt="adabn", strategy="feature_extraction", test_size=0.0,
+                    runtime={"cache_dir": False}).fit(src, unlabeled=flat)
+    out = capsys.readouterr().out
+    assert est.shift_.shifted and "target data: the target differs from the training data" in out
+    assert out.index("target data:") < out.index("strategy feature_extraction")
