@@ -381,7 +381,10 @@ class Headstart:
             self.shift_ = detect_shift(source, target, backbone=spec, out=self.run_.out, seed=self.seed, log=None,
                                        cache_dir=scratch if rt.cache_dir is False else rt.cache_dir, device=rt.device,
                                        image_size=self._prep("image_size"), max_length=self._prep("max_length"))
-        self._log(f"target data: {self.shift_.verdict}")
+        verdict = self.shift_.verdict
+        if self.adapt is not None:  # already asked for: say what is being done instead of advising it
+            verdict = verdict.replace("consider --adapt", f"adapting with {self.adapt}")
+        self._log(f"target data: {verdict}")
 
     def _adapt_batchnorm(self, target: LabeledData) -> None:
         """AdaBN: the trained model's BatchNorm statistics re-estimated on the target inputs."""
@@ -389,7 +392,8 @@ class Headstart:
         loader = make_loader(target, None, bb.pretrained_cfg, bb.tokenizer(), train=False,
                              batch_size=max(64, self.runtime_.batch_size))
         n = adapt_batchnorm(bb, (b["inputs"] for b in loader), next(bb.parameters()).device)
-        self._log(f"AdaBN: {n} BatchNorm layers re-estimated on {len(target)} unlabeled target inputs")
+        self._log(f"AdaBN: {n} BatchNorm layers re-estimated on {len(target)} unlabeled target inputs; the model "
+                  "is now for the target domain (figures measured on source data below use the target's statistics)")
 
     def _balance(self, tr: Split) -> str | None:
         if self.balance != "auto":
