@@ -25,3 +25,11 @@ def run_seeds(name: str, seeds: list[int], one: Callable[[int, str], dict[str, A
 
 def row(r: dict[str, Any]) -> str:
     return f"{r['method']:<34} {r['mean']:6.2f} ± {r['std']:4.2f} [{len(r['accs'])}]  {r['seconds']:7.1f} s"
+
+
+def ci(values: list[float], digits: int = 3) -> str:
+    """``mean ± half-width`` of the 95% Student-t interval over seeds (headstart's ``mean_ci``)."""
+    from headstart.evaluation.compare import mean_ci
+
+    mean, low, high = mean_ci(values)
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"

@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import ci  # noqa: E402
 from benchmarks.splits import FMNIST_CLASSES, load_fmnist  # noqa: E402
 
 TEST_SEED = 12345
@@ -118,14 +119,6 @@ def headstart(xtr: list, ttr: np.ndarray, xte: list, tte: np.ndarray, seed: int,
     est = Headstart(task="multilabel", seed=seed, verbose=False, runtime={"cache_dir": cache}, **params)
     est.fit(xtr, as_labels(ttr), test=(xte, as_labels(tte)))
     return {k: float(est.metrics_["test"][k]) for k in METRICS}
-
-
-def ci(values: list[float]) -> str:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return f"{v.mean():.3f} ± {half:.3f}"
 
 
 def main() -> None:

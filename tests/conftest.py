@@ -29,6 +29,12 @@ def make_image(colour: tuple[int, int, int], seed: int, size: int = 24) -> Image
     return Image.fromarray(arr.astype(np.uint8))
 
 
+# review vocabulary of the generated text CSVs (tags fun/sad/long set by their words)
+REVIEW_WORDS = {"fun": ["hilarious", "witty", "funny"], "sad": ["tragic", "tearful", "grim"],
+         "long": ["sprawling", "epic", "lengthy"]}
+REVIEW_FILLER = ["the", "film", "was", "and", "a", "story", "with", "cast"]
+
+
 def write_image_folder(root: Path, per_class: int, seed: int = 0) -> Path:
     for c, rgb in COLOURS.items():
         (root / c).mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from headstart.cli import app
+from tests.conftest import REVIEW_FILLER, REVIEW_WORDS
 
 runner = CliRunner()
-WORDS = {"fun": ["hilarious", "witty", "funny"], "sad": ["tragic", "tearful", "grim"],
-         "long": ["sprawling", "epic", "lengthy"]}
-FILLER = ["the", "film", "was", "and", "a", "story", "with", "cast"]
+WORDS, FILLER = REVIEW_WORDS, REVIEW_FILLER
 
 
 def write_reviews(path, n, seed):

@@ -10,11 +10,9 @@ from typer.testing import CliRunner
 
 from headstart import Headstart, load
 from headstart.cli import app
-from tests.conftest import write_image_folder
+from tests.conftest import REVIEW_FILLER, REVIEW_WORDS, write_image_folder
 
-WORDS = {"fun": ["hilarious", "witty", "funny"], "sad": ["tragic", "tearful", "grim"],
-         "long": ["sprawling", "epic", "lengthy"]}
-FILLER = ["the", "film", "was", "and", "a", "story", "with", "cast"]
+WORDS, FILLER = REVIEW_WORDS, REVIEW_FILLER
 
 
 def write_tagged_csv(path, n, seed):
