@@ -220,63 +220,74 @@ def eval_(bundle: Path, data: Path,
         json_out.write_text(json.dumps(m, indent=2))
 
 
-def _inputs(est: Any, inputs: list[str]) -> list[Any]:
-    """Image paths as given; for text models, a .csv/.jsonl/.txt file expands to its texts."""
-    if est.modality_ == "image":
-        return [Path(i) for i in inputs]
-    from headstart.data.sources import read_data
-
-    texts: list[str] = []
-    for i in inputs:
-        p = Path(i)
-        if p.suffix.lower() in (".csv", ".tsv", ".jsonl") and p.is_file():
-            texts += read_data(p, text_column=est.data_.text_column, label_column=est.data_.label_column).items
-        elif p.suffix.lower() == ".txt" and p.is_file():
-            texts += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-        else:
-            texts.append(i)
-    return texts
-
-
-def _prediction_rows(est: Any, items: list[Any]) -> list[dict[str, Any]]:
-    """One row per input: the prediction as the task decodes it, and probabilities when it has them
-    (multi-label predictions are label lists; multitask ones one column per target)."""
-    import numpy as np
-
-    pred = est.predict(items)
-    proba = est.predict_proba(items) if est.task_.proba else None
-    rows = []
-    for i, (it, p) in enumerate(zip(items, pred)):
-        row: dict[str, Any] = {"input": str(it)}
-        if est.task_.name == "multitask":
-            row.update({name: v for name, v in zip(est.task_.tasks, p)})
-        else:
-            row["label" if est.classes_ is not None else "value"] = (
-                "|".join(map(str, p)) if isinstance(p, tuple) else (p.item() if isinstance(p, np.generic) else p))
-        if proba is not None:
-            row.update({f"p_{c}": float(v) for c, v in zip(est.classes_, proba[i])})
-        rows.append(row)
-    return rows
-
-
 @app.command()
-def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image files, or texts / text files"),
+def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image files or a folder of images (any "
+                                                            "depth), a CSV/JSONL of paths or texts, or texts"),
             format: str = typer.Option("csv", help="csv | json"),
-            output: Optional[Path] = typer.Option(None, help="write here instead of stdout")) -> None:
-    """Predict labels and class probabilities."""
-    import pandas as pd
-
+            output: Optional[Path] = typer.Option(None, "--out", "--output", help="write here instead of stdout; "
+                                                  "CSV output is streamed batch by batch (any number of inputs)"),
+            resume: bool = typer.Option(False, help="continue an interrupted --out run where it stopped"),
+            batch_size: int = typer.Option(64),
+            num_workers: str = typer.Option("auto", help="image decoding workers, or auto (from the CPU count)"),
+            device: Device = None, quiet: bool = typer.Option(False, help="no progress lines")) -> None:
+    """Predict labels and class probabilities (or the task's outputs), one row per input."""
     from headstart.api import load
 
-    est = load(bundle)
-    items = _inputs(est, inputs)
-    rows = _prediction_rows(est, items)
-    if format == "json":
-        text = json.dumps(rows, indent=2, default=str)
-    elif format == "csv":
-        text = pd.DataFrame(rows).to_csv(index=False)
-    else:
+    est = load(bundle, device=device)
+    try:
+        data = _inputs(est, inputs)
+        if output is not None and format == "csv":
+            from headstart.inference import predict_to_csv
+
+            n = predict_to_csv(est, data, output, resume=resume, batch_size=batch_size,
+                               num_workers=num_workers if num_workers == "auto" else int(num_workers),
+                               progress=not quiet)
+            typer.echo(f"{n} predictions written to {output}" + (" (resumed)" if resume else ""), err=True)
+            return
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    _print_predictions(est, data, format, output)
+
+
+def _inputs(est: Any, inputs: list[str]) -> Any:
+    """LabeledData in the bundle's modality: a folder expands to its images, a .csv/.jsonl to its
+    paths or texts, a .txt (text models) to its lines; anything else is an image path or a text."""
+    from headstart.data._base import LabeledData
+    from headstart.data.unlabeled import read_unlabeled
+
+    first = Path(inputs[0])
+    if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".csv", ".tsv", ".jsonl")):
+        data = read_unlabeled(first, **est.data_.columns)
+        if data.modality != est.modality_:
+            raise ValueError(f"{first}: {data.modality} inputs, but this bundle is a {est.modality_} model")
+        return data
+    items: list[Any] = []
+    for i in inputs:
+        p = Path(i)
+        if est.modality_ == "image":
+            items.append(p)
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            items += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            items.append(i)
+    return LabeledData(items, None, est.modality_)
+
+
+def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path]) -> None:
+    import pandas as pd
+    import torch
+
+    from headstart.inference import flat_row, records
+
+    if format not in ("csv", "json"):
         raise typer.BadParameter("format must be csv or json")
+    recs = records(est.task_, torch.from_numpy(est.decision_function(data)))
+    if format == "json":
+        text = json.dumps([{"input": str(it), **r} for it, r in zip(data.items, recs)], indent=2, default=str)
+    else:
+        rows = [flat_row(str(it), r, est.data_.label_separator) for it, r in zip(data.items, recs)]
+        text = pd.DataFrame(rows).to_csv(index=False)
     if output:
         output.write_text(text)
     else:
@@ -525,6 +536,31 @@ def shift(source: Annotated[Path, typer.Argument(help="the training data: image 
         raise typer.Exit(1) from None
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     typer.echo(f"written: {out / 'shift.json'}, {out / f'shift.{plot_format}'}", err=True)
+
+
+@app.command()
+def serve(bundles: list[Path] = typer.Argument(..., help="bundle folders written by fit"),
+          name: list[str] = typer.Option([], "--name", help="a name per bundle, in order (default: the folder's name)"),
+          host: str = typer.Option("127.0.0.1", help="0.0.0.0 to listen on every interface"),
+          port: int = typer.Option(8000),
+          api_key_file: Optional[Path] = typer.Option(None, help="a file holding the API key that /v1/ requests "
+                                                      "must send (Authorization: Bearer KEY or X-API-Key)"),
+          max_batch: int = typer.Option(32, help="most inputs in one micro-batched forward pass"),
+          max_wait_ms: float = typer.Option(5.0, help="how long a request waits for others to join its batch"),
+          max_items: int = typer.Option(64, help="most inputs in one request"),
+          max_request_mb: float = typer.Option(32.0, help="largest request body"),
+          workers: int = typer.Option(1, help="server processes (each loads its own copy of every model)"),
+          device: Device = None) -> None:
+    """Serve bundles over HTTP: POST /v1/models/NAME/predict, GET /v1/models, a web page at /, docs at /docs."""
+    from headstart.serving.run import ServeConfig, run_server
+
+    try:
+        config = ServeConfig.from_cli(bundles, name, api_key_file=api_key_file, max_batch=max_batch,
+                                      max_wait_ms=max_wait_ms, max_items=max_items,
+                                      max_request_bytes=int(max_request_mb * 2**20), device=device)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    run_server(config, host=host, port=port, workers=workers)
 
 
 @app.command()

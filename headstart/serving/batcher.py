@@ -1,0 +1,108 @@
+"""Micro-batching: requests that arrive while the model is busy, or within ``max_wait_ms`` of
+each other, run as one forward pass (up to ``max_batch`` items), so throughput under concurrent
+load approaches batch throughput while a lone request waits at most a few milliseconds."""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+
+class MicroBatcher:
+    """``await submit(items)`` -> ``fn(items)``'s results for those items, computed together with
+    other pending requests. ``fn`` runs on one worker thread (the model is never run twice at
+    once); if a joint batch fails, each request is retried alone so one cannot fail another."""
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, max_wait_ms: float = 5.0) -> None:
+        self.fn, self.max_batch, self.max_wait = fn, int(max_batch), max_wait_ms / 1000.0
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headstart-model")
+        self.batches = 0  # forward passes run, and the items they held (for /v1/models stats)
+        self.items = 0
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is not None and self._queue is not None:
+            await self._queue.join()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._pool.shutdown(wait=True)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def submit(self, items: list[Any]) -> list[Any]:
+        if self._queue is None:
+            raise RuntimeError("the batcher is not started")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self._queue.put((items, fut))
+        return await fut
+
+    async def _gather(self) -> list[tuple[list[Any], asyncio.Future]]:
+        assert self._queue is not None
+        first = await self._queue.get()
+        group, n = [first], len(first[0])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while n < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait() if self._queue.qsize() else await asyncio.wait_for(
+                    self._queue.get(), max(0.0, deadline - loop.time()))
+            except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                break
+            group.append(nxt)
+            n += len(nxt[0])
+        return group
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            group = await self._gather()
+            try:
+                await self._serve(loop, group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop, group: list[tuple[list[Any], asyncio.Future]]) -> None:
+        live = [(items, fut) for items, fut in group if not fut.cancelled()]  # clients that left
+        if not live:
+            return
+        joint = [x for items, _ in live for x in items]
+        try:
+            out = await loop.run_in_executor(self._pool, self.fn, joint)
+        except Exception as err:
+            if len(live) == 1:
+                _settle(live[0][1], exc=err)
+                return
+            for items, fut in live:  # isolate the request that fails
+                try:
+                    _settle(fut, await loop.run_in_executor(self._pool, self.fn, items))
+                except Exception as e:
+                    _settle(fut, exc=e)
+            return
+        self.batches += 1
+        self.items += len(joint)
+        k = 0
+        for items, fut in live:
+            _settle(fut, out[k:k + len(items)])
+            k += len(items)
+
+
+def _settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

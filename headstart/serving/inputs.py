@@ -1,0 +1,104 @@
+"""Request bodies to model inputs: images from multipart parts or base64 JSON, texts from JSON,
+each checked against the limits before anything reaches the model."""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from typing import Any
+
+from PIL import Image
+
+from headstart.data.images import BadSampleError, load_image
+from headstart.serving.limits import InputError, Limits
+
+
+def decode_image(data: bytes, name: str, limits: Limits) -> Image.Image:
+    """An RGB image as ``headstart predict`` reads the same file (EXIF orientation applied), or an
+    InputError that names ``name``: empty, not an image, corrupt, or over the pixel limit."""
+    if not data:
+        raise InputError(422, f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+    except Exception as e:  # PIL raises many types for what is not an image
+        raise InputError(415, f"{name}: not a readable image ({type(e).__name__})") from None
+    if w * h > limits.max_pixels:
+        raise InputError(413, f"{name}: {w}x{h} = {w * h} pixels, over the limit of {limits.max_pixels}")
+    try:
+        return load_image(io.BytesIO(data), name)
+    except BadSampleError as e:
+        raise InputError(422, str(e)) from None
+
+
+def _count(items: list[Any], what: str, limits: Limits) -> None:
+    if not items:
+        raise InputError(422, f"no {what} in the request")
+    if len(items) > limits.max_items:
+        raise InputError(413, f"{len(items)} {what} in one request, over the limit of {limits.max_items}")
+
+
+def json_inputs(body: bytes, modality: str, limits: Limits) -> list[Any]:
+    """``{"texts": [...]}`` for a text model, ``{"images": [base64, ...]}`` for an image model."""
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(400, f"the body is not valid JSON ({e})") from None
+    key = "texts" if modality == "text" else "images"
+    if not isinstance(doc, dict) or key not in doc:
+        raise InputError(422, f'this {modality} model expects a JSON object {{"{key}": [...]}}')
+    items = doc[key]
+    if not isinstance(items, list):
+        raise InputError(422, f'"{key}" must be a list, got {type(items).__name__}')
+    _count(items, key, limits)
+    if modality == "text":
+        return [_text(t, f"texts[{i}]", limits) for i, t in enumerate(items)]
+    out = []
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            raise InputError(422, f"images[{i}]: expected a base64 string, got {type(s).__name__}")
+        try:
+            data = base64.b64decode(s.split(",", 1)[1] if s.startswith("data:") else s, validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError(422, f"images[{i}]: not valid base64") from None
+        out.append(decode_image(data, f"images[{i}]", limits))
+    return out
+
+
+def _text(t: Any, name: str, limits: Limits) -> str:
+    if not isinstance(t, str):
+        raise InputError(422, f"{name}: expected a string, got {type(t).__name__}")
+    if not t.strip():
+        raise InputError(422, f"{name}: empty text")
+    if len(t) > limits.max_text_chars:
+        raise InputError(413, f"{name}: {len(t)} characters, over the limit of {limits.max_text_chars}")
+    return t
+
+
+async def form_inputs(form: Any, modality: str, limits: Limits) -> list[Any]:
+    """Multipart: uploaded files in the field ``files`` (images, or UTF-8 text files), or text
+    fields ``texts`` for a text model. Decoding runs off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
+    parts = form.getlist("files")
+    if modality == "text" and not parts:
+        parts = form.getlist("texts")
+    _count(parts, "files", limits)
+    raw = []
+    for i, part in enumerate(parts):
+        name = f"files[{i}]" + (f" ({part.filename})" if getattr(part, "filename", None) else "")
+        raw.append((name, await part.read() if hasattr(part, "read") else str(part).encode()))
+    return await run_in_threadpool(_decode_parts, raw, modality, limits)
+
+
+def _decode_parts(raw: list[tuple[str, bytes]], modality: str, limits: Limits) -> list[Any]:
+    if modality == "image":
+        return [decode_image(data, name, limits) for name, data in raw]
+    out = []
+    for name, data in raw:
+        try:
+            out.append(_text(data.decode("utf-8"), name, limits))
+        except UnicodeDecodeError:
+            raise InputError(422, f"{name}: not UTF-8 text") from None
+    return out
