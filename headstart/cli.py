@@ -158,7 +158,21 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         raise typer.Exit(130) from None
     if compare_scratch:
         _compare_scratch(est, out)
-    typer.echo(f"bundle: {out}")
+    _next_steps(out, est.modality_)
+
+
+def _next_steps(out: Path, modality: str) -> None:
+    """Where everything went, and the commands a user runs next."""
+    inputs = "FOLDER_OR_CSV" if modality == "image" else "TEXTS.csv"
+    lines = [f"bundle: {out}  (model.safetensors, headstart.json, README.md = the model card)",
+             f"report: {out / 'report.html'}"]
+    if (out / "logs").exists():
+        lines.append(f"logs:   {out / 'logs'}  (tensorboard --logdir {out / 'logs'})")
+    lines += ["next:",
+              f"  headstart predict {out} {inputs} --out predictions.csv",
+              f"  headstart eval {out} LABELED_TEST_DATA",
+              f"  headstart serve {out}    # then open http://127.0.0.1:8000/"]
+    typer.echo("\n".join(lines))
 
 
 def _compare_scratch(est: Any, out: Path) -> None:

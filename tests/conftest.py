@@ -83,3 +83,19 @@ if "counting" not in SOURCES:  # a test-only backbone source, through the public
 def counting():
     CountingCNN.seen = 0
     return CountingCNN
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory) -> dict[str, Path]:
+    """Bundles of two tiny fitted models, {"img": tiny:cnn on colour folders, "txt": tiny:bert on
+    reviews}, shared by the serving and batch-prediction tests (read-only)."""
+    from headstart.api import Headstart
+
+    tmp = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name, spec, data in (("img", "tiny:cnn", write_image_folder(tmp / "train", 12, 0)),
+                             ("txt", "tiny:bert", write_text_csv(tmp / "train.csv", 40, 0))):
+        Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 8}, verbose=False,
+                  run={"out": tmp / name}, runtime={"cache_dir": tmp / "cache"}).fit(data)
+        out[name] = tmp / name
+    return out

@@ -13,6 +13,8 @@ def test_fit_eval_predict_roundtrip(tmp_path, image_data):
                             "--strategy", "fine_tuning", "-p", "steps=6", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     assert (out / "model.safetensors").is_file()
+    assert f"report: {out / 'report.html'}" in r.output and f"headstart serve {out}" in r.output
+    assert f"headstart predict {out} FOLDER_OR_CSV --out predictions.csv" in r.output
     r = runner.invoke(app, ["eval", str(out), str(image_data[1]), "--json", str(tmp_path / "m.json")])
     assert r.exit_code == 0, r.output and "accuracy" in r.output
     assert json.loads((tmp_path / "m.json").read_text())["n"] == 18
@@ -21,7 +23,7 @@ def test_fit_eval_predict_roundtrip(tmp_path, image_data):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert rows[0]["label"] in ("red", "green", "blue")
-    assert abs(sum(v for k, v in rows[0].items() if k.startswith("p_")) - 1) < 1e-5
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-5 and rows[0]["input"] == str(img)
 
 
 def test_fit_compare_scratch_prints_both(tmp_path, text_data):

@@ -61,21 +61,21 @@ class Error(BaseModel):
 
 ERRORS = {s: {"model": Error} for s in (400, 401, 404, 413, 415, 422, 503)}
 
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {
-                "type": "object",
-                "description": 'text models: {"texts": [...]}; image models: {"images": [base64, ...]}',
-                "properties": {"texts": {"type": "array", "items": {"type": "string"}},
-                               "images": {"type": "array", "items": {"type": "string", "format": "byte"}}}}},
-            "multipart/form-data": {"schema": {
-                "type": "object",
-                "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
-        },
-    }
-}
+def predict_body(modality: str, limits: Limits) -> dict[str, Any]:
+    """The request body a model accepts, as exactly as JSON Schema can say it (per model, so
+    the docs show each model's input and a fuzzer's schema-valid requests are valid)."""
+    many = {"minItems": 1, "maxItems": limits.max_items}
+    if modality == "text":
+        item = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": "\\S"}
+        doc = {"type": "object", "required": ["texts"], "properties": {"texts": {"type": "array", "items": item, **many}},
+               "example": {"texts": ["a text to classify"]}}
+    else:
+        doc = {"type": "object", "required": ["images"], "description": "base64-encoded image files",
+               "properties": {"images": {"type": "array", "items": {"type": "string", "format": "byte"}, **many}}}
+    form = {"type": "object", "required": ["files"],
+            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}, **many}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": doc},
+                                                          "multipart/form-data": {"schema": form}}}}
 
 
 class Guard:
@@ -157,6 +157,8 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
     app.add_middleware(Guard, limit=limits.max_request_bytes, api_key=api_key)
     app.state.models = models
     page = _page()
+    names = {"parameters": [{"name": "name", "in": "path", "required": True, "description": "a served model",
+                             "schema": {"type": "string", "enum": sorted(models)}}]}
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
@@ -184,22 +186,20 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
             return JSONResponse({"detail": f"not ready: {', '.join(down)}"}, status_code=503)
         return {"status": "ready", "models": sorted(models)}
 
-    @app.get("/v1/models", response_model=ModelList, responses={401: {"model": Error}})
+    @app.get("/v1/models", response_model=ModelList, response_model_exclude_none=True,
+             responses={401: {"model": Error}})
     async def list_models() -> dict[str, Any]:
         """Name, task, labels, backbone, metrics and licence of every served model."""
         return {"models": [m.info() for m in models.values()]}
 
-    @app.get("/v1/models/{name}", response_model=ModelInfo, responses={401: {"model": Error}, 404: {"model": Error}})
-    async def model_info(name: str) -> dict[str, Any]:
+    @app.get("/v1/models/{name}", response_model=ModelInfo, response_model_exclude_none=True,
+             responses={401: {"model": Error}, 404: {"model": Error}}, openapi_extra=names)
+    async def model_info(request: Request) -> dict[str, Any]:  # {name} is declared in ``names``
         """One model's description, with its model card (Markdown)."""
-        m = _model(name)
+        m = _model(request.path_params["name"])
         return {**m.info(), "card": m.card()}
 
-    @app.post("/v1/models/{name}/predict", response_model=PredictResponse, response_model_exclude_none=True,
-              responses=ERRORS, openapi_extra=PREDICT_BODY)
-    async def predict(name: str, request: Request) -> dict[str, Any]:
-        """Labels and class probabilities (or the task's outputs) for each input, in order."""
-        m = _model(name)
+    async def _predict(m: ServedModel, request: Request) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "multipart/form-data":
             try:
@@ -208,11 +208,27 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
                 raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
             items = await form_inputs(form, m.modality, limits)
         elif kind in ("application/json", ""):
-            body = await request.body()
-            items = await run_in_threadpool(json_inputs, body, m.modality, limits)
+            items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
         else:
             raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
-        return {"model": name, "predictions": await m.batcher.submit(items)}
+        return {"model": m.name, "predictions": await m.batcher.submit(items)}
+
+    def _endpoint(m: ServedModel) -> Any:
+        async def predict(request: Request) -> dict[str, Any]:
+            return await _predict(m, request)
+        return predict
+
+    for m in models.values():  # one documented route per model: its own request body
+        predict = _endpoint(m)
+        predict.__doc__ = (f"{m.name}: {m.info()['task']} of {m.modality} inputs. Labels and class probabilities "
+                           "(or the task's outputs) for each input, in order.")
+        app.add_api_route(f"/v1/models/{m.name}/predict", predict, methods=["POST"], response_model=PredictResponse,
+                          response_model_exclude_none=True, responses=ERRORS, name=f"predict_{m.name}",
+                          summary=f"Predict with {m.name}", openapi_extra=predict_body(m.modality, limits))
+
+    @app.post("/v1/models/{name}/predict", include_in_schema=False)
+    async def unknown_model(name: str) -> None:
+        _model(name)  # raises 404 naming the served models
 
     return app
 

@@ -17,13 +17,18 @@ class MicroBatcher:
         self.fn, self.max_batch, self.max_wait = fn, int(max_batch), max_wait_ms / 1000.0
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headstart-model")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.batches = 0  # forward passes run, and the items they held (for /v1/models stats)
         self.items = 0
 
     def start(self) -> None:
+        """Start on the running event loop (the app's lifespan does this)."""
+        self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headstart-model")
+        self._task = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
         """Finish what is queued, then stop."""
@@ -34,15 +39,18 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def submit(self, items: list[Any]) -> list[Any]:
-        if self._queue is None:
-            raise RuntimeError("the batcher is not started")
+        if not self.running or self._loop is not asyncio.get_running_loop():
+            self.start()  # a client that runs each request on its own loop (test clients) gets one here
+        assert self._queue is not None
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         await self._queue.put((items, fut))
         return await fut

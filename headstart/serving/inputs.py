@@ -36,7 +36,7 @@ def _count(items: list[Any], what: str, limits: Limits) -> None:
     if not items:
         raise InputError(422, f"no {what} in the request")
     if len(items) > limits.max_items:
-        raise InputError(413, f"{len(items)} {what} in one request, over the limit of {limits.max_items}")
+        raise InputError(422, f"{len(items)} {what} in one request, over the limit of {limits.max_items}")
 
 
 def json_inputs(body: bytes, modality: str, limits: Limits) -> list[Any]:
@@ -72,23 +72,24 @@ def _text(t: Any, name: str, limits: Limits) -> str:
     if not t.strip():
         raise InputError(422, f"{name}: empty text")
     if len(t) > limits.max_text_chars:
-        raise InputError(413, f"{name}: {len(t)} characters, over the limit of {limits.max_text_chars}")
+        raise InputError(422, f"{name}: {len(t)} characters, over the limit of {limits.max_text_chars}")
     return t
 
 
 async def form_inputs(form: Any, modality: str, limits: Limits) -> list[Any]:
-    """Multipart: uploaded files in the field ``files`` (images, or UTF-8 text files), or text
-    fields ``texts`` for a text model. Decoding runs off the event loop."""
+    """Multipart: uploaded files in the field ``files`` (images, or UTF-8 text files for a text
+    model); a plain field there is refused. Decoding runs off the event loop."""
     from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
 
     parts = form.getlist("files")
-    if modality == "text" and not parts:
-        parts = form.getlist("texts")
     _count(parts, "files", limits)
     raw = []
     for i, part in enumerate(parts):
-        name = f"files[{i}]" + (f" ({part.filename})" if getattr(part, "filename", None) else "")
-        raw.append((name, await part.read() if hasattr(part, "read") else str(part).encode()))
+        if not isinstance(part, UploadFile):
+            raise InputError(422, f"files[{i}]: expected an uploaded file, got a plain form field")
+        name = f"files[{i}]" + (f" ({part.filename})" if part.filename else "")
+        raw.append((name, await part.read()))
     return await run_in_threadpool(_decode_parts, raw, modality, limits)
 
 

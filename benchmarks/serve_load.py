@@ -1,0 +1,178 @@
+"""Load test of ``headstart serve`` (issue 17), against 127.0.0.1 only, bounded in time.
+
+    python benchmarks/serve_load.py [--clients 32] [--seconds 30] [--n-train 200]
+
+A real bundle (the image defaults on Fashion-MNIST, N=--n-train, or the synthetic stand-in of
+speed.py when the Debian package is missing) is served by the CLI in its own process. In the
+same run:
+- baseline: ``Headstart.predict_proba`` over the test image files in batches of 32 (items/s);
+- run 1: --clients concurrent clients, each sending one image per request (multipart) for
+  --seconds; requests/s, p50/p95/p99 latency, throughput / baseline (goal >= 0.8x), errors,
+  and every prediction checked against ``predict``'s (label equal, probabilities within 1e-4);
+- run 2: the same with 20% malformed requests (corrupt bytes, an empty file, a wrong content
+  type, invalid JSON, too many items, an unknown model): 5xx count (goal 0), every malformed one
+  answered 4xx, every good one correct.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_images(root: Path, n_train: int, n_test: int) -> tuple[Path, list[Path]]:
+    from PIL import Image
+
+    from benchmarks.speed import _images
+
+    xtr, ytr, xte, _ = _images(n_train)
+    train = root / "train"
+    for i, (x, y) in enumerate(zip(xtr, ytr)):
+        (train / str(int(y))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x).save(train / str(int(y)) / f"{i}.png")
+    (root / "test").mkdir()
+    tests = []
+    for i, x in enumerate(xte[:n_test]):
+        p = root / "test" / f"{i}.png"
+        Image.fromarray(x).save(p)
+        tests.append(p)
+    return train, tests
+
+
+def _malformed(rng: random.Random, url: str, good: bytes) -> tuple[str, dict]:
+    """(url, httpx request kwargs) of one malformed request, chosen at random."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return url, {"files": [("files", ("x.png", good[: len(good) // 3], "image/png"))]}  # truncated
+    if kind == 1:
+        return url, {"files": [("files", ("x.png", b"", "image/png"))]}
+    if kind == 2:
+        return url, {"content": b"hello", "headers": {"content-type": "text/plain"}}
+    if kind == 3:
+        return url, {"content": b"{broken", "headers": {"content-type": "application/json"}}
+    if kind == 4:
+        return url, {"files": [("files", (f"{i}.png", good, "image/png")) for i in range(65)]}
+    return url.replace("/fmnist/", "/nope/"), {"files": [("files", ("x.png", good, "image/png"))]}
+
+
+async def _load(base: str, blobs: list[bytes], expected: list[tuple[str, np.ndarray]], classes: list[str],
+                clients: int, seconds: float, bad_share: float) -> dict:
+    import httpx
+
+    url = f"{base}/v1/models/fmnist/predict"
+    lat: list[float] = []
+    stats = {"ok": 0, "wrong": 0, "server_errors": 0, "bad_sent": 0, "bad_4xx": 0, "bad_other": 0, "good_not_200": 0}
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int) -> None:
+        rng = random.Random(k)
+        async with httpx.AsyncClient(timeout=60) as c:
+            while time.perf_counter() < stop:
+                i = rng.randrange(len(blobs))
+                bad = rng.random() < bad_share
+                u, kw = _malformed(rng, url, blobs[i]) if bad else (url, {"files": [("files", ("x.png", blobs[i],
+                                                                                              "image/png"))]})
+                t = time.perf_counter()
+                r = await c.post(u, **kw)
+                dt = time.perf_counter() - t
+                stats["server_errors"] += r.status_code >= 500
+                if bad:
+                    stats["bad_sent"] += 1
+                    stats["bad_4xx" if 400 <= r.status_code < 500 else "bad_other"] += 1
+                    continue
+                lat.append(dt)
+                if r.status_code != 200:
+                    stats["good_not_200"] += 1
+                    continue
+                p = r.json()["predictions"][0]
+                label, proba = expected[i]
+                same = p["label"] == label and np.allclose([p["probabilities"][c] for c in classes], proba, atol=1e-4)
+                stats["ok" if same else "wrong"] += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client(k) for k in range(clients)])
+    wall = time.perf_counter() - t0
+    q = np.percentile(lat, [50, 95, 99]) * 1000 if lat else [float("nan")] * 3
+    return {**stats, "wall": wall, "good_per_s": len(lat) / wall, "p50": q[0], "p95": q[1], "p99": q[2]}
+
+
+def _start(bundle: Path, port: int) -> subprocess.Popen:
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "headstart.cli", "serve", str(bundle), "--name", "fmnist",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the server did not become ready in 180 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--n-train", type=int, default=200)
+    ap.add_argument("--n-test", type=int, default=256)
+    args = ap.parse_args()
+
+    import headstart
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        train, tests = _write_images(root, args.n_train, args.n_test)
+        bundle = root / "bundle"
+        headstart.Headstart(verbose=False, run={"out": bundle}).fit(train)
+        est = headstart.load(bundle)
+        classes = [str(c) for c in est.classes_]
+        est.predict_proba(tests[:32])  # warm
+        best = 0.0
+        for _ in range(2):
+            t = time.perf_counter()
+            proba = np.concatenate([est.predict_proba(tests[i:i + 32]) for i in range(0, len(tests), 32)])
+            best = max(best, len(tests) / (time.perf_counter() - t))
+        expected = [(classes[int(np.argmax(p))], p) for p in proba]
+        blobs = [p.read_bytes() for p in tests]
+        del est
+        port = _free_port()
+        proc = _start(bundle, port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(_load(base, blobs, expected, classes, 4, 3, 0.0))  # warm up the server
+            runs = [asyncio.run(_load(base, blobs, expected, classes, args.clients, args.seconds, s))
+                    for s in (0.0, 0.2)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    print(f"baseline Headstart.predict_proba, batch 32: {best:.1f} images/s ({len(tests)} test images)")
+    for name, r in zip(("all good", "20% malformed"), runs):
+        print(f"{name:<14} {args.clients} clients x {args.seconds:.0f} s: {r['good_per_s']:.1f} good req/s = "
+              f"{r['good_per_s'] / best:.2f}x predict (goal >= 0.8x); latency p50 {r['p50']:.0f} ms, "
+              f"p95 {r['p95']:.0f} ms, p99 {r['p99']:.0f} ms; correct {r['ok']}, wrong {r['wrong']}, "
+              f"good not 200 {r['good_not_200']}, 5xx {r['server_errors']}; malformed sent {r['bad_sent']}, "
+              f"answered 4xx {r['bad_4xx']}, other {r['bad_other']}")
+
+
+if __name__ == "__main__":
+    main()
