@@ -578,6 +578,35 @@ def serve(bundles: list[Path] = typer.Argument(..., help="bundle folders written
 
 
 @app.command()
+def export(bundle: Path = typer.Argument(..., help="a bundle folder written by fit"),
+           format: str = typer.Option("onnx", help="onnx"),
+           out: Path = typer.Option(..., help="folder to write model.onnx, export.json and predict.py into"),
+           data: Optional[Path] = typer.Option(None, help="inputs to check parity on (a folder of images or a "
+                                               "CSV/JSONL); without it the check uses random inputs"),
+           n: int = typer.Option(256, help="how many of --data to check parity on")) -> None:
+    """Export a bundle's model to ONNX (dynamic batch axis) and check it against the bundle."""
+    from headstart.api import load
+
+    if format != "onnx":
+        raise typer.BadParameter(f"format {format!r}: only onnx is supported")
+    est = load(bundle, device="cpu")
+    sample = None
+    try:
+        if data is not None:
+            sample = _inputs(est, [str(data)])
+        from headstart.export.onnx import export_onnx
+
+        path, parity = export_onnx(est, out, sample if sample is None else sample.subset(range(min(n, len(sample)))))
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), {out / 'export.json'}, {out / 'predict.py'}")
+    typer.echo(parity.format())
+    typer.echo(f"run it without headstart: python {out / 'predict.py'} INPUT ...  (onnxruntime, numpy, pillow"
+               + (", tokenizers)" if est.modality_ == "text" else ")"))
+
+
+@app.command()
 def demo(data: Optional[Path] = typer.Option(None, help="examples folder (default: the repository's)"),
          modality: str = typer.Option("both", help="image | text | both")) -> None:
     """Offline demo on shipped data: transfer vs from-scratch, accuracy and time."""
