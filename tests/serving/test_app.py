@@ -124,3 +124,29 @@ def test_openapi_schema_documents_each_models_request_bodies_and_the_model_names
         ["images"], ["texts"])
     assert paths["/v1/models/{name}"]["get"]["parameters"][0]["schema"]["enum"] == ["img", "txt"]
     assert client.get("/docs").status_code == 200
+
+
+def test_regression_and_multilabel_models_answer_with_their_tasks_records(tmp_path):
+    from headstart.api import Headstart
+    from tests.conftest import REVIEW_WORDS
+
+    rows_r, rows_m = ["text,score"], ["text,tags"]
+    rng = np.random.RandomState(0)
+    for i in range(40):
+        tags = [t for t in REVIEW_WORDS if rng.rand() < 0.5] or ["fun"]
+        text = "the film " + " ".join(REVIEW_WORDS[t][i % 3] for t in tags)
+        rows_r.append(f"{text},{len(tags) + rng.rand():.3f}")
+        rows_m.append(f"{text},{'|'.join(tags)}")
+    (tmp_path / "reg.csv").write_text("\n".join(rows_r) + "\n")
+    (tmp_path / "tags.csv").write_text("\n".join(rows_m) + "\n")
+    for name, col, task in (("reg", "score", "regression"), ("tags", "tags", "multilabel")):
+        Headstart(backbone="tiny:bert", task=task, strategy="fine_tuning", strategy_params={"steps": 4}, verbose=False,
+                  data={"label_column": col}, run={"out": tmp_path / name}).fit(tmp_path / f"{name}.csv")
+    texts = ["the film witty tragic", "the film epic"]
+    with TestClient(create_app({"reg": tmp_path / "reg", "tags": tmp_path / "tags"})) as c:
+        reg = c.post("/v1/models/reg/predict", json={"texts": texts}).json()["predictions"]
+        tags = c.post("/v1/models/tags/predict", json={"texts": texts}).json()["predictions"]
+        listed = {m["name"]: m["task"] for m in c.get("/v1/models").json()["models"]}
+    assert [p["value"] for p in reg] == pytest.approx(headstart.load(tmp_path / "reg").predict(texts).tolist(), abs=1e-5)
+    assert [tuple(p["labels"]) for p in tags] == list(headstart.load(tmp_path / "tags").predict(texts))
+    assert set(tags[0]["probabilities"]) == set(REVIEW_WORDS) and listed == {"reg": "regression", "tags": "multilabel"}
