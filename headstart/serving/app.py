@@ -156,18 +156,27 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
                               "(field `files`) or base64 JSON; text models take JSON `{\"texts\": [...]}`.")
     app.add_middleware(Guard, limit=limits.max_request_bytes, api_key=api_key)
     app.state.models = models
-    page = _page()
-    names = {"parameters": [{"name": "name", "in": "path", "required": True, "description": "a served model",
-                             "schema": {"type": "string", "enum": sorted(models)}}]}
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
-    def _model(name: str) -> ServedModel:
-        if name not in models:
-            raise InputError(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
-        return models[name]
+    _info_routes(app, models)
+    _predict_routes(app, models, limits)
+    return app
+
+
+def _lookup(models: dict[str, ServedModel], name: str) -> ServedModel:
+    if name not in models:
+        raise InputError(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
+    return models[name]
+
+
+def _info_routes(app: FastAPI, models: dict[str, ServedModel]) -> None:
+    """The page, health, readiness and the model descriptions."""
+    page = _page()
+    names = {"parameters": [{"name": "name", "in": "path", "required": True, "description": "a served model",
+                             "schema": {"type": "string", "enum": sorted(models)}}]}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -196,41 +205,42 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
              responses={401: {"model": Error}, 404: {"model": Error}}, openapi_extra=names)
     async def model_info(request: Request) -> dict[str, Any]:  # {name} is declared in ``names``
         """One model's description, with its model card (Markdown)."""
-        m = _model(request.path_params["name"])
+        m = _lookup(models, request.path_params["name"])
         return {**m.info(), "card": m.card()}
 
-    async def _predict(m: ServedModel, request: Request) -> dict[str, Any]:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "multipart/form-data":
-            try:
-                form = await request.form(max_files=limits.max_items + 1, max_fields=limits.max_items + 1)
-            except Exception as e:  # malformed multipart: starlette/python-multipart raise several types
-                raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
-            items = await form_inputs(form, m.modality, limits)
-        elif kind in ("application/json", ""):
-            items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
-        else:
-            raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
-        return {"model": m.name, "predictions": await m.batcher.submit(items)}
 
-    def _endpoint(m: ServedModel) -> Any:
+async def _predict(m: ServedModel, request: Request, limits: Limits) -> dict[str, Any]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=limits.max_items + 1, max_fields=limits.max_items + 1)
+        except Exception as e:  # malformed multipart: starlette/python-multipart raise several types
+            raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
+        items = await form_inputs(form, m.modality, limits)
+    elif kind in ("application/json", ""):
+        items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
+    else:
+        raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
+    return {"model": m.name, "predictions": await m.batcher.submit(items)}
+
+
+def _predict_routes(app: FastAPI, models: dict[str, ServedModel], limits: Limits) -> None:
+    """One documented predict route per model (its own request body), and a 404 for other names."""
+    def endpoint(m: ServedModel) -> Any:
         async def predict(request: Request) -> dict[str, Any]:
-            return await _predict(m, request)
-        return predict
-
-    for m in models.values():  # one documented route per model: its own request body
-        predict = _endpoint(m)
+            return await _predict(m, request, limits)
         predict.__doc__ = (f"{m.name}: {m.info()['task']} of {m.modality} inputs. Labels and class probabilities "
                            "(or the task's outputs) for each input, in order.")
-        app.add_api_route(f"/v1/models/{m.name}/predict", predict, methods=["POST"], response_model=PredictResponse,
+        return predict
+
+    for m in models.values():
+        app.add_api_route(f"/v1/models/{m.name}/predict", endpoint(m), methods=["POST"], response_model=PredictResponse,
                           response_model_exclude_none=True, responses=ERRORS, name=f"predict_{m.name}",
                           summary=f"Predict with {m.name}", openapi_extra=predict_body(m.modality, limits))
 
     @app.post("/v1/models/{name}/predict", include_in_schema=False)
     async def unknown_model(name: str) -> None:
-        _model(name)  # raises 404 naming the served models
-
-    return app
+        _lookup(models, name)  # raises 404 naming the served models
 
 
 def _version() -> str:
