@@ -111,7 +111,7 @@ def test_cli_multilabel_fit_predict_and_eval(tagged, tmp_path):
     r = CliRunner().invoke(app, ["predict", str(out), "a witty funny epic film", "--format", "json"])
     assert r.exit_code == 0, r.output
     row = json.loads(r.output)[0]
-    assert set(row["label"].split("|")) >= {"fun", "long"} and 0 <= row["p_fun"] <= 1
+    assert set(row["labels"]) >= {"fun", "long"} and 0 <= row["probabilities"]["fun"] <= 1  # the HTTP API's records
     r = CliRunner().invoke(app, ["eval", str(out), str(test), "--label-column", "tags"])
     assert r.exit_code == 0 and "micro-F1" in r.output, r.output
     assert "Per-label metrics" in (out / "report.html").read_text()
