@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import random
 import socket
 import subprocess
@@ -106,11 +107,11 @@ async def _load(base: str, blobs: list[bytes], expected: list[tuple[str, np.ndar
                 same = p["label"] == label and np.allclose([p["probabilities"][c] for c in classes], proba, atol=1e-4)
                 stats["ok" if same else "wrong"] += 1
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*[client(k) for k in range(clients)])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     q = np.percentile(lat, [50, 95, 99]) * 1000 if lat else [float("nan")] * 3
-    return {**stats, "wall": wall, "good_per_s": len(lat) / wall, "p50": q[0], "p95": q[1], "p99": q[2]}
+    return {**stats, "wall": wall, "client_cores": cpu / wall, "good_per_s": len(lat) / wall, "p50": q[0], "p95": q[1], "p99": q[2]}
 
 
 def _start(bundle: Path, port: int) -> subprocess.Popen:
@@ -171,7 +172,8 @@ def main() -> None:
               f"{r['good_per_s'] / best:.2f}x predict (goal >= 0.8x); latency p50 {r['p50']:.0f} ms, "
               f"p95 {r['p95']:.0f} ms, p99 {r['p99']:.0f} ms; correct {r['ok']}, wrong {r['wrong']}, "
               f"good not 200 {r['good_not_200']}, 5xx {r['server_errors']}; malformed sent {r['bad_sent']}, "
-              f"answered 4xx {r['bad_4xx']}, other {r['bad_other']}")
+              f"answered 4xx {r['bad_4xx']}, other {r['bad_other']}; the load generator itself used "
+              f"{r['client_cores']:.2f} of the {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -211,17 +211,19 @@ def _info_routes(app: FastAPI, models: dict[str, ServedModel]) -> None:
 
 async def _predict(m: ServedModel, request: Request, limits: Limits) -> dict[str, Any]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        try:
-            form = await request.form(max_files=limits.max_items + 1, max_fields=limits.max_items + 1)
-        except Exception as e:  # malformed multipart: starlette/python-multipart raise several types
-            raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
-        items = await form_inputs(form, m.modality, limits)
-    elif kind in ("application/json", ""):
-        items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
-    else:
-        raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
-    return {"model": m.name, "predictions": await m.batcher.submit(items)}
+    with m.batcher.arrival():  # the batch being gathered waits for this request's decoding
+        if kind == "multipart/form-data":
+            try:
+                form = await request.form(max_files=limits.max_items + 1, max_fields=limits.max_items + 1)
+            except Exception as e:  # malformed multipart: starlette/python-multipart raise several types
+                raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
+            items = await form_inputs(form, m.modality, limits)
+        elif kind in ("application/json", ""):
+            items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
+        else:
+            raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
+        future = m.batcher.submit(items)
+    return {"model": m.name, "predictions": await future}
 
 
 def _predict_routes(app: FastAPI, models: dict[str, ServedModel], limits: Limits) -> None:

@@ -1,11 +1,19 @@
 """Micro-batching: requests that arrive while the model is busy, or within ``max_wait_ms`` of
 each other, run as one forward pass (up to ``max_batch`` items), so throughput under concurrent
-load approaches batch throughput while a lone request waits at most a few milliseconds."""
+load approaches batch throughput while a lone request waits at most a few milliseconds.
+
+Requests announce themselves (``arriving``) when they start being read and decoded: while some
+are on their way the batch stays open a little longer (up to ``HOLD`` x ``max_wait_ms``), so the
+clients that a finished batch just answered join the next batch instead of trickling into small
+ones."""
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+HOLD = 10  # a batch waits at most this many max_wait_ms for requests still being decoded
 
 
 class MicroBatcher:
@@ -19,6 +27,7 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self.arriving = 0  # requests being read and decoded, not submitted yet
         self.batches = 0  # forward passes run, and the items they held (for /v1/models stats)
         self.items = 0
 
@@ -47,25 +56,38 @@ class MicroBatcher:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def submit(self, items: list[Any]) -> list[Any]:
+    @contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Around a request's reading and decoding: the batch being gathered waits for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
+
+    def submit(self, items: list[Any]) -> asyncio.Future:
+        """Queue ``items`` now; await the returned future for their results."""
         if not self.running or self._loop is not asyncio.get_running_loop():
             self.start()  # a client that runs each request on its own loop (test clients) gets one here
         assert self._queue is not None
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put((items, fut))
-        return await fut
+        self._queue.put_nowait((items, fut))
+        return fut
 
     async def _gather(self) -> list[tuple[list[Any], asyncio.Future]]:
         assert self._queue is not None
         first = await self._queue.get()
         group, n = [first], len(first[0])
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
+        start = loop.time()
         while n < self.max_batch:
+            wait = start + (self.max_wait * HOLD if self.arriving else self.max_wait) - loop.time()
             try:
                 nxt = self._queue.get_nowait() if self._queue.qsize() else await asyncio.wait_for(
-                    self._queue.get(), max(0.0, deadline - loop.time()))
+                    self._queue.get(), max(0.0, min(wait, self.max_wait)))
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                if self.arriving and loop.time() < start + self.max_wait * HOLD:
+                    continue
                 break
             group.append(nxt)
             n += len(nxt[0])
