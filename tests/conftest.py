@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import random
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +86,27 @@ def counting():
     return CountingCNN
 
 
-@pytest.fixture(scope="session")
-def tiny_bundles(tmp_path_factory) -> dict[str, Path]:
-    """Bundles of two tiny fitted models, {"img": tiny:cnn on colour folders, "txt": tiny:bert on
-    reviews}, shared by the serving and batch-prediction tests (read-only)."""
+def fit_tiny_bundles(tmp: Path, per_class: int = 12, steps: int = 8) -> dict[str, Path]:
+    """Bundles of two tiny fitted models under ``tmp``: {"img": tiny:cnn on colour folders,
+    "txt": tiny:bert on reviews}."""
     from headstart.api import Headstart
 
-    tmp = tmp_path_factory.mktemp("bundles")
     out = {}
-    for name, spec, data in (("img", "tiny:cnn", write_image_folder(tmp / "train", 12, 0)),
-                             ("txt", "tiny:bert", write_text_csv(tmp / "train.csv", 40, 0))):
-        Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 8}, verbose=False,
+    for name, spec, data in (("img", "tiny:cnn", write_image_folder(tmp / "train", per_class, 0)),
+                             ("txt", "tiny:bert", write_text_csv(tmp / "train.csv", per_class * 10 // 3, 0))):
+        Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": steps}, verbose=False,
                   run={"out": tmp / name}, runtime={"cache_dir": tmp / "cache"}).fit(data)
         out[name] = tmp / name
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory) -> dict[str, Path]:
+    """The two tiny bundles, shared by the serving, export and batch-prediction tests (read-only)."""
+    return fit_tiny_bundles(tmp_path_factory.mktemp("bundles"))
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers and process groups in tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -4,7 +4,6 @@ a resume after SIGKILL that writes exactly the uninterrupted run's file, and two
 import csv
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import headstart
 from headstart.data.unlabeled import read_image_files
 from headstart.inference import predict_to_csv
-from tests.conftest import make_image, write_text_csv
+from tests.conftest import free_port, make_image, write_text_csv
 
 
 def rows(path):
@@ -98,9 +97,7 @@ def test_two_processes_under_torchrun_write_what_one_does(tiny_bundles, folder, 
     bundle = tiny_bundles["img"]
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     assert subprocess.run(cli("predict", bundle, folder, "--out", one, "--quiet"), capture_output=True).returncode == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                           "127.0.0.1", "--master_port", str(port), "-m", "headstart.cli", "predict", str(bundle),
                           str(folder), "--out", str(two), "--quiet"], capture_output=True, text=True, timeout=600)

@@ -7,7 +7,7 @@ import sys
 import time
 import urllib.request
 
-from tests.serving.test_page import free_port
+from tests.conftest import free_port
 
 
 def test_serve_answers_then_shuts_down_gracefully_on_sigterm(tiny_bundles, tmp_path):

@@ -13,23 +13,14 @@ from headstart.serving import Limits, create_app
 
 pytestmark = pytest.mark.fuzz
 
-BUNDLES: dict = {}
-
-
 def _app():
-    from tests.conftest import write_image_folder, write_text_csv
     import tempfile
     from pathlib import Path
 
-    from headstart.api import Headstart
+    from tests.conftest import fit_tiny_bundles
 
-    tmp = Path(tempfile.mkdtemp(prefix="hs-fuzz-"))
-    for name, spec, data in (("img", "tiny:cnn", write_image_folder(tmp / "train", 6, 0)),
-                             ("txt", "tiny:bert", write_text_csv(tmp / "train.csv", 20, 0))):
-        Headstart(backbone=spec, strategy="fine_tuning", strategy_params={"steps": 2}, verbose=False,
-                  run={"out": tmp / name}, runtime={"cache_dir": tmp / "cache"}).fit(data)
-        BUNDLES[name] = tmp / name
-    return create_app(dict(BUNDLES), limits=Limits(max_items=8, max_pixels=512 * 512))
+    bundles = fit_tiny_bundles(Path(tempfile.mkdtemp(prefix="hs-fuzz-")), per_class=6, steps=2)
+    return create_app(bundles, limits=Limits(max_items=8, max_pixels=512 * 512))
 
 
 config = SchemathesisConfig.from_dict({"generation": {"mode": "all"}})

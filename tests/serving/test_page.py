@@ -1,7 +1,6 @@
 """The web page at / in headless Chromium (driven by Playwright over the system's browser): pick
 a model, upload an image through the file input, read the rendered top class; type a text."""
 import shutil
-import socket
 import threading
 import time
 
@@ -9,14 +8,9 @@ import pytest
 
 import headstart
 from headstart.serving import create_app
+from tests.conftest import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

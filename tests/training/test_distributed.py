@@ -2,7 +2,6 @@
 optimizer step sees the same samples and averages the same gradients, so weights agree to
 float rounding and the test metrics are identical; only rank 0 writes."""
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +9,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import write_image_folder
+from tests.conftest import free_port, write_image_folder
 
 CHILD = Path(__file__).with_name("ddp_child.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_match_one(tmp_path):
@@ -30,7 +23,7 @@ def test_two_processes_match_one(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                          "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
                           str(CHILD), str(train), str(test), str(two), "8"],
                          capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
