@@ -407,9 +407,9 @@ class Headstart:
         """The task's metrics on val/test (and to the run's trackers)."""
         self.metrics_: dict[str, Any] = {"fit_seconds": 0.0, "n_train": n_train}
         if val_data is not None:
-            self.metrics_["val"] = self.evaluate(val_data)
+            self.metrics_["val"] = self._score(val_data)
         if test_data is not None:
-            self.metrics_["test"] = self.evaluate(test_data)
+            self.metrics_["test"] = self._score(test_data)
             self._log(self.task_.format_metrics(self.metrics_["test"]))
         acc = getattr(self, "accelerator_", None)
         if acc is not None and acc.trackers and test_data is not None:
@@ -532,6 +532,11 @@ class Headstart:
                                         label_problem=getattr(self.task_, "label_problem", None))
         if report.bad:
             self._log(report.format())
+        return self._score(data)
+
+    def _score(self, data: LabeledData) -> dict[str, Any]:
+        """``evaluate`` on data that already passed the pre-flight check (fit's own splits: checked
+        once, not again)."""
         if data.labels is None:
             raise ValueError(f"evaluate: no labels (column {self.data_.label_column!r} missing?)")
         targets = self.task_.encode(data.labels, data.origins, "evaluate")
