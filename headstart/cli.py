@@ -118,7 +118,9 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                                                         "texts; labels, if any, are ignored)"),
         adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy (a "
                                             "classifier; the backbone is fine-tuned) | adabn (BatchNorm "
-                                            "statistics re-estimated on the target; no training)"),
+                                            "statistics re-estimated on the target; no training) | "
+                                            "feature_align (cached features standardised per domain, a "
+                                            "probe; fast, no backbone training)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
