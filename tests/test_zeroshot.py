@@ -144,7 +144,7 @@ def test_cli_zeroshot_refuses_an_unknown_label_with_exit_code_1(tmp_path):
 
 @pytest.mark.real
 def test_mpnet_zero_shot_beats_the_majority_class_on_the_shipped_reviews(tmp_path):
-    """The first 100 Rotten Tomatoes snippets of examples/ (about 10 s of mpnet on 2 CPU cores),
+    """The first 100 Rotten Tomatoes snippets of examples/ (few, to keep the real tier short),
     sentiment words with a review template."""
     from pathlib import Path
 
