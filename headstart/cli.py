@@ -120,7 +120,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                                             "classifier; the backbone is fine-tuned) | adabn (BatchNorm "
                                             "statistics re-estimated on the target; no training) | "
                                             "feature_align (cached features standardised per domain, a "
-                                            "probe; fast, no backbone training)"),
+                                            "probe; fast, no backbone training) | auto (feature_align, or "
+                                            "source-only when a label-free criterion does not prefer it)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included

@@ -27,7 +27,7 @@ from torch import nn
 
 from headstart.model import ModelOutput
 from headstart.tasks.classification import ClassificationTask
-from headstart.tasks.feature_alignment import FeatureAlignTask
+from headstart.tasks.feature_alignment import FeatureAlignTask, information_maximisation
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -67,14 +67,6 @@ def mmd_loss(source: torch.Tensor, target: torch.Tensor, scales: tuple[float, ..
     k = sum(torch.exp(-d2 / (s * base + 1e-12)) for s in scales)
     n = source.shape[0]
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
-
-
-def information_maximisation(logits: torch.Tensor) -> torch.Tensor:
-    """Mean per-example entropy minus the entropy of the mean prediction (lower is better)."""
-    p = F.softmax(logits.float(), dim=1)
-    conditional = -(p * torch.log(p + 1e-8)).sum(1).mean()
-    marginal = p.mean(0)
-    return conditional + (marginal * torch.log(marginal + 1e-8)).sum()
 
 
 @dataclass
@@ -165,4 +157,5 @@ class EntropyTask(DomainAdaptationTask):
 
 ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask, FeatureAlignTask)
 # what ``adapt=`` accepts: the tasks above, and AdaBN (headstart.adaptation.batchnorm: no training)
-ADAPTATION_METHODS = (*(t.name for t in ADAPTATION_TASKS), "adabn")
+# ``auto``: feature_align with choose=True (source-only kept unless the label-free criterion prefers alignment)
+ADAPTATION_METHODS = (*(t.name for t in ADAPTATION_TASKS), "adabn", "auto")

@@ -26,6 +26,15 @@ from headstart.heads.probe import fit_probe
 from headstart.tasks.classification import ClassificationTask
 
 
+def information_maximisation(logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-example entropy minus the entropy of the mean prediction (lower is better): the
+    label-free criterion (as in SHOT, Liang et al. 2020) that ``choose`` compares models by."""
+    p = torch.softmax(logits.float(), dim=1)
+    conditional = -(p * torch.log(p + 1e-8)).sum(1).mean()
+    marginal = p.mean(0)
+    return conditional + (marginal * torch.log(marginal + 1e-8)).sum()
+
+
 def domain_stats(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and standard deviation (floored, so constant dimensions stay finite)."""
     f = feats.double()
@@ -49,10 +58,12 @@ class FeatureAlignTask(ClassificationTask):
     needs = ("unlabeled",)
     on_cached_features: ClassVar[bool] = True
 
-    def __init__(self, self_training: int = 0, fraction: float = 0.5, label_smoothing: float = 0.1) -> None:
+    def __init__(self, self_training: int = 0, fraction: float = 0.5, choose: bool = False,
+                 label_smoothing: float = 0.1) -> None:
         super().__init__(label_smoothing=label_smoothing)
         self.self_training = self_training
         self.fraction = fraction
+        self.choose = choose  # also fit source-only, keep the one the label-free criterion prefers (adapt='auto')
 
     def shortcut(self, head: nn.Module, feats: torch.Tensor, targets: np.ndarray, *,
                  block_dims: list[int] | None, standardize: bool, balanced: bool, seed: int,
@@ -79,12 +90,35 @@ class FeatureAlignTask(ClassificationTask):
             fit_probe(torch.cat([zs, zt[keep]]), np.concatenate([targets, proba[keep].argmax(1)]), head,
                       C=info["C"], **kw)
         _fold_standardisation(head.fc, mu_t, sd_t)
-        what = (f"feature alignment: source and target features standardised per domain, linear probe C={info['C']:g}"
+        kept = self._choose(head, feats, targets, unlabeled, info["C"], kw) if self.choose else ""
+        what = kept or (f"feature alignment: source and target features standardised per domain, linear probe C={info['C']:g}"
                 + (f", {self.self_training} self-training rounds ({added} pseudo-labeled target inputs)"
                    if self.self_training else "")
                 + "; the model expects target-domain inputs")
+        if self.choose and not kept:
+            im = self.choice_["information_maximisation"]
+            what += (f" (adapt=auto kept it: information maximisation on the target {im['feature_align']:+.3f} "
+                     f"vs {im['source_only']:+.3f} for the source-only probe, lower is better)")
         return {"what": what, "probe_C": info["C"], "probe_cv_accuracy": info["cv_accuracy"],
-                "pseudo_labeled": added}
+                "pseudo_labeled": added, "adapted": not kept}
+
+    def _choose(self, head: nn.Module, feats: torch.Tensor, targets: np.ndarray, unlabeled: torch.Tensor,
+                C: float, kw: dict[str, Any]) -> str:
+        """Fit the source-only probe too; keep it in ``head`` (and say so) when the target
+        predictions' information-maximisation score does not prefer the aligned model, else ''."""
+        plain = LinearHead(head.num_features, head.num_classes)
+        fit_probe(feats, targets, plain, C=C, **kw)
+        with torch.no_grad():
+            im_aligned, im_plain = (float(information_maximisation(h(unlabeled.float()))) for h in (head, plain))
+        self.choice_ = {"information_maximisation": {"feature_align": im_aligned, "source_only": im_plain}}
+        if im_aligned < im_plain:
+            self.choice_["kept"] = "feature_align"
+            return ""
+        self.choice_["kept"] = "source_only"
+        head.load_state_dict(plain.state_dict())
+        return (f"adapt=auto: feature alignment did not beat the source-only probe by the label-free criterion "
+                f"(information maximisation on the target: {im_aligned:+.3f} vs {im_plain:+.3f}, lower is better): "
+                f"the source-only model is returned")
 
 
 def _fold_standardisation(layer: nn.Linear, mean: torch.Tensor, sd: torch.Tensor) -> None:

@@ -75,3 +75,37 @@ def test_feature_align_with_fine_tuning_is_refused(tmp_path):
     with pytest.raises(ValueError, match="adapts on cached features in closed form"):
         Headstart(backbone="tiny:cnn", adapt="feature_align", strategy="fine_tuning", verbose=False,
                   runtime={"cache_dir": False}).fit(src, unlabeled=src)
+
+
+def test_choose_keeps_alignment_when_the_label_free_criterion_prefers_it():
+    xs, ys, xt, yt = _shifted_domains()
+    head = LinearHead(20, 2)
+    task = build_task("feature_align", choose=True).fit_targets(ys)
+    info = task.shortcut(head, xs, ys, block_dims=None, standardize=True, balanced=False, seed=0, unlabeled=xt)
+    im = task.choice_["information_maximisation"]
+    assert task.choice_["kept"] == "feature_align" and im["feature_align"] < im["source_only"] and info["adapted"]
+    with torch.no_grad():
+        assert (head(xt).argmax(1).numpy() == yt).mean() >= 0.9
+
+
+def test_choose_returns_the_source_only_probe_when_alignment_is_not_preferred():
+    """An 'aligned' head that knows nothing (all logits 0: uncertain, IM 0) against the source-only
+    probe on separable data (confident and diverse, IM < 0): the probe replaces it, and it is said."""
+    xs, ys, _, _ = _shifted_domains()
+    task = build_task("feature_align", choose=True).fit_targets(ys)
+    head = LinearHead(20, 2)
+    torch.nn.init.zeros_(head.fc.weight), torch.nn.init.zeros_(head.fc.bias)
+    said = task._choose(head, xs, ys, xs, 1.0, dict(block_dims=None, standardize=True, balanced=False, seed=0))
+    assert task.choice_["kept"] == "source_only" and "the source-only model is returned" in said
+    plain = LinearHead(20, 2)
+    build_task("classification").fit_targets(ys).shortcut(plain, xs, ys, block_dims=None, standardize=True,
+                                                            balanced=False, seed=0, C=1.0)
+    assert torch.equal(head.fc.weight, plain.fc.weight) and torch.equal(head.fc.bias, plain.fc.bias)
+
+
+def test_adapt_auto_is_feature_align_that_may_keep_source_only(tmp_path):
+    src = write_image_folder(tmp_path / "src", 6)
+    est = Headstart(backbone="tiny:cnn", adapt="auto", verbose=False, test_size=0.0,
+                    runtime={"cache_dir": False}).fit(src, unlabeled=src)
+    assert est.task_.name == "feature_align" and est.task_.choose
+    assert est.task_.choice_["kept"] in ("feature_align", "source_only")
