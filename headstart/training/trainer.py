@@ -141,8 +141,13 @@ class Trainer:
     def fit_body_then_head(self, model: TransferModel, task: Task, head_task: Task, train: Split,
                            val: Split | None, strategy: Strategy) -> list[dict[str, Any]]:
         """The task's loss tunes the body (no validation: the head is not trained yet), then
-        ``head_task`` fits the head on the tuned body's features."""
+        ``head_task`` fits the head on the tuned body's features. A task ``blend`` below 1 mixes
+        the pretrained weights back in first (WiSE-FT)."""
+        blend = float(getattr(task, "blend", 1.0))
+        start = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()} if blend < 1 else None
         hist = self._fit_body(model, task, train, None, strategy)
+        if start is not None:
+            blend_weights(model.backbone, start, blend)
         hist += self.fit_head(model, head_task, train, val, FeatureExtraction(), purpose="on the tuned body")
         return hist
 
@@ -404,3 +409,12 @@ def _copy_folded(work: Any, head: Any, fb: FeatureBasis) -> None:
             if id(p) not in skip:
                 target[name].copy_(p.to(target[name]))
     fb.fold(work.input_layer(), head.input_layer())
+
+
+@torch.no_grad()
+def blend_weights(module: torch.nn.Module, start: dict[str, torch.Tensor], blend: float) -> None:
+    """``blend * current + (1 - blend) * start`` for every floating-point tensor of ``module``
+    (weight-space ensembling of a tuned model with its starting point: WiSE-FT, Wortsman et al. 2022)."""
+    for name, t in module.state_dict().items():
+        if t.is_floating_point():
+            t.lerp_(start[name].to(t), 1.0 - blend)

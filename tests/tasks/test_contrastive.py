@@ -112,3 +112,19 @@ def test_a_frozen_backbone_strategy_is_refused_with_the_reason(tmp_path):
 def test_unknown_mining_is_refused():
     with pytest.raises(ValueError, match="mining must be one of all, hard"):
         build_task("contrastive", mining="semi").fit_targets(["a", "b"])
+
+
+def test_blend_mixes_the_pretrained_body_back_in(tmp_path):
+    """blend=0 keeps the pretrained body exactly (WiSE-FT's end point); the head is still fitted."""
+    from headstart.training.trainer import blend_weights
+
+    est = _fit(tmp_path, task_params={"blend": 0.0})
+    frozen = Headstart(backbone="tiny:bert", strategy="feature_extraction", test_size=0.0, verbose=False,
+                       runtime={"cache_dir": False}).fit(tmp_path / "train.csv")
+    before, after = frozen.model_.backbone.state_dict(), est.model_.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and "probe_C" in est.history_[-1]
+    m = torch.nn.Linear(2, 1)
+    start = {k: torch.zeros_like(v) for k, v in m.state_dict().items()}
+    want = m.weight.detach().clone() * 0.25
+    blend_weights(m, start, 0.25)
+    torch.testing.assert_close(m.weight.detach(), want)
