@@ -292,7 +292,8 @@ class Headstart:
         # the strategy suits the returned model: trained on every label (final_fit='all') or on the split
         n_fit = int(len(data) * (1 - self.test_size)) if test is None and self.final_fit == "split" else len(data)
         self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
-        train, val_data, test_data = self._splits(data, val, test, not self.strategy_.frozen_backbone)
+        early_stopping = not self.strategy_.frozen_backbone and self.task_.head_after_body() is None
+        train, val_data, test_data = self._splits(data, val, test, early_stopping)
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -469,7 +470,8 @@ class Headstart:
             chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0,
                                  self.task_.name,
                                  adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
-                                 on_cached_features=self.task_.on_cached_features)
+                                 on_cached_features=self.task_.on_cached_features,
+                                 tunes_body=self.task_.head_after_body() is not None)
             if str(self.backbone).startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())
@@ -501,7 +503,7 @@ class Headstart:
         workers = auto_workers(data.modality, len(data)) if nw == "auto" else int(nw)
         bb = model.backbone
         loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=bs,
-                             num_workers=workers)
+                             num_workers=workers, by_length=True)
         return predict_logits(model, loader, device)
 
     def _as_data(self, X: Any, y: Sequence[Any] | None = None) -> LabeledData:

@@ -21,7 +21,7 @@ from headstart.backbones._base import Backbone
 from headstart.data._base import LabeledData
 from headstart.data.config import IMAGE
 from headstart.data.images import item_digest
-from headstart.data.loaders import make_loader
+from headstart.data.loaders import in_input_order, make_loader
 from headstart.data.text import text_digest
 
 
@@ -40,7 +40,7 @@ def extract_features(backbone: Backbone, data: LabeledData, *, batch_size: int =
     was_training = backbone.training
     backbone.eval()
     loader = make_loader(data, None, backbone.pretrained_cfg, backbone.tokenizer(), train=False, batch_size=batch_size,
-                         num_workers=num_workers)
+                         num_workers=num_workers, by_length=True)
     out, logits = [], []
     dev = torch.device(device)
     half = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
@@ -56,10 +56,10 @@ def extract_features(backbone: Backbone, data: LabeledData, *, batch_size: int =
                 f = backbone.forward_features(batch)
             out.append(f.float().cpu())
     backbone.train(was_training)
-    feats = torch.cat(out) if out else torch.empty(0, backbone.num_features)
+    feats = in_input_order(torch.cat(out), loader) if out else torch.empty(0, backbone.num_features)
     if not source_logits:
         return feats
-    return feats, (torch.cat(logits) if logits else torch.empty(0, 0))
+    return feats, (in_input_order(torch.cat(logits), loader) if logits else torch.empty(0, 0))
 
 
 class FeatureCache:

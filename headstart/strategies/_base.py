@@ -27,6 +27,7 @@ class RunSettings:
     checkpoint: bool = True  # checkpoints after each epoch (and every N steps when asked)
     desc: str = "train"
     log_epochs: bool = True
+    max_steps: int | None = None  # an exact budget: training stops after this many optimizer steps
 
 
 class Strategy(Params):

@@ -18,14 +18,20 @@ def text_fine_tuning() -> FineTuning:
 
 
 def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
-           adapts: bool = False, on_cached_features: bool = False) -> tuple[Strategy, str]:
+           adapts: bool = False, on_cached_features: bool = False, tunes_body: bool = False) -> tuple[Strategy, str]:
     """Return (strategy, reason). ``n_classes``: the number of classes (labels for multilabel;
     0 for tasks without classes, such as regression); ``task``: the task's name, for the reason;
     ``adapts``: the task aligns features to unlabeled data, so the backbone must train;
-    ``on_cached_features``: the task adapts on the frozen backbone's cached features."""
+    ``on_cached_features``: the task adapts on the frozen backbone's cached features;
+    ``tunes_body``: the task's loss tunes the body and the head comes after (contrastive)."""
     if on_cached_features:
         return (FeatureExtraction(), f"{n_train} examples, {task}: adapts on the frozen backbone's cached "
                                      "features (closed form, no backbone training)")
+    if tunes_body:
+        steps = recipes.CONTRASTIVE_TUNING["max_steps"]
+        return (FineTuning(**recipes.CONTRASTIVE_TUNING),
+                f"{n_train} examples, {task}: the body is tuned on pairs of the labels ({steps} optimizer steps), "
+                "then a probe is fitted on the tuned features")
     if adapts:
         what = "texts" if modality == "text" else "images"
         return (text_fine_tuning() if modality == "text" else FineTuning(),

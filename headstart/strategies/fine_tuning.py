@@ -49,7 +49,7 @@ class FineTuning(Strategy):
                  layer_decay: float = 0.7, weight_decay: float = 0.01, steps: int = 400,
                  epochs: int | None = None, max_epochs: int = 60, batch_size: int | None = None,
                  warmup: float = 0.1, augment: bool = True, init_head: str = "probe", batchnorm: str = "frozen",
-                 grad_clip: float = 1.0, patience: int = 5) -> None:
+                 grad_clip: float = 1.0, patience: int = 5, max_steps: int | None = None) -> None:
         self.freeze = freeze
         self.lr = lr
         self.head_lr = head_lr
@@ -65,6 +65,7 @@ class FineTuning(Strategy):
         self.batchnorm = batchnorm
         self.grad_clip = grad_clip
         self.patience = patience
+        self.max_steps = max_steps  # stop after exactly this many optimizer steps (None: whole epochs)
 
     def validate(self, n_groups: int) -> None:
         if self.batchnorm not in ("frozen", "train"):
@@ -77,7 +78,8 @@ class FineTuning(Strategy):
         bs = self.batch_size or batch_size
         epochs = self.epochs or steps_to_epochs(n_train, bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
         return RunSettings(epochs=epochs, batch_size=bs, warmup=self.warmup, grad_clip=self.grad_clip,
-                           patience=self.patience, augment=self.augment, desc="fine-tune")
+                           patience=self.patience, augment=self.augment, desc="fine-tune",
+                           max_steps=getattr(self, "max_steps", None))
 
     def trainable_groups(self, epoch: int, n_groups: int) -> set[int]:
         return set(range(n_groups)) - parse_freeze(self.freeze, n_groups)

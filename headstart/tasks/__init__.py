@@ -8,11 +8,12 @@ from typing import Any, Sequence
 from headstart.tasks._base import TASKS, Task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_TASKS
 from headstart.tasks.classification import ClassificationTask
+from headstart.tasks.contrastive import ContrastiveTask
 from headstart.tasks.multilabel import MultiLabelTask
 from headstart.tasks.multitask import MultiTask
 from headstart.tasks.regression import RegressionTask, as_number
 
-for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask, *ADAPTATION_TASKS):
+for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask, ContrastiveTask, *ADAPTATION_TASKS):
     TASKS.register(_cls.name)(_cls)
 
 
@@ -49,5 +50,5 @@ def detect_task(labels: Sequence[Any], separator: str = "|") -> tuple[str, str]:
     return "classification", f"{len(set(map(str, values)))} distinct labels: classification"
 
 
-__all__ = ["TASKS", "ClassificationTask", "MultiLabelTask", "MultiTask", "RegressionTask", "Task",
+__all__ = ["TASKS", "ClassificationTask", "ContrastiveTask", "MultiLabelTask", "MultiTask", "RegressionTask", "Task",
            "build_task", "detect_task", "task_from_state"]

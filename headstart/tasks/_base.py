@@ -14,7 +14,10 @@ A task owns
   the optimizer, ``prepare``, checkpoints and bundles;
 - closed-form shortcuts on cached features (``shortcut``: a logistic-regression probe, ridge,
   prototypes), offered per head; ``None`` means "train the head with the loss", never "fit it as
-  a classifier anyway".
+  a classifier anyway";
+- ``head_after_body``: a task whose loss tunes only the body (contrastive pairs) returns the task
+  that fits the head afterwards, on the tuned body's features; the trainer does so, and refuses
+  a frozen-backbone strategy for it.
 
 Constructors store parameters (scikit-learn's rule); learned state ends in ``_`` and travels in
 ``state()`` / ``from_state()`` (JSON, in the bundle).
@@ -77,6 +80,12 @@ class Task(Params):
 
     def set_class_weights(self, targets: np.ndarray) -> None:
         """Weight the loss against imbalance (tasks with classes); others ignore it."""
+
+    def head_after_body(self) -> "Task | None":
+        """None (default): the head trains with this task's loss, together with the body. A task
+        whose loss reads only the features (the body's tuning) returns the task that fits the
+        head after that tuning, on the tuned body's features (its shortcut, else its loss)."""
+        return None
 
     def after_fit(self, val_targets: np.ndarray | None, val_logits: torch.Tensor | None) -> None:
         """Tune what depends on held-out outputs (multi-label thresholds); nothing by default."""

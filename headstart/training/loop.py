@@ -14,6 +14,8 @@ from typing import Any, Callable
 import torch
 from accelerate import Accelerator
 
+from headstart.data.loaders import in_input_order
+
 MAX_BAD_STEPS = 5
 
 
@@ -112,7 +114,7 @@ class Stepper:
 
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, loader: Any, device: torch.device) -> torch.Tensor:
-    """Logits (N, C) in loader order, eval mode, float32 on CPU."""
+    """Logits (N, C) in input order (a length-sorted loader's rows put back), eval mode, float32 on CPU."""
     was = model.training
     model.eval()
     out = []
@@ -121,4 +123,4 @@ def predict_logits(model: torch.nn.Module, loader: Any, device: torch.device) ->
         inputs = {k: v.to(device) for k, v in inputs.items()} if isinstance(inputs, dict) else inputs.to(device)
         out.append(model(inputs).logits.float().cpu())
     model.train(was)
-    return torch.cat(out)
+    return in_input_order(torch.cat(out), loader)

@@ -100,18 +100,28 @@ class Trainer:
         if task.on_cached_features and (not strategy.frozen_backbone or getattr(strategy, "solver", "auto") == "adamw"):
             raise ValueError(f"task {task.name} adapts on cached features in closed form: use the "
                              f"feature_extraction strategy with its default solver, not {strategy.name}")
+        head_task = task.head_after_body()
         if strategy.frozen_backbone:
-            if "unlabeled" in task.needs and not task.on_cached_features:
-                raise ValueError(f"task {task.name} adapts the backbone's features to the unlabeled data: it needs a "
-                                 f"strategy that trains the backbone (fine_tuning, gradual_unfreezing), not "
-                                 f"{strategy.name}")
+            why = ("adapts the backbone's features to the unlabeled data"
+                   if "unlabeled" in task.needs and not task.on_cached_features else
+                   "tunes the backbone on pairs of the labels" if head_task is not None else "")
+            if why:
+                raise ValueError(f"task {task.name} {why}: it needs a strategy that trains the backbone "
+                                 f"(fine_tuning, gradual_unfreezing), not {strategy.name}")
             return self.fit_head(model, task, train, val, strategy)
+        if head_task is not None:
+            return self.fit_body_then_head(model, task, head_task, train, val, strategy)
+        return self._fit_body(model, task, train, val, strategy)
+
+    def _fit_body(self, model: TransferModel, task: Task, train: Split, val: Split | None,
+                  strategy: Strategy) -> list[dict[str, Any]]:
+        """The backbone trains (with the head, unless the task fits the head afterwards)."""
         ctx = self.ctx
         resume = load_latest(ctx.checkpoint_dir) if (ctx.resume and ctx.checkpoint_dir) else None
         if resume is not None and resume["extra"].get("strategy") != strategy.name:
             raise ValueError(f"{resume['path']}: checkpoint of strategy {resume['extra'].get('strategy')!r}, "
                              f"not {strategy.name!r}; resume with the same settings or start afresh")
-        if resume is None and not ctx.warm_start and strategy.init_head == "probe":
+        if resume is None and not ctx.warm_start and strategy.init_head == "probe" and task.head_after_body() is None:
             self.fit_head(model, task, train, val, FeatureExtraction(), purpose="initialise the head")
         settings = strategy.settings(len(train), ctx.batch_size)
         bb = model.backbone
@@ -119,13 +129,26 @@ class Trainer:
                              augment=settings.augment, batch_size=settings.batch_size, num_workers=ctx.num_workers,
                              seed=ctx.seed, weights=self._sample_weights(task, train))
         val_loader = (make_loader(val.data, val.targets, bb.pretrained_cfg, bb.tokenizer(), train=False,
-                                  batch_size=max(64, ctx.batch_size), num_workers=ctx.num_workers)
+                                  batch_size=max(64, ctx.batch_size), num_workers=ctx.num_workers, by_length=True)
                       if val is not None else None)
         hist = self.run(model, task, loader, strategy, settings, len(bb.layer_groups()),
                         lambda core: predict_logits(core, val_loader, ctx.device) if val is not None else None,
                         val, resume)
         if val is not None:
             task.after_fit(val.targets, predict_logits(model, val_loader, ctx.device))
+        return hist
+
+    def fit_body_then_head(self, model: TransferModel, task: Task, head_task: Task, train: Split,
+                           val: Split | None, strategy: Strategy) -> list[dict[str, Any]]:
+        """The task's loss tunes the body (no validation: the head is not trained yet), then
+        ``head_task`` fits the head on the tuned body's features. A task ``blend`` below 1 mixes
+        the pretrained weights back in first (WiSE-FT)."""
+        blend = float(getattr(task, "blend", 1.0))
+        start = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()} if blend < 1 else None
+        hist = self._fit_body(model, task, train, None, strategy)
+        if start is not None:
+            blend_weights(model.backbone, start, blend)
+        hist += self.fit_head(model, head_task, train, val, FeatureExtraction(), purpose="on the tuned body")
         return hist
 
     def fit_head(self, model: TransferModel, task: Task, train: Split, val: Split | None,
@@ -200,6 +223,8 @@ class Trainer:
         acc = self.ctx.accelerator
         for part in (model.head, model.task_modules):  # a warm-started or pre-trained head trains on
             part.requires_grad_(True)
+        if task.head_after_body() is not None:  # the loss reads the features only: the head comes later
+            model.head.requires_grad_(False)
         self._apply_freeze(model, strategy, 0, n_groups, None)
         groups = strategy.param_groups(model)
         own = [p for p in model.task_modules.parameters()]
@@ -211,6 +236,7 @@ class Trainer:
         # learning rates as one process with the whole batch.
         procs = acc.num_processes
         total = settings.epochs * math.ceil(len(loader.dataset) / (settings.batch_size * procs))
+        total = min(total, settings.max_steps or total)
         sched = get_cosine_schedule_with_warmup(opt, int(settings.warmup * total) * procs, total * procs)
         if procs > 1 and strategy.trainable_groups(0, n_groups) != strategy.trainable_groups(10**6, n_groups):
             raise NotImplementedError(f"{strategy.name}: unfreezing groups during training is not supported with "
@@ -254,6 +280,7 @@ class _Loop:
         self.steps_per_epoch = (math.ceil(self.sampler.n / self.per_step) if self.sampler is not None
                                 else len(run.loader))
         self.total_steps = max(1, total_steps)
+        self.max_steps = run.settings.max_steps
         self.stopper = EarlyStopping("val_score", patience=run.settings.patience) if run.validate else None
         self.history: list[dict[str, Any]] = []
         self.stopped = False
@@ -299,7 +326,7 @@ class _Loop:
         stepper = Stepper(self.acc, self.r.model, self.r.task, self.r.optimizer, self.ctx.log)
         with StopSignals() as signals:
             for epoch in range(start_epoch, self.r.settings.epochs):
-                if self.stopped:
+                if self.stopped or (self.max_steps and epoch * self.steps_per_epoch >= self.max_steps):
                     break
                 skip = start_step if epoch == start_epoch else 0
                 self._epoch(epoch, skip, totals if epoch == start_epoch else (0.0, 0), stepper, signals)
@@ -342,6 +369,8 @@ class _Loop:
                 self.ctx.on_step({"epoch": epoch, "step": step, "global_step": global_step, "loss": loss})
             if signals.received is not None:
                 raise TrainingInterrupted(self.checkpoint(epoch, step, (total, count)))
+            if self.max_steps and global_step >= self.max_steps:  # the exact step budget is spent
+                break
             every = self.ctx.checkpoint_every
             if every and global_step % every == 0 and step < self.steps_per_epoch:
                 self.checkpoint(epoch, step, (total, count))
@@ -380,3 +409,12 @@ def _copy_folded(work: Any, head: Any, fb: FeatureBasis) -> None:
             if id(p) not in skip:
                 target[name].copy_(p.to(target[name]))
     fb.fold(work.input_layer(), head.input_layer())
+
+
+@torch.no_grad()
+def blend_weights(module: torch.nn.Module, start: dict[str, torch.Tensor], blend: float) -> None:
+    """``blend * current + (1 - blend) * start`` for every floating-point tensor of ``module``
+    (weight-space ensembling of a tuned model with its starting point: WiSE-FT, Wortsman et al. 2022)."""
+    for name, t in module.state_dict().items():
+        if t.is_floating_point():
+            t.lerp_(start[name].to(t), 1.0 - blend)

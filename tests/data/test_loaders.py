@@ -1,9 +1,14 @@
 import numpy as np
+import torch
 
 from headstart.api import auto_workers
 from headstart.backbones import build_backbone
+from headstart.backbones.tiny import tiny_bert
 from headstart.data._base import LabeledData
-from headstart.data.loaders import make_loader
+from headstart.data.loaders import in_input_order, make_loader
+from headstart.heads import build_head
+from headstart.model import TransferModel
+from headstart.training.loop import predict_logits
 
 
 def test_training_loader_decodes_each_image_once_across_epochs(tmp_path, monkeypatch):
@@ -29,3 +34,18 @@ def test_auto_workers_leave_a_core_and_skip_texts_and_small_sets(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert auto_workers("image", 1000) == 3
     assert auto_workers("image", 100) == 0 and auto_workers("text", 10_000) == 0
+
+
+def test_length_sorted_text_inference_returns_rows_in_input_order():
+    """Batches by token length (longest first) to pad little; the outputs come back in the
+    inputs' order, identical to an unsorted pass."""
+    bb = tiny_bert().eval()
+    texts = ["short", "a much longer text with many more words in it", "mid length text", "x y", "four words right here"]
+    data = LabeledData(texts, None, "text", [f"row {i}" for i in range(len(texts))])
+    loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=2, by_length=True)
+    assert loader.order[0] == 1 and sorted(loader.order) == list(range(5))
+    model = TransferModel(bb, build_head("linear", bb.num_features, 2)).eval()
+    plain = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=1)
+    torch.testing.assert_close(predict_logits(model, loader, "cpu"), predict_logits(model, plain, "cpu"))
+    rows = torch.arange(5.0)[loader.order]  # what a sorted pass yields: row k is input order[k]
+    assert in_input_order(rows, loader).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -14,7 +14,7 @@ LABELS = {
     "regression": ["1.5", "2", "3.25", "10", "-4", "0"],
     "multitask": [("cat", "1.5"), ("dog", "2"), ("cat", "3"), ("bird", "10"), ("dog", "-4"), ("cat", "0")],
     **{name: ["cat", "dog", "cat", "bird", "dog", "cat"] for name in ("dann", "coral", "mmd", "entropy",
-                                                                         "feature_align")},
+                                                                         "feature_align", "contrastive")},
 }
 
 def _task(name):
@@ -38,12 +38,15 @@ def test_task_contract(name):
     logits = torch.randn(len(labels), task.num_outputs, requires_grad=True)
     batch = {"targets": torch.as_tensor(targets)}
     task.modules(4)
-    output = ModelOutput(torch.randn(len(labels), 4), logits)
+    feats = torch.randn(len(labels), 4, requires_grad=True)
+    output = ModelOutput(feats, logits)
     if "unlabeled" in task.needs:  # a second stream: the target batch's features and logits
         output = DomainOutput(output.features, logits, torch.randn(5, 4) + 1, torch.randn(5, task.num_outputs))
     out = task.loss(output, batch, 0.5)
     out["loss"].backward()
-    assert torch.isfinite(out["loss"]) and logits.grad is not None and logits.grad.abs().sum() > 0
+    # the loss reaches the logits, or the features where it tunes the body and fits the head after
+    reached = feats if task.head_after_body() is not None else logits
+    assert torch.isfinite(out["loss"]) and reached.grad is not None and reached.grad.abs().sum() > 0
     m = task.metrics(targets, logits.detach())
     assert np.isfinite(m["score"]) and m["n"] == len(labels)
     assert isinstance(task.format_metrics(m), str)

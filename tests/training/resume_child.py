@@ -1,6 +1,7 @@
 """Child process for the kill-and-resume tests: fine-tunes tiny:cnn on an image folder and
 SIGKILLs itself after optimizer step ``kill_at`` (0: never); writes final weights to ``result``.
-With TASK (e.g. ``dann``) the run adapts to DATA itself as the unlabeled stream.
+With TASK ``dann`` (or another adaptation task) the run adapts to DATA itself as the unlabeled
+stream; ``contrastive`` tunes the body on pairs and fits the head after.
 
     python resume_child.py DATA OUT KILL_AT EVERY WORKERS RESUME RESULT [TASK]
 """
@@ -22,7 +23,7 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     est = Headstart(backbone="tiny:cnn", strategy="fine_tuning", task=task, verbose=False, final_fit="split", strategy_params={"epochs": 3, "batch_size": 8, "augment": True, "init_head": "random"}, run={"out": out, "checkpoint_every": int(every) or None, "resume": resume == "1", "on_step": on_step}, runtime={"num_workers": int(workers), "cache_dir": False})
-    est.fit(data, unlabeled=data if task != "classification" else None)
+    est.fit(data, unlabeled=data if task in ("dann", "coral", "mmd", "entropy") else None)
     save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, result)
 
 

@@ -57,17 +57,29 @@ def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(kill, w
     assert not different, f"weights differ after resume: {different[:5]}"
 
 
-def test_killed_and_resumed_adaptation_run_is_bitwise_equal(data, tmp_path):
-    """DANN: a second (unlabeled) stream and a discriminator of the task's own, killed mid-epoch."""
+def _killed_and_resumed(data, tmp_path, task):
+    """(weights of a run killed mid-epoch then resumed, weights of an uninterrupted run)."""
     kill_at, every = KILLS["mid_epoch"]
     want = tmp_path / "want.safetensors"
-    full = _run(data, tmp_path / "full", 0, 0, 0, False, want, "dann")
+    full = _run(data, tmp_path / "full", 0, 0, 0, False, want, task)
     assert full.returncode == 0, full.stderr[-3000:]
     out, result = tmp_path / "out", tmp_path / "w.safetensors"
-    assert _run(data, out, kill_at, every, 0, False, result, "dann").returncode == -9
-    resumed = _run(data, out, 0, every, 0, True, result, "dann")
+    assert _run(data, out, kill_at, every, 0, False, result, task).returncode == -9
+    resumed = _run(data, out, 0, every, 0, True, result, task)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got, ref = load_file(str(result)), load_file(str(want))
+    return load_file(str(result)), load_file(str(want))
+
+
+def test_killed_and_resumed_adaptation_run_is_bitwise_equal(data, tmp_path):
+    """DANN: a second (unlabeled) stream and a discriminator of the task's own, killed mid-epoch."""
+    got, ref = _killed_and_resumed(data, tmp_path, "dann")
     assert any(k.startswith("task_modules.discriminator") for k in ref)
+    different = [k for k in ref if not torch.equal(got[k], ref[k])]
+    assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"
+
+
+def test_killed_and_resumed_contrastive_run_is_bitwise_equal(data, tmp_path):
+    """Contrastive: the body tuned on pairs, killed mid-epoch, resumed; the head fitted after."""
+    got, ref = _killed_and_resumed(data, tmp_path, "contrastive")
     different = [k for k in ref if not torch.equal(got[k], ref[k])]
     assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"

