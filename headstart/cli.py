@@ -116,12 +116,9 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
                                                         "will meet (a folder of images, or a CSV/JSONL of paths or "
                                                         "texts; labels, if any, are ignored)"),
-        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy (a "
-                                            "classifier; the backbone is fine-tuned) | adabn (BatchNorm "
-                                            "statistics re-estimated on the target; no training) | "
-                                            "feature_align (cached features standardised per domain, a "
-                                            "probe; fast, no backbone training) | auto (feature_align, or "
-                                            "source-only when a label-free criterion does not prefer it)"),
+        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
+                                            "(fine-tunes) | adabn | feature_align (no training) | auto (feature_align "
+                                            "or source-only, by a label-free criterion)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
