@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,7 @@ def main() -> None:
     ap.add_argument("--pooling", action="store_true", help="also the window x pooling study (slow: 30 s windows)")
     ap.add_argument("--seeds", default="0,1,2")
     a = ap.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notes on future defaults
     root = Path(a.data)
     pool, test = make_data(root)
     classes = sorted(set(pool.labels))
