@@ -55,6 +55,7 @@ def test_a_wrong_version_or_byte_count_is_refused():
         parse_ct2(bytes(raw))
 
 
+@pytest.mark.fuzz
 def test_fuzzed_headers_raise_value_errors_only():
     raw = serialize_ct2(_model())
     rng = np.random.default_rng(0)

@@ -89,6 +89,7 @@ def test_preflight_names_silent_corrupt_and_empty_clips_and_states_the_rates(tmp
     assert len(clean) == 6 and "6 clip(s) at 8 kHz" in report.format()
 
 
+@pytest.mark.fuzz
 def test_fuzzed_wav_headers_never_crash_the_reader(tmp_path):
     t = np.arange(800) / 8000
     good = write_wav(tmp_path / "g.wav", (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 8000).read_bytes()
