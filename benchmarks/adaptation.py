@@ -14,7 +14,8 @@ plus a fixed random texture (uniform noise blurred at sigma 2, amplitude 60) beh
 Methods: ``source_fe`` = headstart's default for this size (a probe on cached features, source
 only); ``adabn`` = the same, then the BatchNorm statistics re-estimated on the target (AdaBN); ``source_ft`` = fine-tuning on the source only, the same settings as the adaptation runs;
 ``dann``, ``coral``, ``mmd``, ``entropy`` = the adaptation tasks, fine-tuning with the target
-stream. Feature extraction: EfficientNet-Lite0 at 112x112 (the
+stream; ``feature_align`` = no backbone training: source and target cached features standardised
+per domain, then the probe (``feature_align_st``: plus three self-training rounds). Feature extraction: EfficientNet-Lite0 at 112x112 (the
 defaults); every fine-tune: EfficientNet-Lite0 at 64x64, ``--steps`` optimizer steps, batch 32.
 
 Label-free selection: for each run the information-maximisation score of its target predictions
@@ -40,6 +41,9 @@ from headstart.evaluation.compare import mean_ci  # noqa: E402
 
 METHODS = {"source_fe": {"strategy": "feature_extraction"},
            "adabn": {"strategy": "feature_extraction", "adapt": "adabn"},
+           "feature_align": {"strategy": "feature_extraction", "adapt": "feature_align"},
+           "feature_align_st": {"strategy": "feature_extraction", "adapt": "feature_align",
+                                "task_params": {"self_training": 3}},
            "source_ft": {"strategy": "fine_tuning"},
            **{m: {"strategy": "fine_tuning", "task": m} for m in ("dann", "coral", "mmd", "entropy")}}
 
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--shift", default="heavy")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--cache", default=None, help="feature cache folder to reuse (default: a new temporary one)")
     a = ap.parse_args()
     xtr, ytr, xte, yte = load_fmnist()
     pool = set(np.concatenate([stratified_indices(ytr, a.n, s) for s in range(3)]).tolist())
@@ -106,7 +111,7 @@ def main() -> None:
             "yte_names": np.array([FMNIST_CLASSES[i] for i in yte], dtype=object)}
     methods, seeds = a.methods.split(","), [int(s) for s in a.seeds.split(",")]
     runs = []
-    data["cache"] = tempfile.mkdtemp(prefix="hs-adapt-")  # one feature cache: a backbone's features are computed once
+    data["cache"] = a.cache or tempfile.mkdtemp(prefix="hs-adapt-")  # one feature cache: a backbone's features are computed once
     for seed in seeds:
         for m in methods:
             runs.append(one_run(m, seed, a, data))

@@ -11,9 +11,14 @@ if TYPE_CHECKING:  # torch only where tensors are handled: the rank memo reads f
     import torch
 
 
+def cache_root() -> Path:
+    """headstart's cache folder (``HEADSTART_CACHE`` overrides ``~/.cache/headstart``)."""
+    return Path(os.environ.get("HEADSTART_CACHE", Path.home() / ".cache" / "headstart"))
+
+
 def default_cache_dir() -> Path:
-    """Where computed features, scores and rank memos live (``HEADSTART_CACHE`` overrides)."""
-    return Path(os.environ.get("HEADSTART_CACHE", Path.home() / ".cache" / "headstart")) / "features"
+    """Where computed features, scores and rank memos live."""
+    return cache_root() / "features"
 
 
 def sha256_file(path: str | Path) -> str:

@@ -468,7 +468,9 @@ class Headstart:
             return build_strategy(self.strategy, **params), "chosen by the user"
         if self.strategy == "auto":
             chosen, why = choose(modality, n_train, len(self.classes_) if self.classes_ is not None else 0,
-                                 self.task_.name, adapts="unlabeled" in self.task_.needs)
+                                 self.task_.name,
+                                 adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
+                                 on_cached_features=self.task_.on_cached_features)
             if str(self.backbone).startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())

@@ -118,7 +118,9 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                                                         "texts; labels, if any, are ignored)"),
         adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy (a "
                                             "classifier; the backbone is fine-tuned) | adabn (BatchNorm "
-                                            "statistics re-estimated on the target; no training)"),
+                                            "statistics re-estimated on the target; no training) | "
+                                            "feature_align (cached features standardised per domain, a "
+                                            "probe; fast, no backbone training)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
@@ -550,6 +552,38 @@ def shift(source: Annotated[Path, typer.Argument(help="the training data: image 
         raise typer.Exit(1) from None
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     typer.echo(f"written: {out / 'shift.json'}, {out / f'shift.{plot_format}'}", err=True)
+
+
+@app.command()
+def zeroshot(data: Path = typer.Argument(..., help="CSV/TSV/JSONL of the texts to classify (and calibrate on); a "
+                                         "label column, if present, only scores the result"),
+             labels: str = typer.Option(..., help="the classes: 'positive,negative', 'fresh: a positive review,"
+                                        "rotten: a negative review', or a .txt (one per line, 'label: description' "
+                                        "optional) / .json {label: description} file"),
+             template: list[str] = typer.Option([], "--template", help="prompt with a {label} slot, e.g. 'This "
+                                                "review is {label}.' (repeatable: averaged; default: a generic set)"),
+             backbone: str = typer.Option("mpnet", help="a sentence encoder: mpnet, minilm, hf:NAME ..."),
+             no_calibrate: bool = typer.Option(False, "--no-calibrate", help="keep the raw similarities (no "
+                                               "per-class centring on DATA's texts)"),
+             no_self_train: bool = typer.Option(False, "--no-self-train", help="no probe on the surest texts"),
+             out: Path = typer.Option(Path("headstart-zeroshot"), help="bundle directory to write"),
+             text_column: TextColumn = "text", label_column: LabelColumn = "label",
+             batch_size: int = typer.Option(64), seed: int = typer.Option(0),
+             cache_dir: CacheDir = None, device: Device = None, quiet: bool = typer.Option(False)) -> None:
+    """Classify texts with no labeled examples: similarity to the class names or descriptions,
+    calibrated and self-trained on DATA's own texts; writes a bundle predict/serve use."""
+    from headstart.zeroshot import zero_shot
+
+    try:
+        zero_shot(data, labels, templates=template or None, backbone=backbone, calibrate=not no_calibrate,
+                  self_train=not no_self_train, out=out, seed=seed, verbose=not quiet,
+                  runtime={"device": device, "batch_size": batch_size, "cache_dir": cache_dir},
+                  data_spec={"text_column": text_column, "label_column": label_column})
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    if not quiet:
+        typer.echo(f"next:\n  headstart predict {out} TEXTS.csv --out predictions.csv\n  headstart serve {out}")
 
 
 @app.command()

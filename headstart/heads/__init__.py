@@ -5,6 +5,7 @@ from typing import Any
 
 from headstart._registry import Registry
 from headstart.heads._base import Head
+from headstart.heads.cosine import CosineHead
 from headstart.heads.linear import LinearHead
 from headstart.heads.mlp import MLPHead
 from headstart.heads.prototype import PrototypeHead
@@ -13,6 +14,7 @@ HEADS: Registry[type[Head]] = Registry("head")
 HEADS.register("linear")(LinearHead)
 HEADS.register("mlp")(MLPHead)
 HEADS.register("prototype")(PrototypeHead)
+HEADS.register("cosine")(CosineHead)
 
 
 def build_head(name: str, num_features: int, num_classes: int, **params: Any) -> Head:

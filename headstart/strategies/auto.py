@@ -21,10 +21,14 @@ _ITEMS = {"image": "images", "text": "texts", "audio": "clips"}
 
 
 def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
-           adapts: bool = False) -> tuple[Strategy, str]:
+           adapts: bool = False, on_cached_features: bool = False) -> tuple[Strategy, str]:
     """Return (strategy, reason). ``n_classes``: the number of classes (labels for multilabel;
     0 for tasks without classes, such as regression); ``task``: the task's name, for the reason;
-    ``adapts``: the task aligns features to unlabeled data, so the backbone must train."""
+    ``adapts``: the task aligns features to unlabeled data, so the backbone must train;
+    ``on_cached_features``: the task adapts on the frozen backbone's cached features."""
+    if on_cached_features:
+        return (FeatureExtraction(), f"{n_train} examples, {task}: adapts on the frozen backbone's cached "
+                                     "features (closed form, no backbone training)")
     if adapts:
         what = _ITEMS.get(modality, "images")
         return (text_fine_tuning() if modality == "text" else FineTuning(),

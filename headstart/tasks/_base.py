@@ -35,6 +35,9 @@ class Task(Params):
     name: ClassVar[str] = ""
     # extra inputs the trainer must supply (e.g. "unlabeled", "teacher"); it refuses a run without them
     needs: ClassVar[tuple[str, ...]] = ()
+    # True: the task adapts on cached features (frozen backbone); the trainer then passes the
+    # unlabeled inputs' features to ``shortcut`` as ``unlabeled=``
+    on_cached_features: ClassVar[bool] = False
     # what predict_proba means for this task ("" : it has none)
     proba: ClassVar[str] = ""
 

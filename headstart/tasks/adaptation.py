@@ -27,6 +27,7 @@ from torch import nn
 
 from headstart.model import ModelOutput
 from headstart.tasks.classification import ClassificationTask
+from headstart.tasks.feature_alignment import FeatureAlignTask
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -162,6 +163,6 @@ class EntropyTask(DomainAdaptationTask):
         return {"alignment": coeff * im, "information": im}
 
 
-ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask)
+ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask, FeatureAlignTask)
 # what ``adapt=`` accepts: the tasks above, and AdaBN (headstart.adaptation.batchnorm: no training)
 ADAPTATION_METHODS = (*(t.name for t in ADAPTATION_TASKS), "adabn")

