@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
-from headstart.backbones.prepare import prepare_backbone, resolve_device
+from headstart.backbones.prepare import prepare_backbone, resampling_note, resolve_device
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
 from headstart.data.loaders import make_loader
@@ -75,8 +75,8 @@ def make_accelerator(device: str | None = None, mixed_precision: str = "auto",
 
 def auto_workers(modality: str, n: int) -> int:
     """DataLoader workers for ``num_workers='auto'``: images decode in parallel with the model
-    (one core left to it), texts are tokenized once up front and need none."""
-    if modality != "image" or n < 256:
+    (one core left to it), as does audio; texts are tokenized once up front and need none."""
+    if modality not in ("image", "audio") or n < 256:
         return 0
     return int(min(8, max(0, (os.cpu_count() or 1) - 1)))
 
@@ -90,7 +90,7 @@ class Headstart:
     """Adapt a pretrained backbone to labeled data.
 
     ``backbone``, ``head``, ``strategy`` and ``task`` are names (with ``*_params``) or instances;
-    ``preprocessing`` is ``{"image_size", "max_length", "multiscale"}``. With no test set given,
+    ``preprocessing`` is ``{"image_size", "max_length", "multiscale", "max_seconds"}``. With no test set given,
     ``test_size`` of the data is held out to measure the model; ``final_fit="all"`` (default) then
     trains it again on every labeled example and returns that one (the metrics say so),
     ``"split"`` returns the model that was measured. The rest lives in
@@ -193,7 +193,7 @@ class Headstart:
         if isinstance(source, (str, Path)) and labels is None:
             if _is_existing_path(source):
                 return read_data(source, **self.data_.columns)
-            if isinstance(source, Path) or modality == "image" or modality is None:
+            if isinstance(source, Path) or modality != "text":
                 raise FileNotFoundError(f"{source}: no such file or folder")
             return from_sequences([source], None, modality)  # one text
         if isinstance(source, tuple) and len(source) == 2 and labels is None:  # (X, y) for val/test
@@ -334,7 +334,10 @@ class Headstart:
             return warm
         backbone = prepare_backbone(spec, train, image_size=self._prep("image_size"),
                                     multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
-                                    seed=self.seed)
+                                    max_seconds=self._prep("max_seconds"), seed=self.seed)
+        note = resampling_note(train, backbone)
+        if note:
+            self._log(note)
         head = build_head(self.head, backbone.num_features, self.task_.num_outputs, **(self.head_params or {}))
         return TransferModel(backbone, head, self.task_.modules(backbone.num_features))
 
@@ -458,7 +461,7 @@ class Headstart:
         self.data_report_, data, val_d, test_d = check_data(
             data, val_d, test_d, policy=self.data_.on_bad_sample, root=root, classes=task.proba == "softmax",
             label_problem=getattr(task, "label_problem", None))
-        if self.data_report_.bad or self.data_report_.warnings:
+        if self.data_report_.bad or self.data_report_.warnings or self.data_report_.notes:
             self._log(self.data_report_.format())
         return data, val_d, test_d
 

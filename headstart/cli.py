@@ -163,7 +163,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
 
 def _next_steps(out: Path, modality: str) -> None:
     """Where everything went, and the commands a user runs next."""
-    inputs = "FOLDER_OR_CSV" if modality == "image" else "TEXTS.csv"
+    inputs = "FOLDER_OR_CSV" if modality in ("image", "audio") else "TEXTS.csv"
     lines = [f"bundle: {out}  (model.safetensors, headstart.json, README.md = the model card)",
              f"report: {out / 'report.html'}"]
     if (out / "logs").exists():
@@ -279,7 +279,7 @@ def _inputs(est: Any, inputs: list[str]) -> Any:
     items: list[Any] = []
     for i in inputs:
         p = Path(i)
-        if est.modality_ == "image":
+        if est.modality_ in ("image", "audio"):
             items.append(p)
         elif p.suffix.lower() == ".txt" and p.is_file():
             items += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 # The pretrained backbone ``auto`` means, per modality (both load offline here).
-DEFAULT_BACKBONES: dict[str, str] = {"image": "efficientnet_lite0", "text": "minilm"}
+DEFAULT_BACKBONES: dict[str, str] = {"image": "efficientnet_lite0", "text": "minilm", "audio": "whisper_tiny_en"}
 
 # The text recipe measured on Rotten Tomatoes (benchmarks/rotten_tomatoes.py): random head, encoder
 # lr 5e-5 and head lr 5e-4 without layer decay, batch 8, 5 epochs (label smoothing 0.1: the

@@ -110,3 +110,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def audio_tones(tmp_path_factory):
+    """(train folder, test folder, tiny random Whisper checkpoint): 8 kHz tones in two classes,
+    five and two clips per class, made on the spot (no audio file is committed)."""
+    from headstart.testing.audio import tiny_whisper_dir, tone_folder
+
+    root = tmp_path_factory.mktemp("tones")
+    return (tone_folder(root / "train", n_per_class=5, seed=0), tone_folder(root / "test", n_per_class=2, seed=1),
+            tiny_whisper_dir(root / "whisper"))

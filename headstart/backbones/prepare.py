@@ -16,10 +16,10 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
-                     max_length: int | None = None, seed: int = 0) -> Backbone:
+                     max_length: int | None = None, max_seconds: float | None = None, seed: int = 0) -> Backbone:
     """Build ``spec`` and fit its preprocessing to the data: the input size for small images
     (from the data unless given or fixed by the architecture), multi-scale taps on or off, the
-    token limit for texts."""
+    token limit for texts, the audio window (the longest clip, in whole seconds, unless given)."""
     backbone = build_backbone(spec)
     if backbone.modality != data.modality:
         raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
@@ -32,5 +32,33 @@ def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = N
     if max_length and data.modality == "text":
         limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
         backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
+    if data.modality == "audio":
+        from headstart.data.audio import auto_seconds
+
+        cfg = backbone.pretrained_cfg
+        secs = min(cfg.max_seconds, max_seconds or auto_seconds(data.items, cfg.max_seconds, seed=seed))
+        backbone.set_pretrained_cfg(replace(cfg, max_seconds=float(secs)))
     backbone.adapt_to(data.items)
     return backbone
+
+
+def resampling_note(data: LabeledData, backbone: Backbone, sample: int = 256) -> str | None:
+    """For audio: the sample rates found (file headers of up to ``sample`` clips) and the
+    checkpoint's, said aloud when they differ ("resampling 22.05 kHz -> 16 kHz for whisper_tiny_en")."""
+    if data.modality != "audio":
+        return None
+    from headstart.data.audio import audio_info
+
+    rates = set()
+    for item in data.items[:sample]:
+        try:
+            rates.add(audio_info(item)[1])
+        except Exception:  # noqa: BLE001 - arrays, unreadable files: the pre-flight names those
+            continue
+    target = backbone.pretrained_cfg.sampling_rate
+    differ = sorted(r for r in rates if r != target)
+    if not differ:
+        return None
+    return (f"resampling {', '.join(f'{r / 1000:g}' for r in differ)} kHz -> {target / 1000:g} kHz for "
+            f"{backbone.spec} (the rate its weights were trained at)")
+

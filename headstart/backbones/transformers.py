@@ -1,4 +1,5 @@
-"""``hf:<hub id or directory>`` — a transformers AutoModel encoder with mean (or CLS) pooling."""
+"""``hf:<hub id or directory>`` — a transformers AutoModel encoder with mean (or CLS) pooling;
+audio checkpoints go to ``headstart.backbones.audio``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from headstart.backbones._base import TEXT, Backbone, PretrainedCfg
+from headstart.backbones._base import TEXT, Backbone, PretrainedCfg, block_layer_groups
+from headstart.backbones.audio import AUDIO_MODEL_TYPES, from_pretrained_dir
 
 
 class HFBackbone(Backbone):
@@ -42,20 +44,7 @@ class HFBackbone(Backbone):
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         # embeddings | each transformer block | whatever follows (final norm, pooler)
-        blocks = max((m for m in self.model.modules() if isinstance(m, nn.ModuleList)),
-                     key=len, default=None)
-        if blocks is None or len(blocks) < 2:
-            return [list(self.model.parameters())]
-        in_block = {id(p) for p in blocks.parameters()}
-        first_block = next(iter(blocks[0].parameters()))
-        before, after, seen_first = [], [], False
-        for p in self.model.parameters():
-            if p is first_block:
-                seen_first = True
-            if id(p) not in in_block:
-                (after if seen_first else before).append(p)
-        groups = [before] + [list(b.parameters()) for b in blocks] + [after]
-        return [g for g in groups if g]
+        return block_layer_groups(self.model)
 
     def save_architecture(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -66,8 +55,9 @@ class HFBackbone(Backbone):
 
 def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | None = None,
               pooling: str = "mean", max_length: int = 128,
-              license: str = "see model card") -> HFBackbone:
-    """Load weights (pretrained) or only the architecture (random init) plus the tokenizer."""
+              license: str = "see model card") -> Backbone:
+    """Load weights (pretrained) or only the architecture (random init) plus the tokenizer, or,
+    for an audio checkpoint (Whisper, wav2vec2, HuBERT ...), its feature extractor."""
     from transformers import (  # a second or so: only when used
         AutoConfig,
         AutoModel,
@@ -76,16 +66,17 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
 
     from transformers.utils import logging as hf_logging
 
-    tok = AutoTokenizer.from_pretrained(str(name_or_path))
+    config = AutoConfig.from_pretrained(str(name_or_path))
     # transformers draws a "Loading weights" bar over the checkpoint's tensors on every load, even
     # for a local 90 MB file: noise in every fit's log. Downloads keep huggingface_hub's own bar.
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        if pretrained:
-            model = AutoModel.from_pretrained(str(name_or_path))
-        else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(str(name_or_path)))
+        if config.model_type in AUDIO_MODEL_TYPES:
+            return from_pretrained_dir(name_or_path, config, pretrained=pretrained, spec=spec,
+                                       pooling="mean" if pooling == "cls" else pooling, license=license)
+        tok = AutoTokenizer.from_pretrained(str(name_or_path))
+        model = AutoModel.from_pretrained(str(name_or_path)) if pretrained else AutoModel.from_config(config)
     finally:
         if bar:
             hf_logging.enable_progress_bar()
@@ -93,5 +84,5 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
                       pooling=pooling, license=license)
 
 
-def build(name: str, pretrained: bool = True) -> HFBackbone:
+def build(name: str, pretrained: bool = True) -> Backbone:
     return from_name(name, pretrained=pretrained)

@@ -9,6 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# what soundfile (libsndfile 1.2) decodes without FFmpeg
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
 
 
 @dataclass
@@ -46,13 +48,16 @@ class LabeledData:
 
 
 def guess_modality(items: Sequence[Any]) -> str:
-    """Paths with image extensions, PIL images and arrays are images; other strings are texts."""
+    """Paths with audio extensions are audio; other paths, PIL images and arrays are images;
+    strings are texts unless they all name image or audio files."""
     if len(items) == 0:
         raise ValueError("no items: the dataset is empty")
     first = items[0]
-    if isinstance(first, Path):
-        return "image"
-    if isinstance(first, str):
-        exts = {Path(s).suffix.lower() for s in items[:50]}
-        return "image" if exts and exts <= IMAGE_EXTENSIONS else "text"
+    if isinstance(first, (Path, str)):
+        exts = {Path(s).suffix.lower() for s in items[:50] if isinstance(s, (str, Path))}
+        if exts and exts <= AUDIO_EXTENSIONS:
+            return "audio"
+        if isinstance(first, Path) or (exts and exts <= IMAGE_EXTENSIONS):
+            return "image"
+        return "text"
     return "image"

@@ -8,6 +8,7 @@ from typing import Any
 
 IMAGE = "image"
 TEXT = "text"
+AUDIO = "audio"
 
 
 @dataclass
@@ -29,7 +30,10 @@ class PretrainedCfg:
     feature_grid: int = 1
     # text
     max_length: int = 128
-    pooling: str = "mean"  # "mean" or "cls"
+    pooling: str = "mean"  # "mean" or "cls"; audio: "mean" (over the clip's frames) or "mean_all"
+    # audio: waveforms are resampled to the checkpoint's rate, mono, cut to at most max_seconds
+    sampling_rate: int = 16000
+    max_seconds: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +56,8 @@ class PretrainedCfg:
         """The fields that change what the backbone sees (the feature-cache key uses them)."""
         if self.modality == IMAGE:
             keys = ("modality", "input_size", "mean", "std", "interpolation", "feature_taps", "feature_grid")
+        elif self.modality == AUDIO:
+            keys = ("modality", "sampling_rate", "max_seconds", "pooling")
         else:
             keys = ("modality", "max_length", "pooling")
         d = self.to_dict()

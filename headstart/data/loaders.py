@@ -4,40 +4,43 @@ tensor or a tokenizer batch) and ``targets`` (whatever the task encoded: class i
 multi-hot rows, standardised values)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from headstart.data._base import LabeledData
-from headstart.data.config import IMAGE, PretrainedCfg
+from headstart.data.audio import AudioDecoder, AudioTransform, audio_batch
+from headstart.data.config import AUDIO, IMAGE, TEXT, PretrainedCfg
 from headstart.data.images import ImageTransform, load_image
 from headstart.data.sampler import EpochSampler, epoch_key
 from headstart.data.text import TokenizedTexts
 
 
 class ItemDataset(Dataset):
-    """Yields (input, target row); images are decoded and transformed here, texts pass through.
-    ``targets``: (N,) or (N, K) array, or None (unlabeled: target -1)."""
+    """Yields (input, target row). Items that need decoding (images, audio: ``decode``) are
+    decoded and transformed here; texts pass through. ``targets``: (N,) or (N, K) array, or
+    None (unlabeled: target -1)."""
 
     def __init__(self, data: LabeledData, targets: np.ndarray | None, transform: Any = None,
-                 decoded_cache_mb: float = 0) -> None:
+                 decoded_cache_mb: float = 0, decode: Any = None) -> None:
         self.data = data
         self.targets = targets
         self.transform = transform
-        self.budget = int(decoded_cache_mb * 2**20)  # decoded images kept across epochs (per worker)
+        self.decode = decode
+        self.budget = int(decoded_cache_mb * 2**20)  # decoded items kept across epochs (per worker)
         self._decoded: dict[int, Any] = {}
 
-    def _image(self, i: int) -> Any:
-        img = self._decoded.get(i)
-        if img is None:
-            img = load_image(self.data.items[i], self.data.origins[i])
-            size = img.width * img.height * 3
+    def _decoded_item(self, i: int) -> Any:
+        obj = self._decoded.get(i)
+        if obj is None:
+            obj = self.decode(self.data.items[i], self.data.origins[i])
+            size = obj.width * obj.height * 3 if hasattr(obj, "width") else int(getattr(obj, "nbytes", 0))
             if size <= self.budget:
-                self._decoded[i] = img
+                self._decoded[i] = obj
                 self.budget -= size
-        return img
+        return obj
 
     def __len__(self) -> int:
         return len(self.data)
@@ -45,13 +48,17 @@ class ItemDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, Any]:
         key, i = index if isinstance(index, tuple) else (None, index)
         item = self.data.items[i]
-        if self.data.modality == IMAGE:
-            img = self._image(i)
+        if self.decode is not None:
+            obj = self._decoded_item(i)
             if key is None:
-                item = self.transform(img)
+                item = self.transform(obj)
             else:  # augmentation seeded by (epoch key, index): same on resume, any worker count
-                item = _seeded(self.transform, img, (key + i * 2_654_435_761) % (2**63))
+                item = _seeded(self.transform, obj, (key + i * 2_654_435_761) % (2**63))
         return item, -1 if self.targets is None else self.targets[i]
+
+
+def _decode_image(item: Any, origin: str = "") -> Any:
+    return load_image(item, origin)
 
 
 def _seeded(transform: Any, img: Any, seed: int) -> Any:
@@ -107,16 +114,8 @@ def make_loader(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCf
     token length, so little padding is computed; the loader's ``order`` says which input each
     output row is, and ``in_input_order`` puts the outputs back."""
     augment = train if augment is None else augment
-    order = None
-    if cfg.modality == IMAGE:
-        # training loaders decode each image once and keep it (up to 512 MiB): epochs 2+ skip decoding
-        ds = ItemDataset(data, targets, ImageTransform(cfg, train=augment), decoded_cache_mb=512 if train else 0)
-        collate: Any = image_batch
-    else:
-        tokens = TokenizedTexts(tokenizer, data.items, cfg.max_length)
-        ds = ItemDataset(LabeledData(tokens.rows, data.labels, data.modality, data.origins), targets)
-        collate = TokenBatch(tokens)
-        order = length_order(tokens.rows) if by_length and not train else None
+    ds, collate = item_dataset(data, targets, cfg, tokenizer, augment=augment, decoded_cache_mb=512 if train else 0)
+    order = length_order(ds.data.items) if by_length and not train and cfg.modality == TEXT else None
     loader = _loader(ds, collate, train=train, batch_size=batch_size, num_workers=num_workers, seed=seed,
                      weights=weights, order=order)
     loader.order = order
@@ -138,6 +137,38 @@ def in_input_order(outputs: torch.Tensor, loader: Any) -> torch.Tensor:
     restored = torch.empty_like(outputs)
     restored[torch.as_tensor(order, dtype=torch.long)] = outputs
     return restored
+
+
+def _image_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any,
+                   augment: bool, decoded_cache_mb: float) -> tuple[Dataset, Any]:
+    # training loaders decode each image once and keep it (up to 512 MiB): epochs 2+ skip decoding
+    return ItemDataset(data, targets, ImageTransform(cfg, train=augment), decoded_cache_mb, _decode_image), image_batch
+
+
+def _text_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any,
+                  augment: bool, decoded_cache_mb: float) -> tuple[Dataset, Any]:
+    tokens = TokenizedTexts(tokenizer, data.items, cfg.max_length)
+    return ItemDataset(LabeledData(tokens.rows, data.labels, data.modality, data.origins), targets), TokenBatch(tokens)
+
+
+def _audio_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any,
+                   augment: bool, decoded_cache_mb: float) -> tuple[Dataset, Any]:
+    return ItemDataset(data, targets, AudioTransform(cfg, train=augment), decoded_cache_mb,
+                       AudioDecoder(cfg.sampling_rate)), audio_batch
+
+
+# One row per modality: what turns its items into model inputs. A new modality is its reader
+# module plus a row here (and in ``headstart.data.modalities``); nothing downstream changes.
+DATASETS: dict[str, Callable[..., tuple[Dataset, Any]]] = {
+    IMAGE: _image_dataset, TEXT: _text_dataset, AUDIO: _audio_dataset}
+
+
+def item_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any = None, *,
+                 augment: bool = False, decoded_cache_mb: float = 0) -> tuple[Dataset, Any]:
+    """(dataset, collate_fn) for ``cfg.modality``'s items."""
+    if cfg.modality not in DATASETS:
+        raise ValueError(f"no data reader for modality {cfg.modality!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[cfg.modality](data, targets, cfg, tokenizer, augment, decoded_cache_mb)
 
 
 def feature_loader(feats: torch.Tensor, targets: np.ndarray, *, batch_size: int, seed: int = 0,
@@ -181,13 +212,7 @@ class UnlabeledStream:
             raise ValueError("the unlabeled data are empty")
         self.n, self.batch_size, self.seed = len(data), int(batch_size), int(seed)
         self._perms: tuple[tuple[int, int], list[int]] = ((-1, -1), [])
-        if cfg.modality == IMAGE:
-            self.ds = ItemDataset(data, None, ImageTransform(cfg, train=augment))
-            self.collate: Any = image_batch
-        else:
-            tokens = TokenizedTexts(tokenizer, data.items, cfg.max_length)
-            self.ds = ItemDataset(LabeledData(tokens.rows, None, data.modality, data.origins), None)
-            self.collate = TokenBatch(tokens)
+        self.ds, self.collate = item_dataset(data, None, cfg, tokenizer, augment=augment)
 
     def _perm(self, epoch: int, cycle: int) -> list[int]:
         if self._perms[0] != (epoch, cycle):

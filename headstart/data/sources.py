@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from headstart.data._base import IMAGE_EXTENSIONS, LabeledData, guess_modality
+from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, LabeledData, guess_modality
 
 
 def read_data(source: Any, labels: Sequence[Any] | None = None, *, text_column: str = "text",
@@ -20,7 +20,7 @@ def read_data(source: Any, labels: Sequence[Any] | None = None, *, text_column: 
     if isinstance(source, (str, Path)) and labels is None:
         p = Path(source)
         if p.is_dir():
-            return read_image_folder(p)
+            return read_folder(p)
         if p.is_file():
             if p.suffix.lower() in (".csv", ".tsv"):
                 return read_table(p, text_column, path_column, label_column)
@@ -35,7 +35,7 @@ def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
                    modality: str | None = None) -> LabeledData:
     items = list(items)
     mod = modality or guess_modality(items)
-    if mod == "image":
+    if mod in ("image", "audio"):
         items = [Path(it) if isinstance(it, str) else it for it in items]
     else:
         for i, it in enumerate(items):
@@ -45,19 +45,26 @@ def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
     return LabeledData(items, y, mod)
 
 
-def read_image_folder(root: Path) -> LabeledData:
-    """``root/<class>/<image>``: one subfolder per class, images found recursively inside it."""
+def read_folder(root: Path) -> LabeledData:
+    """``root/<class>/<file>``: one subfolder per class, image or audio files found recursively
+    inside it; the modality is the one whose files the folders hold (most of, if both)."""
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root}: no class subfolders (expected {root}/<class name>/<image files>)")
-    items, y = [], []
+        raise ValueError(f"{root}: no class subfolders (expected {root}/<class name>/<image or audio files>)")
+    found: dict[str, tuple[list[Path], list[str]]] = {"image": ([], []), "audio": ([], [])}
     for c in classes:
-        files = sorted(f for f in (root / c).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        items += files
-        y += [c] * len(files)
+        for f in sorted(f for f in (root / c).rglob("*") if f.is_file()):
+            mod = "image" if f.suffix.lower() in IMAGE_EXTENSIONS else "audio" if (
+                f.suffix.lower() in AUDIO_EXTENSIONS) else None
+            if mod:
+                found[mod][0].append(f)
+                found[mod][1].append(c)
+    mod = max(found, key=lambda m: len(found[m][0]))
+    items, y = found[mod]
     if not items:
-        raise ValueError(f"{root}: the class folders hold no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return LabeledData(items, y, "image")
+        raise ValueError(f"{root}: the class folders hold no image or audio files "
+                         f"({', '.join(sorted(IMAGE_EXTENSIONS | AUDIO_EXTENSIONS))})")
+    return LabeledData(items, y, mod)
 
 
 def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: str,
@@ -66,9 +73,11 @@ def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: st
     if text_column in cols:
         mod, col = "text", text_column
     elif path_column in cols:
-        mod, col = "image", path_column
+        col = path_column
+        exts = {Path(v).suffix.lower() for v in df[col].tolist() if isinstance(v, str) and v.strip()}
+        mod = "audio" if exts and exts <= AUDIO_EXTENSIONS else "image"
     else:
-        raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image paths) "
+        raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image/audio paths) "
                          f"column; found {cols}")
     raw = [v if isinstance(v, str) else "" for v in df[col].tolist()]  # JSONL nulls/numbers: empty
     origins = [f"{where}:{n}" for n in lines]

@@ -6,17 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from headstart.data._base import IMAGE_EXTENSIONS, LabeledData
+from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, LabeledData
 from headstart.data.sources import from_sequences, read_data
 
 
 def read_image_files(root: Path) -> LabeledData:
-    """Every image under ``root``, at any depth, in sorted path order (hidden folders skipped)."""
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                   and not any(part.startswith(".") for part in f.relative_to(root).parts))
-    if not files:
-        raise ValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or below it")
-    return LabeledData(files, None, "image")
+    """Every image (or, if audio files outnumber them, every audio file) under ``root``, at any
+    depth, in sorted path order (hidden folders skipped)."""
+    files = sorted(f for f in root.rglob("*") if f.is_file() and not any(
+        part.startswith(".") for part in f.relative_to(root).parts))
+    images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+    audio = [f for f in files if f.suffix.lower() in AUDIO_EXTENSIONS]
+    if len(audio) > len(images):
+        return LabeledData(audio, None, "audio")
+    if not images:
+        raise ValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor audio files "
+                         f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in it or below it")
+    return LabeledData(images, None, "image")
 
 
 def read_unlabeled(source: Any, *, text_column: str = "text", path_column: str = "path",

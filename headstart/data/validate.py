@@ -1,7 +1,9 @@
 """Pre-flight data checks, run by ``headstart check`` and by ``fit`` before any compute.
 
 Per sample: missing, zero-byte, unreadable, corrupt or truncated image files, text saved
-under an image extension, images too small to use, empty texts, missing labels, labels of
+under an image extension, images too small to use, empty texts, unreadable, empty or silent
+audio files (and, per dataset, their sample rates, channels, clipping and durations, said
+aloud), missing labels, labels of
 val/test unknown to training. Per dataset: counts per class, empty class folders, a single
 class, classes too small to split, class imbalance, exact and near duplicates inside a split
 (with conflicting labels) and across train/val/test (leakage).
@@ -22,7 +24,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from headstart.data._base import IMAGE_EXTENSIONS, LabeledData
+from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, LabeledData
+from headstart.data.audio import read_audio
 from headstart.data.images import BadSampleError, load_image
 
 POLICIES = ("skip", "fail")
@@ -50,6 +53,7 @@ class DataReport:
     bad: list[BadSample] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     imbalance: float = 1.0  # largest / smallest training class
+    notes: list[str] = field(default_factory=list)  # facts said aloud (audio rates, durations)
 
     def format(self) -> str:
         lines = [f"{self.modality} data: " + ", ".join(f"{s} {n}" for s, n in self.sizes.items())]
@@ -61,6 +65,7 @@ class DataReport:
                 rest = "".join(f" / {self.counts[s].get(lab, 0)}" for s in self.counts if s != "train")
                 lines.append(f"  {str(lab):<{width}}  {train[lab]}{rest}")
             lines.append(f"imbalance (largest / smallest class): {self.imbalance:.1f}")
+        lines += self.notes
         if self.bad:
             lines.append(f"{len(self.bad)} bad sample(s):")
             lines += [f"  [{b.split}] {b.origin}: {b.reason}" for b in self.bad]
@@ -69,7 +74,8 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"modality": self.modality, "sizes": self.sizes, "counts": self.counts,
-                "bad": [b.__dict__ for b in self.bad], "warnings": self.warnings, "imbalance": self.imbalance}
+                "bad": [b.__dict__ for b in self.bad], "warnings": self.warnings, "imbalance": self.imbalance,
+                "notes": self.notes}
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -94,17 +100,9 @@ def _average_hash(img: Image.Image, side: int = 16) -> bytes:
 def inspect_image(item: Any, origin: str, min_size: int) -> tuple[str | None, bytes | None, bytes | None]:
     """(reason it is bad or None, content digest, average hash)."""
     if isinstance(item, (str, Path)):
-        p = Path(item)
-        if not str(item).strip():
-            return "empty image path", None, None
-        if not p.is_file():
-            return "file not found", None, None
-        if p.stat().st_size == 0:
-            return "zero-byte file", None, None
-        if _looks_like_text(p):
-            return f"text saved under an image extension ({p.suffix or 'no extension'})", None, None
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            return f"unsupported extension {p.suffix!r}", None, None
+        problem = _file_problem(item, IMAGE_EXTENSIONS, "image")
+        if problem:
+            return problem, None, None
     elif item is None:
         return "empty image path", None, None
     try:
@@ -123,6 +121,80 @@ def inspect_image(item: Any, origin: str, min_size: int) -> tuple[str | None, by
         return f"image too small ({img.size[0]}x{img.size[1]} px, need at least {min_size} px)", None, None
     h = hashlib.sha256(img.tobytes()).digest()
     return None, h, _average_hash(img)
+
+
+SILENT_PEAK = 1e-4  # below -80 dBFS everywhere: nothing to hear
+
+
+def _file_problem(item: Any, extensions: set[str], kind: str) -> str | None:
+    """Why a path cannot be a ``kind`` file (missing, empty, text, unknown suffix), or None."""
+    if item is None or not str(item).strip():
+        return f"empty {kind} path"
+    p = Path(item)
+    if not p.is_file():
+        return "file not found"
+    if p.stat().st_size == 0:
+        return "zero-byte file"
+    if _looks_like_text(p):
+        return f"text saved under {'an' if kind[0] in 'aeiou' else 'a'} {kind} extension ({p.suffix or 'no extension'})"
+    if p.suffix.lower() not in extensions:
+        return f"unsupported extension {p.suffix!r}"
+    return None
+
+
+def inspect_audio(item: Any, origin: str, stats: list[tuple[int, float, bool, bool]]
+                  ) -> tuple[str | None, bytes | None, bytes | None]:
+    """(reason it is bad or None, digest of the decoded samples, same digest). Appends (rate,
+    seconds, several channels, clipped) of each good clip to ``stats``."""
+    if not isinstance(item, np.ndarray):
+        problem = _file_problem(item, AUDIO_EXTENSIONS, "audio")
+        if problem:
+            return problem, None, None
+    try:
+        wave, rate = read_audio(item, origin)
+    except BadSampleError as e:
+        msg = str(e)
+        return (msg.split(": ", 1)[1] if ": " in msg else msg), None, None
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad sample, never a crash
+        return f"cannot decode audio ({type(e).__name__}: {e})", None, None
+    peak = float(np.abs(wave).max())
+    if peak < SILENT_PEAK:
+        return f"silent audio (peak {peak:.1e}, {len(wave)} samples)", None, None
+    channels = not isinstance(item, np.ndarray) and _channels(item) > 1
+    stats.append((rate, len(wave) / rate if rate else 0.0, channels, float(np.mean(np.abs(wave) >= 0.999)) > 0.01))
+    h = hashlib.sha256(str(rate).encode() + wave.tobytes()).digest()
+    return None, h, h  # near duplicates of audio are not looked for: a shared hash is exact
+
+
+def _channels(item: Any) -> int:
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(item)).channels)
+    except Exception:  # noqa: BLE001 - it decoded above; the channel count is only reported
+        return 1
+
+
+def audio_notes(stats: list[tuple[int, float, bool, bool]]) -> tuple[list[str], list[str]]:
+    """(notes, warnings) on the usable clips: sample rates, durations, stereo, clipping."""
+    if not stats:
+        return [], []
+    rates = Counter(r for r, _, _, _ in stats if r)
+    secs = np.array([s for _, s, _, _ in stats if s > 0] or [0.0])
+    notes = ["audio: " + ", ".join(f"{n} clip(s) at {r / 1000:g} kHz" for r, n in sorted(rates.items()))
+             + f"; durations {secs.min():.2f}-{secs.max():.2f} s (median {np.median(secs):.2f} s)"]
+    stereo = sum(c for _, _, c, _ in stats)
+    if stereo:
+        notes.append(f"audio: {stereo} clip(s) with several channels are mixed down to mono")
+    warn = []
+    if len(rates) > 1:
+        warn.append(f"clips come at {len(rates)} different sample rates: each is resampled to the model's rate")
+    clipped = sum(c for _, _, _, c in stats)
+    if clipped:
+        warn.append(f"{clipped} clip(s) are clipped (over 1% of samples at full scale)")
+    if secs.min() > 0 and secs.max() / secs.min() > 20:
+        warn.append(f"durations differ wildly ({secs.min():.2f} s to {secs.max():.2f} s)")
+    return notes, warn
 
 
 def _normalise_text(t: str) -> str:
@@ -155,6 +227,7 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
     keep: dict[str, list[int]] = {}
     digests: dict[str, dict[Any, list[int]]] = {}
     near: dict[str, dict[Any, list[int]]] = {}
+    audio_stats: list[tuple[int, float, bool, bool]] = []
     for name, data in splits.items():
         if data is None:
             continue
@@ -173,6 +246,8 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
                 reason = f"label {lab!r} does not occur in the training data"
             elif data.modality == "image":
                 reason, dig, ahash = inspect_image(item, origin, min_size)
+            elif data.modality == "audio":
+                reason, dig, ahash = inspect_audio(item, origin, audio_stats)
             else:
                 reason = None if isinstance(item, str) and item.strip() else "empty text"
                 dig = item if reason is None else None
@@ -187,6 +262,8 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
         listing = "\n".join(f"  [{b.split}] {b.origin}: {b.reason}" for b in report.bad)
         raise DataError(f"{len(report.bad)} bad sample(s) (on_bad_sample='fail'):\n{listing}")
     clean = {n: (splits[n].subset(idx) if len(idx) != len(splits[n]) else splits[n]) for n, idx in keep.items()}
+    report.notes, audio_warnings = audio_notes(audio_stats)
+    report.warnings += audio_warnings
     _dataset_checks(report, clean, root, min_classes if classes else 0)
     _duplicate_checks(report, splits, keep, digests, near)
     return report, clean["train"], clean.get("val"), clean.get("test")
@@ -218,8 +295,10 @@ def _dataset_checks(report: DataReport, clean: dict[str, LabeledData], root: str
                                    f"{', '.join(tiny[:10])}")
     if root is not None and Path(root).is_dir():
         for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if not any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in d.rglob("*")):
-                report.warnings.append(f"class folder {d} holds no images: the class is left out")
+            exts = AUDIO_EXTENSIONS if report.modality == "audio" else IMAGE_EXTENSIONS
+            if not any(f.is_file() and f.suffix.lower() in exts for f in d.rglob("*")):
+                what = "audio files" if report.modality == "audio" else "images"
+                report.warnings.append(f"class folder {d} holds no {what}: the class is left out")
 
 
 def _duplicate_checks(report: DataReport, splits: dict[str, LabeledData | None], keep: dict[str, list[int]],

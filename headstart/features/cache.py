@@ -19,16 +19,12 @@ from safetensors.torch import save_file
 from headstart._files import default_cache_dir
 from headstart.backbones._base import Backbone
 from headstart.data._base import LabeledData
-from headstart.data.config import IMAGE
-from headstart.data.images import item_digest
 from headstart.data.loaders import in_input_order, make_loader
-from headstart.data.text import text_digest
+from headstart.data.modalities import digests as content_digests
 
 
 def digests(data: LabeledData) -> list[bytes]:
-    if data.modality == IMAGE:
-        return [item_digest(it) for it in data.items]
-    return [text_digest(it) for it in data.items]
+    return content_digests(data.modality, data.items)
 
 
 @torch.inference_mode()

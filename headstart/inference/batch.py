@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from headstart.data._base import LabeledData
+from headstart.data.audio import AudioDecoder, AudioTransform, audio_batch
 from headstart.data.images import BadSampleError, ImageTransform, load_image
 from headstart.data.loaders import make_loader
 from headstart.inference.records import flat_row, records
@@ -32,18 +33,19 @@ from headstart.inference.records import flat_row, records
 TEXT_CHUNK = 4096  # texts tokenized at a time (a multiple of any sensible batch size)
 
 
-class _TolerantImages(Dataset):
-    """(tensor, "") per image, or (None, why) when it cannot be read: one bad file costs one row."""
+class _Tolerant(Dataset):
+    """(tensor, "") per image or clip, or (None, why) when it cannot be read: one bad file costs
+    one row."""
 
-    def __init__(self, data: LabeledData, transform: ImageTransform) -> None:
-        self.data, self.transform = data, transform
+    def __init__(self, data: LabeledData, decode: Any, transform: Any) -> None:
+        self.data, self.decode, self.transform = data, decode, transform
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, str]:
         try:
-            return self.transform(load_image(self.data.items[i], self.data.origins[i])), ""
+            return self.transform(self.decode(self.data.items[i], self.data.origins[i])), ""
         except BadSampleError as e:
             return None, str(e)
 
@@ -53,15 +55,27 @@ def _collate(pairs: list[tuple[torch.Tensor | None, str]]) -> tuple[torch.Tensor
     return (torch.stack(good) if good else None), [e for _, e in pairs]
 
 
+def _collate_audio(pairs: list[tuple[torch.Tensor | None, str]]) -> tuple[dict | None, list[str]]:
+    good = [(t, 0) for t, _ in pairs if t is not None]
+    return (audio_batch(good)["inputs"] if good else None), [e for _, e in pairs]
+
+
+def _tolerant_loader(data: LabeledData, cfg: Any, batch_size: int, num_workers: int) -> DataLoader:
+    """Images or audio clips decoded by loader workers, bad files kept as (None, why)."""
+    if data.modality == "audio":
+        ds, collate = _Tolerant(data, AudioDecoder(cfg.sampling_rate), AudioTransform(cfg)), _collate_audio
+    else:
+        ds, collate = _Tolerant(data, load_image, ImageTransform(cfg)), _collate
+    return DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+
+
 def _batches(est: Any, data: LabeledData, start: int, batch_size: int,
-             num_workers: int) -> Iterator[tuple[torch.Tensor | None, list[str]]]:
+             num_workers: int) -> Iterator[tuple[Any, list[str]]]:
     """(inputs of the readable items, one error string per item) for each batch from ``start``."""
     bb = est.model_.backbone
     rest = data.subset(range(start, len(data)))
-    if data.modality == "image":
-        loader = DataLoader(_TolerantImages(rest, ImageTransform(bb.pretrained_cfg)), batch_size=batch_size,
-                            num_workers=num_workers, collate_fn=_collate)
-        yield from loader
+    if data.modality in ("image", "audio"):
+        yield from _tolerant_loader(rest, bb.pretrained_cfg, batch_size, num_workers)
         return
     for c in range(0, len(rest), TEXT_CHUNK):
         part = rest.subset(range(c, min(c + TEXT_CHUNK, len(rest))))

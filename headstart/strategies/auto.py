@@ -17,6 +17,9 @@ def text_fine_tuning() -> FineTuning:
     return FineTuning(**recipes.TEXT_FINE_TUNING)
 
 
+_ITEMS = {"image": "images", "text": "texts", "audio": "clips"}
+
+
 def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
            adapts: bool = False, on_cached_features: bool = False, tunes_body: bool = False) -> tuple[Strategy, str]:
     """Return (strategy, reason). ``n_classes``: the number of classes (labels for multilabel;
@@ -33,7 +36,7 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
                 f"{n_train} examples, {task}: the body is tuned on pairs of the labels ({steps} optimizer steps), "
                 "then a probe is fitted on the tuned features")
     if adapts:
-        what = "texts" if modality == "text" else "images"
+        what = _ITEMS.get(modality, "images")
         return (text_fine_tuning() if modality == "text" else FineTuning(),
                 f"{n_train} {what}, {task}: adapting the backbone's features to the unlabeled target data "
                 "needs a strategy that trains them (fine-tuning)")
@@ -46,12 +49,15 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
         return (text_fine_tuning(),
                 f"{n_train} texts: fine-tune the whole encoder (small batches, 5 epochs{smoothing}; "
                 "a probe-initialised head hurts text here: it fits the training set and starves the encoder)")
+    what = _ITEMS.get(modality, "images")
     if n_train < 5000:
-        return (FeatureExtraction(),
-                f"{n_train} images{_per_class(n_train, n_classes, task)}, < 5000): a linear head on the "
-                "backbone's cached multi-scale features beats fine-tuning at this size, at a fraction of its cost")
+        why = ("a linear head on the backbone's cached multi-scale features beats fine-tuning at this size, "
+               "at a fraction of its cost") if modality == "image" else (
+            "a linear head on the backbone's cached features, at a fraction of fine-tuning's cost (the "
+            "threshold measured for images; benchmarks/audio_keywords.py measures the probe for audio)")
+        return (FeatureExtraction(), f"{n_train} {what}{_per_class(n_train, n_classes, task)}, < 5000): {why}")
     return (FineTuning(),
-            f"{n_train} images: enough to fine-tune (LP-FT: a probe on cached features initialises the head, "
+            f"{n_train} {what}: enough to fine-tune (LP-FT: a probe on cached features initialises the head, "
             "then the whole network trains with layer-wise lr decay)")
 
 

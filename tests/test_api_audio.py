@@ -1,0 +1,34 @@
+import numpy as np
+import torch
+
+from headstart import Headstart, load
+
+
+def test_a_saved_audio_model_reloads_and_reproduces_its_probabilities(tmp_path, audio_tones):
+    train, test, whisper = audio_tones
+    est = Headstart(backbone=f"hf:{whisper}", verbose=False, runtime={"cache_dir": str(tmp_path / "c")})
+    est.fit(str(train), test=str(test))
+    est.save(tmp_path / "b")
+    again = load(tmp_path / "b")
+    assert again.modality_ == "audio"
+    assert np.allclose(again.predict_proba(str(test)), est.predict_proba(str(test)), atol=1e-5)
+
+
+def test_the_audio_feature_cache_serves_a_second_fit(tmp_path, audio_tones):
+    train, test, whisper = audio_tones
+    kw = dict(backbone=f"hf:{whisper}", verbose=False, runtime={"cache_dir": str(tmp_path / "c")})
+    Headstart(**kw).fit(str(train), test=str(test))
+    again = Headstart(**kw).fit(str(train), test=str(test))
+    assert again.cache_.computed == 0 and again.cache_.reused == 14
+
+
+def test_fine_tuning_trains_the_whisper_encoder_through_the_trainer(tmp_path, audio_tones):
+    train, test, whisper = audio_tones
+    est = Headstart(backbone=f"hf:{whisper}", strategy="fine_tuning", strategy_params={"steps": 2},
+                    verbose=False, runtime={"batch_size": 4, "cache_dir": False})
+    from headstart.backbones import build_backbone
+
+    before = build_backbone(f"hf:{whisper}").model.layers[1].fc1.weight.clone()
+    est.fit(str(train), test=str(test))
+    after = est.model_.backbone.model.layers[1].fc1.weight
+    assert est.strategy_.name == "fine_tuning" and not torch.equal(before, after)
