@@ -12,7 +12,7 @@ from torch import nn
 
 from headstart.data.config import IMAGE, TEXT, PretrainedCfg
 
-__all__ = ["IMAGE", "TEXT", "Backbone", "PretrainedCfg", "split_source", "to_channels_last_if_cnn"]
+__all__ = ["IMAGE", "TEXT", "Backbone", "PretrainedCfg", "split_source", "state_hash", "to_channels_last_if_cnn"]
 
 class Backbone(nn.Module):
     """A pretrained network that maps a batch to pooled features ``(N, D)``.
@@ -66,11 +66,7 @@ class Backbone(nn.Module):
     def weights_hash(self) -> str:
         """SHA-256 over the backbone's tensors in key order. Not memoised: fine-tuning changes
         the weights, and a stale hash would serve stale cached features."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        return state_hash(self.state_dict())
 
     def identity(self) -> str:
         """Stable id of weights + preprocessing: the feature-cache namespace."""
@@ -84,6 +80,15 @@ class Backbone(nn.Module):
         cfg = {"source": source, "arch": arch, "spec": self.spec,
                "pretrained_cfg": self.pretrained_cfg.to_dict(), **extra}
         (directory / "backbone.json").write_text(json.dumps(cfg, indent=2))
+
+
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors of a state dict, in key order (names included)."""
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def split_source(spec: str) -> tuple[str, str]:

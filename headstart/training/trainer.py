@@ -97,6 +97,9 @@ class Trainer:
             raise ValueError(f"task {task.name} needs {', '.join(missing)} (pass it to fit, e.g. "
                              f"fit(..., {missing[0]}=...)); this run has none")
         strategy.validate(len(model.backbone.layer_groups()))
+        prepared = strategy.prepare(model)  # e.g. LoRA's adapters, before any checkpoint is read
+        if prepared:
+            self.ctx.log(prepared)
         if strategy.frozen_backbone:
             if "unlabeled" in task.needs:
                 raise ValueError(f"task {task.name} adapts the backbone's features to the unlabeled data: it needs a "
@@ -232,9 +235,7 @@ class Trainer:
         """Set ``requires_grad`` of the backbone's groups, only when the trainable set changed."""
         want = strategy.trainable_groups(epoch, n_groups)
         if n_groups and want != active:
-            for i, params in enumerate(model.backbone.layer_groups()):
-                for p in params:
-                    p.requires_grad_(i in want)
+            strategy.set_trainable(model.backbone, want)
         return want
 
 
