@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from headstart.backbones._base import state_hash
-from headstart.strategies._base import RunSettings, Strategy, decay_groups
-from headstart.strategies.feature_extraction import steps_to_epochs
-from headstart.strategies.fine_tuning import set_batchnorm_eval
+from headstart.strategies._base import decay_groups
+from headstart.strategies.fine_tuning import FineTuning
 
 ADAPTER = "default"  # PEFT's adapter name: one adapter per model here
 PREFIX = "lora_"  # PEFT's prefix of LoRA's own modules and parameters (LoraModel.prefix)
@@ -135,7 +134,10 @@ def _names(value: Any) -> list[str] | None:
     return [s for s in names if s] or None
 
 
-class LoRA(Strategy):
+class LoRA(FineTuning):
+    """Fine-tuning's run settings (step budget, warmup + cosine, early stopping, frozen BatchNorm)
+    with only the adapters and the head trainable."""
+
     name = "lora"
 
     def __init__(self, r: int = 8, alpha: float = 16.0, dropout: float = 0.1, target_modules: Any = None,
@@ -143,30 +145,21 @@ class LoRA(Strategy):
                  epochs: int | None = None, max_epochs: int = 60, batch_size: int | None = None,
                  warmup: float = 0.1, augment: bool = False, init_head: str = "random", grad_clip: float = 1.0,
                  patience: int = 5) -> None:
+        super().__init__(freeze="none", lr=lr, head_lr=head_lr, layer_decay=1.0, weight_decay=weight_decay,
+                         steps=steps, epochs=epochs, max_epochs=max_epochs, batch_size=batch_size, warmup=warmup,
+                         augment=augment, init_head=init_head, batchnorm="frozen", grad_clip=grad_clip,
+                         patience=patience)
         self.r = r
         self.alpha = alpha
         self.dropout = dropout
         self.target_modules = target_modules
-        self.lr = lr
-        self.head_lr = head_lr
-        self.weight_decay = weight_decay
-        self.steps = steps
-        self.epochs = epochs
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.warmup = warmup
-        self.augment = augment
-        self.init_head = init_head
-        self.grad_clip = grad_clip
-        self.patience = patience
 
     def validate(self, n_groups: int) -> None:
+        super().validate(n_groups)
         if int(self.r) < 1:
             raise ValueError(f"lora: r (the rank) must be >= 1, got {self.r!r}")
         if not 0 <= float(self.dropout) < 1:
             raise ValueError(f"lora: dropout must be in [0, 1), got {self.dropout!r}")
-        if self.init_head not in ("probe", "random"):
-            raise ValueError(f"init_head must be 'probe' or 'random', got {self.init_head!r}")
 
     def config(self, backbone: nn.Module) -> tuple[Any, str]:
         """(PEFT LoraConfig, how the targets were chosen) for ``backbone``."""
@@ -193,12 +186,6 @@ class LoRA(Strategy):
         return (f"LoRA r={self.r} alpha={self.alpha} on {family} ({', '.join(sorted(config.target_modules))}): "
                 f"{n:,} adapter parameters, {n / total:.2%} of the backbone's {total:,}")
 
-    def settings(self, n_train: int, batch_size: int) -> RunSettings:
-        bs = self.batch_size or batch_size
-        epochs = self.epochs or steps_to_epochs(n_train, bs, self.steps, min_epochs=2, max_epochs=self.max_epochs)
-        return RunSettings(epochs=epochs, batch_size=bs, warmup=self.warmup, grad_clip=self.grad_clip,
-                           patience=self.patience, augment=self.augment, desc="lora")
-
     def set_trainable(self, backbone: nn.Module, groups: set[int]) -> None:
         """Only LoRA's own parameters in ``groups`` train; every base weight stays frozen."""
         adapters = {id(p) for n, p in backbone.named_parameters() if is_adapter_key(n)}
@@ -212,6 +199,3 @@ class LoRA(Strategy):
         head_lr = self.head_lr if self.head_lr is not None else self.lr
         return decay_groups(adapters, self.lr, self.weight_decay, 0) + [
             {"params": list(model.head.parameters()), "lr": head_lr, "weight_decay": self.weight_decay, "group": 1}]
-
-    def set_modes(self, model: nn.Module) -> None:
-        set_batchnorm_eval(model.backbone)  # the base is frozen: its BatchNorm keeps pretrained statistics
