@@ -42,6 +42,7 @@ from headstart.strategies import (
     build_strategy,
     choose,
 )
+from headstart.strategies.lora import merge_lora
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_METHODS
 from headstart.training.context import FitContext, Split
@@ -554,6 +555,19 @@ class Headstart:
         m["predictions"] = [list(p) if isinstance(p, tuple) else (p.item() if isinstance(p, np.generic) else p)
                             for p in self.task_.decode(logits)]
         return m
+
+    def merge_lora(self, X: Any) -> float:
+        """Fold the LoRA adapter into the backbone's weights (PEFT's merge, as ``merge_and_unload``):
+        plain layers at inference, no adapter matmuls; a later ``save`` writes a full bundle.
+        Parity is checked on the inputs ``X``: max |Δlogit| before vs after is printed and returned."""
+        data = self._as_data(X)
+        before = self._logits(data)
+        n = merge_lora(self.model_.backbone)
+        if not n:
+            raise ValueError("merge_lora: the model has no LoRA adapter (fit with strategy='lora')")
+        diff = float((self._logits(data) - before).abs().max()) if len(data) else 0.0
+        print(f"merged {n} LoRA layers into the backbone: max |Δlogit| = {diff:.3g} on {len(data)} inputs", flush=True)
+        return diff
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

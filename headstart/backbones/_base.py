@@ -13,7 +13,7 @@ from torch import nn
 from headstart.data.config import AUDIO, IMAGE, TEXT, PretrainedCfg
 
 __all__ = ["AUDIO", "IMAGE", "TEXT", "Backbone", "PretrainedCfg", "block_layer_groups", "split_source",
-           "to_channels_last_if_cnn"]
+           "state_hash", "to_channels_last_if_cnn"]
 
 class Backbone(nn.Module):
     """A pretrained network that maps a batch to pooled features ``(N, D)``.
@@ -67,11 +67,7 @@ class Backbone(nn.Module):
     def weights_hash(self) -> str:
         """SHA-256 over the backbone's tensors in key order. Not memoised: fine-tuning changes
         the weights, and a stale hash would serve stale cached features."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        return state_hash(self.state_dict())
 
     def identity(self) -> str:
         """Stable id of weights + preprocessing: the feature-cache namespace."""
@@ -103,6 +99,15 @@ def block_layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
             (after if seen_first else before).append(p)
     groups = [before] + [list(b.parameters()) for b in blocks] + [after]
     return [g for g in groups if g]
+
+
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors of a state dict, in key order (names included)."""
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def split_source(spec: str) -> tuple[str, str]:

@@ -9,9 +9,10 @@ from headstart.strategies.auto import choose
 from headstart.strategies.feature_extraction import FeatureExtraction
 from headstart.strategies.fine_tuning import FineTuning
 from headstart.strategies.gradual_unfreezing import GradualUnfreezing
+from headstart.strategies.lora import LoRA
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
-for _cls in (FeatureExtraction, FineTuning, GradualUnfreezing):
+for _cls in (FeatureExtraction, FineTuning, GradualUnfreezing, LoRA):
     STRATEGIES.register(_cls.name)(_cls)
 
 
@@ -22,4 +23,4 @@ def build_strategy(strategy: "str | Strategy", **params: Any) -> Strategy:
     return STRATEGIES.get(strategy)(**params)
 
 
-__all__ = ["STRATEGIES", "RunSettings", "Strategy", "build_strategy", "choose"]
+__all__ = ["STRATEGIES", "LoRA", "RunSettings", "Strategy", "build_strategy", "choose"]

@@ -1,8 +1,9 @@
 """Strategy contract (scikit-learn rule): ``__init__`` only stores its arguments.
 
 A strategy says which parameters train, at which learning rates (``param_groups``), which
-backbone layer groups train in each epoch (``trainable_groups``: the trainer applies it once per
-change, never every step or epoch, so PEFT's or a user's freezing is not undone), the BatchNorm
+backbone layer groups train in each epoch (``trainable_groups``: the trainer applies it through
+``set_trainable`` once per change, never every step or epoch, so PEFT's or a user's freezing is
+not undone), structural changes made once before training (``prepare``: LoRA's adapters), the BatchNorm
 mode of frozen parts (``set_modes``), and its run settings (``settings``: epochs, batch size,
 warmup, clipping, patience, augmentation). The one trainer (``headstart.training``) does the rest.
 """
@@ -47,6 +48,18 @@ class Strategy(Params):
     def trainable_groups(self, epoch: int, n_groups: int) -> set[int]:
         """Backbone layer groups that train during ``epoch`` (all of them by default)."""
         return set(range(n_groups))
+
+    def prepare(self, model: nn.Module) -> str:
+        """Change the model's structure once before training (LoRA injects its adapters) and say
+        what was done ("" when nothing: the default)."""
+        return ""
+
+    def set_trainable(self, backbone: nn.Module, groups: set[int]) -> None:
+        """Set ``requires_grad`` of the backbone's parameters: those of the layer ``groups`` train.
+        The trainer calls it once per change of ``trainable_groups``, never every step."""
+        for i, params in enumerate(backbone.layer_groups()):
+            for p in params:
+                p.requires_grad_(i in groups)
 
     def set_modes(self, model: nn.Module) -> None:
         """Module modes after ``model.train()`` each epoch (e.g. BatchNorm of frozen parts in eval)."""

@@ -100,6 +100,9 @@ class Trainer:
         if task.on_cached_features and (not strategy.frozen_backbone or getattr(strategy, "solver", "auto") == "adamw"):
             raise ValueError(f"task {task.name} adapts on cached features in closed form: use the "
                              f"feature_extraction strategy with its default solver, not {strategy.name}")
+        prepared = strategy.prepare(model)  # e.g. LoRA's adapters, before any checkpoint is read
+        if prepared:
+            self.ctx.log(prepared)
         head_task = task.head_after_body()
         if strategy.frozen_backbone:
             why = ("adapts the backbone's features to the unlabeled data"
@@ -263,9 +266,7 @@ class Trainer:
         """Set ``requires_grad`` of the backbone's groups, only when the trainable set changed."""
         want = strategy.trainable_groups(epoch, n_groups)
         if n_groups and want != active:
-            for i, params in enumerate(model.backbone.layer_groups()):
-                for p in params:
-                    p.requires_grad_(i in want)
+            strategy.set_trainable(model.backbone, want)
         return want
 
 

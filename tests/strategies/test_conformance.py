@@ -7,7 +7,8 @@ from headstart.api import Headstart
 from headstart.strategies import STRATEGIES
 
 QUICK = {"feature_extraction": {"steps": 300, "lr": 1e-2}, "fine_tuning": {"steps": 12},
-         "gradual_unfreezing": {"steps": 12, "epochs_per_group": 1}, "auto": {"steps": 300, "lr": 1e-2}}
+         "gradual_unfreezing": {"steps": 12, "epochs_per_group": 1}, "lora": {"steps": 12, "lr": 1e-2},
+         "auto": {"steps": 300, "lr": 1e-2}}
 
 
 def test_every_strategy_has_a_quick_setting():

@@ -16,9 +16,9 @@ KILLS = {"epoch_boundary": (6, 0),  # no step checkpoints: resumes from the end 
          "mid_epoch": (8, 3)}  # step checkpoints every 3: resumes at epoch 2, step 1
 
 
-def _run(data, out, kill_at, every, workers, resume, result, task="classification"):
+def _run(data, out, kill_at, every, workers, resume, result, task="classification", strategy="fine_tuning"):
     return subprocess.run([sys.executable, str(CHILD), str(data), str(out), str(kill_at), str(every),
-                           str(workers), "1" if resume else "0", str(result), task],
+                           str(workers), "1" if resume else "0", str(result), task, strategy],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -57,22 +57,22 @@ def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(kill, w
     assert not different, f"weights differ after resume: {different[:5]}"
 
 
-def _killed_and_resumed(data, tmp_path, task):
-    """(weights of a run killed mid-epoch then resumed, weights of an uninterrupted run)."""
+def _killed_and_resumed_vs_uninterrupted(data, tmp_path, **kw):
+    """(weights after a mid-epoch kill and a resume, weights of an uninterrupted run)."""
     kill_at, every = KILLS["mid_epoch"]
     want = tmp_path / "want.safetensors"
-    full = _run(data, tmp_path / "full", 0, 0, 0, False, want, task)
+    full = _run(data, tmp_path / "full", 0, 0, 0, False, want, **kw)
     assert full.returncode == 0, full.stderr[-3000:]
     out, result = tmp_path / "out", tmp_path / "w.safetensors"
-    assert _run(data, out, kill_at, every, 0, False, result, task).returncode == -9
-    resumed = _run(data, out, 0, every, 0, True, result, task)
+    assert _run(data, out, kill_at, every, 0, False, result, **kw).returncode == -9
+    resumed = _run(data, out, 0, every, 0, True, result, **kw)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return load_file(str(result)), load_file(str(want))
 
 
 def test_killed_and_resumed_adaptation_run_is_bitwise_equal(data, tmp_path):
     """DANN: a second (unlabeled) stream and a discriminator of the task's own, killed mid-epoch."""
-    got, ref = _killed_and_resumed(data, tmp_path, "dann")
+    got, ref = _killed_and_resumed_vs_uninterrupted(data, tmp_path, task="dann")
     assert any(k.startswith("task_modules.discriminator") for k in ref)
     different = [k for k in ref if not torch.equal(got[k], ref[k])]
     assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"
@@ -80,6 +80,15 @@ def test_killed_and_resumed_adaptation_run_is_bitwise_equal(data, tmp_path):
 
 def test_killed_and_resumed_contrastive_run_is_bitwise_equal(data, tmp_path):
     """Contrastive: the body tuned on pairs, killed mid-epoch, resumed; the head fitted after."""
-    got, ref = _killed_and_resumed(data, tmp_path, "contrastive")
+    got, ref = _killed_and_resumed_vs_uninterrupted(data, tmp_path, task="contrastive")
+    different = [k for k in ref if not torch.equal(got[k], ref[k])]
+    assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"
+
+
+def test_killed_and_resumed_lora_run_is_bitwise_equal(data, tmp_path):
+    """LoRA (PEFT adapters with dropout on tiny:cnn's convolutions), killed mid-epoch: the
+    adapter, the head and the frozen base come out exactly as in an uninterrupted run."""
+    got, ref = _killed_and_resumed_vs_uninterrupted(data, tmp_path, strategy="lora")
+    assert any("lora_B" in k for k in ref)
     different = [k for k in ref if not torch.equal(got[k], ref[k])]
     assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"
