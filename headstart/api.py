@@ -211,7 +211,7 @@ class Headstart:
             if self.task not in ("auto", "classification", self.adapt):
                 raise ValueError(f"adapt={self.adapt!r} adapts a classifier; it does not combine with task={self.task!r}")
             if self.adapt == "auto":  # never silently worse: source-only unless the label-free criterion prefers
-                return build_task("feature_align", **{"choose": True, **params})
+                return build_task("feature_align", **{"choose": True, "self_training": 3, **params})
             return build_task(self.adapt, **params)
         if self.task != "auto":
             if isinstance(self.task, str) and "," not in self.task and self.task not in TASKS:

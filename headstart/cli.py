@@ -48,7 +48,7 @@ class RegistryHelp(TyperCommand):
         names = {"tasks": TASKS, "heads": HEADS, "strategies": STRATEGIES}
         for p in self.params:
             if getattr(p, "help", None) and "{" in p.help:
-                p.help = p.help.format(**{k: ", ".join(r.list()) for k, r in names.items()})
+                p.help = p.help.format(**{k: " | ".join(r.list()) for k, r in names.items()})
         super().format_help(ctx, formatter)
 
 
@@ -117,8 +117,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                                                         "will meet (a folder of images, or a CSV/JSONL of paths or "
                                                         "texts; labels, if any, are ignored)"),
         adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
-                                            "(fine-tunes) | adabn | feature_align (no training) | auto (feature_align "
-                                            "or source-only, by a label-free criterion)"),
+                                            "(fine-tunes) | adabn | feature_align (no training) | auto (feature_align + "
+                                            "self-training, or source-only, by a label-free criterion)"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included

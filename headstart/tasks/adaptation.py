@@ -157,5 +157,6 @@ class EntropyTask(DomainAdaptationTask):
 
 ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask, FeatureAlignTask)
 # what ``adapt=`` accepts: the tasks above, and AdaBN (headstart.adaptation.batchnorm: no training)
-# ``auto``: feature_align with choose=True (source-only kept unless the label-free criterion prefers alignment)
+# ``auto``: feature_align with 3 self-training rounds and choose=True (source-only kept unless the
+# label-free criterion prefers the adapted model)
 ADAPTATION_METHODS = (*(t.name for t in ADAPTATION_TASKS), "adabn", "auto")

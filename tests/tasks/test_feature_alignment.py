@@ -107,5 +107,5 @@ def test_adapt_auto_is_feature_align_that_may_keep_source_only(tmp_path):
     src = write_image_folder(tmp_path / "src", 6)
     est = Headstart(backbone="tiny:cnn", adapt="auto", verbose=False, test_size=0.0,
                     runtime={"cache_dir": False}).fit(src, unlabeled=src)
-    assert est.task_.name == "feature_align" and est.task_.choose
+    assert est.task_.name == "feature_align" and est.task_.choose and est.task_.self_training == 3
     assert est.task_.choice_["kept"] in ("feature_align", "source_only")
