@@ -9,9 +9,9 @@ rounds then add the target examples the probe is surest of, per predicted class,
 predicted labels, and refit (pseudo-labelling, e.g. Lee 2013), at the C chosen on the source.
 
 The target's statistics are folded into the linear head, so the returned model applies to raw
-features of TARGET-domain inputs: that is what it is for. Measured on the developers' shift
-(benchmarks/adaptation.py: Fashion-MNIST, inverted + blurred + textured test images), seed 0:
-source-only probe 61.6%, per-domain standardisation 72.0%, plus three self-training rounds 73.0%.
+features of TARGET-domain inputs: that is what it is for. Measured, 3 seeds (README): Fashion-MNIST
+under the developers' heavy shift, source-only probe 58.3% -> aligned 73.8% -> plus three
+self-training rounds 75.2%; MNIST -> scikit-learn's 8x8 digits 76.4% -> 80.9% -> 93.1%.
 """
 from __future__ import annotations
 
