@@ -110,7 +110,7 @@ class Trainer:
                    "tunes the backbone on pairs of the labels" if head_task is not None else "")
             if why:
                 raise ValueError(f"task {task.name} {why}: it needs a strategy that trains the backbone "
-                                 f"(fine_tuning, gradual_unfreezing), not {strategy.name}")
+                                 f"(fine_tuning, gradual_unfreezing, lora), not {strategy.name}")
             return self.fit_head(model, task, train, val, strategy)
         if head_task is not None:
             return self.fit_body_then_head(model, task, head_task, train, val, strategy)
