@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Adapt pretrained image and text models to your labeled data, and prove it beat scratch.")
+                  help="Adapt pretrained image, text and audio models to your labeled data, and prove it beat scratch.")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:

@@ -94,7 +94,8 @@ class FeatureAlignTask(ClassificationTask):
         what = kept or (f"feature alignment: source and target features standardised per domain, linear probe C={info['C']:g}"
                 + (f", {self.self_training} self-training rounds ({added} pseudo-labeled target inputs)"
                    if self.self_training else "")
-                + "; the model expects target-domain inputs")
+                + "; the model expects target-domain inputs (figures measured on source data use the target's "
+                  "statistics)")
         if self.choose and not kept:
             im = self.choice_["information_maximisation"]
             what += (f" (adapt=auto kept it: information maximisation on the target {im['feature_align']:+.3f} "
