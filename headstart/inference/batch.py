@@ -201,7 +201,8 @@ def predict_to_csv(est: Any, data: LabeledData, out: str | Path, *, resume: bool
     if len(data) == 0:
         raise ValueError("nothing to predict: no inputs")
     workers = auto_workers(data.modality, len(data)) if num_workers == "auto" else int(num_workers)
-    state = PartialState()
+    # cpu=True on a CPU model: Accelerate then sets up the gloo process group torchrun asks for
+    state = PartialState(cpu=next(est.model_.parameters()).device.type == "cpu")
     if state.num_processes == 1:
         n = _predict_shard(est, data, out, resume=resume, batch_size=batch_size, num_workers=workers,
                            device=next(est.model_.parameters()).device, progress=progress)
