@@ -116,7 +116,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
                                                         "will meet (a folder of images, or a CSV/JSONL of paths or "
                                                         "texts; labels, if any, are ignored)"),
-        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
+        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | cdan | coral | mmd | entropy "
                                             "(fine-tunes) | adabn | feature_align (no training) | auto (feature_align + "
                                             "self-training, or source-only, by a label-free criterion)"),
         quiet: bool = typer.Option(False)) -> None:
