@@ -283,6 +283,7 @@ class Headstart:
             raise ValueError(f"no labels found (expected a {self.data_.label_column!r} column, class folders, or y)")
         prev = getattr(self, "task_", None) if self.warm_start else None
         self.task_ = self._resolve_task(data)
+        self.backbone_choice_ = None
         data, val, test = self._preflight(X, data, val, test)
         if unlabeled is not None:
             unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
@@ -295,6 +296,7 @@ class Headstart:
         self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
         early_stopping = not self.strategy_.frozen_backbone and self.task_.head_after_body() is None
         train, val_data, test_data = self._splits(data, val, test, early_stopping)
+        train, val_data = self._choose_backbone(train, val_data, carved=val is None, n_fit=n_fit)
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -302,6 +304,8 @@ class Headstart:
         self.history_ = self._train(model, train, val_data, unlabeled, "checkpoints")
         self.splits_ = {"train": train, "val": val_data, "test": test_data}
         self._measure(val_data, test_data, len(train))
+        if self.backbone_choice_ is not None:
+            self.metrics_["backbone_choice"] = self.backbone_choice_.to_dict()
         if test is None and test_data is not None and self.final_fit == "all" and not self._warm:
             self._fit_on_all(train, val_data, test_data, unlabeled)
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
@@ -328,8 +332,40 @@ class Headstart:
         classes = self.task_.classes
         self.classes_ = np.array(classes, dtype=object) if classes is not None else None
 
+    def _spec(self, modality: str) -> str:
+        """The backbone this fit uses: the user's, the encoder ``auto`` chose, or the modality's default."""
+        if self.backbone != "auto":
+            return self.backbone
+        choice = getattr(self, "backbone_choice_", None)
+        return choice.spec if choice is not None else DEFAULT_BACKBONES[modality]
+
+    def _choose_backbone(self, train: LabeledData, val: LabeledData | None, *, carved: bool,
+                         n_fit: int) -> tuple[LabeledData, LabeledData | None]:
+        """``backbone='auto'`` on text classification: the installed sentence encoders and TF-IDF
+        compared by cross-validated probe accuracy on the training split (``selection.encoders``);
+        ``backbone_choice_`` keeps the scores. TF-IDF chosen: a head on it (no fine-tuning), and a
+        validation split carved for early stopping goes back into training."""
+        self.backbone_choice_ = None
+        if not (self.backbone == "auto" and train.modality == "text" and self.task_.name == "classification"
+                and self.adapt is None and not self.warm_start):
+            return train, val
+        from headstart.selection.encoders import choose_text_encoder
+
+        rt = self.runtime_
+        self.backbone_choice_ = choose_text_encoder(
+            train, self._split(train, "train").targets, fallback=DEFAULT_BACKBONES["text"],
+            cache=FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None, seed=self.seed,
+            device=resolve_device(rt.device), batch_size=rt.batch_size, max_length=self._prep("max_length"),
+            log=self._log)
+        self._log(f"backbone auto: {self.backbone_choice_.reason}")
+        if self._spec("text").startswith("tfidf:") and self.strategy == "auto":
+            self.strategy_, self.strategy_reason_ = self._resolve_strategy("text", n_fit)
+            if carved and val is not None:
+                train, val = train.concat(val), None
+        return train, val
+
     def _build_model(self, train: LabeledData, prev: Task | None) -> TransferModel:
-        spec = DEFAULT_BACKBONES[train.modality] if self.backbone == "auto" else self.backbone
+        spec = self._spec(train.modality)
         warm = self._warm_model(spec, prev)
         if warm is not None:
             return warm
@@ -476,7 +512,7 @@ class Headstart:
                                  adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
                                  on_cached_features=self.task_.on_cached_features,
                                  tunes_body=self.task_.head_after_body() is not None)
-            if str(self.backbone).startswith("tfidf:"):
+            if self._spec(modality).startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
             unknown = set(params) - set(chosen.get_params())
             if unknown:
