@@ -108,7 +108,7 @@ def _feature_fn(est: Any, backbone: Any) -> Callable[[LabeledData], torch.Tensor
 def _pretrained_backbone(est: Any, train: LabeledData) -> Any:
     """The backbone as it was before any training: the fitted one when the method never touches it
     (feature_align), else built again exactly as ``fit`` built it (same seed, same preprocessing)."""
-    if est.task_.on_cached_features and est.adapt != "adabn":
+    if est.task_.on_cached_features:
         return est.model_.backbone
     from headstart.backbones.prepare import prepare_backbone
 
@@ -221,19 +221,24 @@ def summarise_adaptation(est: Any, unlabeled: LabeledData, target_test: LabeledD
     label_free, oracle = _choices(est, scores, accuracy.get("target_test"))
     per_class = (_per_class(est, {m: lg.argmax(1).numpy() for m, lg in logits["target_test"].items()},
                             targets["target_test"]) if target_test is not None else [])
+    shift_after = shift_test(after_s, after_t, seed=est.seed)
     return AdaptationSummary(
         method=est.adapt, baseline=baseline, after_features=after_what, accuracy=accuracy,
         sizes={"source_train": len(train), "target_unlabeled": len(unlabeled),
                **{k: len(d) for k, d in labeled.items()}},
-        shift_before=shift_test(*before, seed=est.seed), shift_after=shift_test(after_s, after_t, seed=est.seed),
-        label_free=label_free, per_class=per_class, oracle=oracle, notes=_notes(est, target_test),
+        shift_before=shift_test(*before, seed=est.seed), shift_after=shift_after,
+        label_free=label_free, per_class=per_class, oracle=oracle, notes=_notes(est, target_test, shift_after),
         projections={"before": project_domains(*before, max_points=1000, seed=est.seed),
                      "after": project_domains(after_s, after_t, max_points=1000, seed=est.seed)})
 
 
-def _notes(est: Any, target_test: LabeledData | None) -> list[str]:
+def _notes(est: Any, target_test: LabeledData | None, after: ShiftReport) -> list[str]:
     notes = ["shift before: the pretrained backbone's features of the source training split and of the "
              "unlabeled target, the same rows as after"]
+    if after.domain_accuracy < 0.45:
+        notes.append(f"a domain classifier at {100 * after.domain_accuracy:.0f}% (below 50%) means the domains "
+                     "cannot be told apart: with each domain centred on its own mean, a held-out fold's mean leans "
+                     "towards the other domain, so cross-validation lands below chance")
     if target_test is not None:
         notes.append("target_test labels were used for this evaluation only: never for training or any choice")
     else:

@@ -101,3 +101,12 @@ def test_summary_without_target_labels_has_no_oracle(tmp_path):
     ad = est.adaptation_
     assert ad.oracle is None and "target_test" not in ad.accuracy and not ad.per_class
     assert np.isfinite(ad.shift_after.mmd2) and len(ad.lines()) == 3
+
+
+def test_adabn_after_features_normalise_each_domain_with_its_own_statistics(tmp_path):
+    src, tgt, tt = _domains(tmp_path)
+    est = Headstart(backbone="tiny:cnn", adapt="adabn", strategy="feature_extraction", verbose=False,
+                    final_fit="split", runtime={"cache_dir": False}).fit(src, unlabeled=tgt, target_test=tt)
+    ad = est.adaptation_
+    assert "own BatchNorm statistics" in ad.after_features and "linear probe" in ad.baseline
+    assert ad.accuracy["target_test"]["adapted"] == pytest.approx(est.evaluate(tt)["accuracy"])
