@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
+from headstart.adaptation.summary import read_target_test, record_final, summarise_adaptation
 from headstart.backbones.prepare import prepare_backbone, resampling_note, resolve_device
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
@@ -263,10 +264,13 @@ class Headstart:
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None,
-            unlabeled: Any = None) -> "Headstart":
+            unlabeled: Any = None, target_test: Any = None) -> "Headstart":
         """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
         ``val``/``test``: optional explicit splits in the same forms; ``unlabeled``: inputs
-        without labels for tasks that use them.
+        without labels for tasks that use them. With ``adapt``, ``target_test``: labeled data from
+        the target domain for evaluation only (its labels never train or choose anything), so
+        ``adaptation_`` and the report show source-only against adapted accuracy there and the
+        oracle pick beside the label-free one.
 
         To choose the strategy by measurement within a time budget, wrap the estimator in the
         planner: ``headstart.Planner(Headstart(...), budget="10m").fit(X)``."""
@@ -276,6 +280,8 @@ class Headstart:
                              "budget='10m').fit(data) (CLI: headstart fit --budget 10m, or headstart plan)")
         if self.adapt is not None and unlabeled is None:
             raise ValueError(f"adapt={self.adapt!r} needs the target domain's inputs: fit(..., unlabeled=...)")
+        if target_test is not None and self.adapt is None:
+            raise ValueError("target_test evaluates an adaptation: give adapt=... and unlabeled=... too")
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
@@ -291,6 +297,7 @@ class Headstart:
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality
+        target_test = read_target_test(self, target_test, data.modality) if target_test is not None else None
         # the strategy suits the returned model: trained on every label (final_fit='all') or on the split
         n_fit = int(len(data) * (1 - self.test_size)) if test is None and self.final_fit == "split" else len(data)
         self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
@@ -306,8 +313,11 @@ class Headstart:
         self._measure(val_data, test_data, len(train))
         if self.backbone_choice_ is not None:
             self.metrics_["backbone_choice"] = self.backbone_choice_.to_dict()
+        self.adaptation_ = summarise_adaptation(self, unlabeled, target_test) if self.adapt is not None else None
         if test is None and test_data is not None and self.final_fit == "all" and not self._warm:
             self._fit_on_all(train, val_data, test_data, unlabeled)
+            if self.adaptation_ is not None:
+                record_final(self.adaptation_, self, target_test)
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         self._write()
         return self
