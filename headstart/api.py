@@ -353,8 +353,9 @@ class Headstart:
                          n_fit: int) -> tuple[LabeledData, LabeledData | None]:
         """``backbone='auto'`` on text classification: the installed sentence encoders and TF-IDF
         compared by cross-validated probe accuracy on the training split (``selection.encoders``);
-        ``backbone_choice_`` keeps the scores. TF-IDF chosen: a head on it (no fine-tuning), and a
-        validation split carved for early stopping goes back into training."""
+        ``backbone_choice_`` keeps the scores. Another than the default chosen: its probe, the model
+        that was measured (no fine-tuning), and a validation split carved for early stopping goes
+        back into training."""
         self.backbone_choice_ = None
         if not (self.backbone == "auto" and train.modality == "text" and self.task_.name == "classification"
                 and self.adapt is None and not self.warm_start):
@@ -368,7 +369,7 @@ class Headstart:
             device=resolve_device(rt.device), batch_size=rt.batch_size, max_length=self._prep("max_length"),
             log=self._log)
         self._log(f"backbone auto: {self.backbone_choice_.reason}")
-        if self._spec("text").startswith("tfidf:") and self.strategy == "auto":
+        if self._spec("text") != DEFAULT_BACKBONES["text"] and self.strategy == "auto":
             self.strategy_, self.strategy_reason_ = self._resolve_strategy("text", n_fit)
             if carved and val is not None:
                 train, val = train.concat(val), None
@@ -522,8 +523,14 @@ class Headstart:
                                  adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
                                  on_cached_features=self.task_.on_cached_features,
                                  tunes_body=self.task_.head_after_body() is not None)
-            if self._spec(modality).startswith("tfidf:"):
+            spec = self._spec(modality)
+            if spec.startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
+            elif getattr(self, "backbone_choice_", None) is not None and spec != DEFAULT_BACKBONES[modality]:
+                chosen, why = FeatureExtraction(), (
+                    f"{spec} won the encoder comparison with a linear probe on its frozen features: that probe "
+                    "is the model returned (fine-tuning this larger encoder was not measured to pay; "
+                    "--strategy fine_tuning tries it)")
             unknown = set(params) - set(chosen.get_params())
             if unknown:
                 raise ValueError(f"auto picked {chosen.name}, which has no parameter(s) {sorted(unknown)}; "
