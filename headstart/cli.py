@@ -185,7 +185,8 @@ def _plan_fit(est: Any, data: Path, val: Path | None, test: Path | None, budget:
 
 def _next_steps(out: Path, modality: str) -> None:
     """Where everything went, and the commands a user runs next."""
-    inputs = "FOLDER_OR_CSV" if modality in ("image", "audio") else "TEXTS.csv"
+    inputs = "FOLDER_OR_CSV" if modality in ("image", "audio") else "SERIES.csv" if modality == "timeseries" else (
+        "TEXTS.csv")
     lines = [f"bundle: {out}  (model.safetensors, headstart.json, README.md = the model card)",
              f"report: {out / 'report.html'}"]
     if (out / "logs").exists():
@@ -293,7 +294,7 @@ def _inputs(est: Any, inputs: list[str]) -> Any:
     from headstart.data.unlabeled import read_unlabeled
 
     first = Path(inputs[0])
-    if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".csv", ".tsv", ".jsonl")):
+    if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".csv", ".tsv", ".jsonl", ".npz", ".npy")):
         data = read_unlabeled(first, **est.data_.columns)
         if data.modality != est.modality_:
             raise ValueError(f"{first}: {data.modality} inputs, but this bundle is a {est.modality_} model")

@@ -17,7 +17,7 @@ def text_fine_tuning() -> FineTuning:
     return FineTuning(**recipes.TEXT_FINE_TUNING)
 
 
-_ITEMS = {"image": "images", "text": "texts", "audio": "clips"}
+_ITEMS = {"image": "images", "text": "texts", "audio": "clips", "timeseries": "series"}
 
 
 def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
