@@ -123,11 +123,13 @@ class Rocket(Backbone):
 
 
 def build(name: str, pretrained: bool = True) -> Backbone:
-    """``rocket:<number of kernels>`` (``rocket:`` alone: 10,000); ``pretrained`` has no meaning here."""
+    """``rocket:<kernels>[-<seed>]`` (``rocket:`` alone: 10,000 kernels, seed 0); ``pretrained``
+    has no meaning here."""
+    n, _, seed = (name or str(DEFAULT_KERNELS)).partition("-")
     try:
-        n = int(name) if name else DEFAULT_KERNELS
+        kernels, seed_ = int(n), int(seed or 0)
     except ValueError:
-        raise KeyError(f"rocket:{name}: the name is the number of kernels, e.g. rocket:10000") from None
-    if n < 1:
+        raise KeyError(f"rocket:{name}: expected rocket:<kernels>[-<seed>], e.g. rocket:10000") from None
+    if kernels < 1:
         raise KeyError(f"rocket:{name}: needs at least one kernel")
-    return Rocket(n)
+    return Rocket(kernels, seed=seed_)

@@ -109,7 +109,7 @@ def pretrain(recipe: dict = RECIPE, data: list | None = None) -> SeriesFCN:
         opt.step()
         sched.step()
         if step % 100 == 0:
-            log.info("ts_fcn pretraining step %d/%d: loss %.3f", step, recipe["steps"], float(loss))
+            log.info("ts_fcn pretraining step %d/%d: loss %.3f", step, recipe["steps"], loss.item())
     return body.eval()
 
 
