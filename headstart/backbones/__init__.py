@@ -9,7 +9,7 @@ a catalog alias (``efficientnet_lite0``, ``minilm``), and
 """
 from __future__ import annotations
 
-from headstart.backbones import local, rocket, tfidf, timeseries, timm, tiny, torchvision, transformers
+from headstart.backbones import local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones._sources import SOURCES
 from headstart.backbones.catalog import CATALOG, available_offline, build_alias
@@ -20,7 +20,7 @@ SOURCES.register("torchvision")(torchvision.build)
 SOURCES.register("local")(local.build)
 SOURCES.register("tiny")(tiny.build)
 SOURCES.register("tfidf")(tfidf.build)
-SOURCES.register("ts")(timeseries.build)
+SOURCES.register("ts")(ts_pretrain.build)
 SOURCES.register("rocket")(rocket.build)
 
 

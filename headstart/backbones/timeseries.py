@@ -117,14 +117,3 @@ class SeriesFCN(Backbone):
     def save_architecture(self, directory: Path) -> None:
         self.write_config(directory, "ts", self.arch)
 
-
-def build(name: str, pretrained: bool = True) -> Backbone:
-    """``ts:fcn`` (pretrained by headstart: built once and cached on first use) or ``ts:fcn_tiny``
-    (random, for tests)."""
-    if name not in ARCHS:
-        raise KeyError(f"unknown time-series backbone {name!r}; known: {', '.join(ARCHS)}")
-    if pretrained and name in PRETRAINED:
-        from headstart.backbones.ts_pretrain import pretrained_fcn
-
-        return pretrained_fcn()
-    return SeriesFCN(ARCHS[name], spec=f"ts:{name}", arch=name)

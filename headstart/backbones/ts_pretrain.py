@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from headstart._files import cache_root
-from headstart.backbones.timeseries import ARCHS, SeriesFCN
+from headstart.backbones._base import Backbone
+from headstart.backbones.timeseries import ARCHS, PRETRAINED, SeriesFCN
 from headstart.data.timeseries import series_batch, series_items
 
 SOURCE_SETS = ("ACSF1", "BasicMotions", "ItalyPowerDemand", "JapaneseVowels", "PLAID", "UnitTest")
@@ -132,6 +133,16 @@ def pretrained_fcn(recipe: dict = RECIPE) -> SeriesFCN:
         log.warning("ts_fcn: weights built in %.0f s and cached at %s", time.perf_counter() - t0, path)
     load_model(body, str(path))
     return body.eval()
+
+
+def build(name: str, pretrained: bool = True) -> Backbone:
+    """The ``ts:`` source: ``ts:fcn`` (pretrained by headstart: built once and cached on first use)
+    or ``ts:fcn_tiny`` (random, for tests)."""
+    if name not in ARCHS:
+        raise KeyError(f"unknown time-series backbone {name!r}; known: {', '.join(ARCHS)}")
+    if pretrained and name in PRETRAINED:
+        return pretrained_fcn()
+    return SeriesFCN(ARCHS[name], spec=f"ts:{name}", arch=name)
 
 
 if __name__ == "__main__":
