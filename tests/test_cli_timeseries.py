@@ -34,6 +34,10 @@ def test_fit_predict_and_reload_a_time_series_csv_through_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert len(rows) == 6 and {row["label"] for row in rows} <= {"sine", "step"}
+    r = runner.invoke(app, ["predict", str(out), str(new), "--out", str(tmp_path / "p.csv"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    streamed = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert streamed["label"].tolist() == [row["label"] for row in rows] and not streamed["error"].any()
     est = load(out)
     assert est.modality_ == "timeseries"
     proba = est.predict_proba(str(new))
