@@ -10,9 +10,10 @@ targets is among its sources. The weights are built on first use (the time is pr
 
 Methods, each a ``Headstart`` estimator fitted on the official training split and scored on the
 official test split (``val_size=0``: every method sees all training series):
-- ``headstart defaults``: ``backbone="ts_fcn"``, every default (auto: a linear probe on cached
-  features at these sizes);
-- ``fine-tuning``: ``ts_fcn`` fine-tuned (``recipes.fine_tuning("timeseries")``: LP-FT, 400 steps);
+- ``headstart defaults``: ``backbone="ts_fcn"``, every default (auto: for time series, the fine-tune below);
+- ``linear probe``: ``ts_fcn`` frozen, logistic regression on its cached features (C by CV);
+- ``fine-tuning``: ``ts_fcn`` fine-tuned whole (``recipes.fine_tuning("timeseries")``: Fawaz et al.'s
+  recipe — random head, lr 2e-3, BatchNorm trained — 400 steps);
 - ``1-D CNN from scratch``: ``scratch:ts_fcn``, the same network randomly initialised and
   trained (``recipes.same_architecture_scratch``: 400 steps, lr 2e-3) — compare's "scratch";
 - ``ROCKET``: ``rocket:10000-<seed>`` (10,000 random kernels, PPV + max) + the linear probe —
@@ -38,7 +39,8 @@ from headstart.backbones.ts_pretrain import TARGETS, pretrained_fcn, sktime_set 
 from headstart.data import LabeledData  # noqa: E402
 
 METHODS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "headstart defaults (ts_fcn probe)": lambda seed: {"backbone": "ts_fcn"},
+    "headstart defaults (ts_fcn, auto)": lambda seed: {"backbone": "ts_fcn"},
+    "ts_fcn + linear probe": lambda seed: {"backbone": "ts_fcn", "strategy": "feature_extraction"},
     "fine-tuning ts_fcn": lambda seed: {"backbone": "ts_fcn", **recipes.fine_tuning("timeseries")},
     "1-D CNN from scratch": lambda seed: {"backbone": "scratch:ts_fcn",
                                           **recipes.same_architecture_scratch("timeseries")},

@@ -15,11 +15,11 @@ def _series(n=24, seed=0):
 
 def test_the_time_series_feature_cache_serves_a_second_fit(tmp_path):
     x, y = _series()
-    kw = dict(backbone="ts:fcn_tiny", verbose=False, runtime={"cache_dir": str(tmp_path / "c")})
+    kw = dict(backbone="ts:fcn_tiny", strategy="feature_extraction", verbose=False,
+              runtime={"cache_dir": str(tmp_path / "c")})
     data = read_data(x, y, modality="timeseries")
-    first = Headstart(**kw).fit(data)
+    Headstart(**kw).fit(data)
     again = Headstart(**kw).fit(data)
-    assert first.strategy_.name == "feature_extraction"
     assert again.cache_.computed == 0 and again.cache_.reused > 0
 
 
@@ -27,8 +27,9 @@ def test_a_2d_array_fits_and_a_long_csv_predicts_with_the_same_model(tmp_path):
     rng = np.random.default_rng(1)
     t = np.linspace(0, 6, 30)
     x = np.stack([np.sin(t) if i % 2 == 0 else np.cos(2 * t) for i in range(20)]) + rng.normal(0, 0.05, (20, 30))
-    est = Headstart(backbone="ts:fcn_tiny", verbose=False, runtime={"cache_dir": False}).fit(x, ["s", "c"] * 10)
-    assert est.modality_ == "timeseries"
+    est = Headstart(backbone="ts:fcn_tiny", strategy_params={"steps": 30}, verbose=False,
+                    runtime={"cache_dir": False}).fit(x, ["s", "c"] * 10)
+    assert est.modality_ == "timeseries" and est.strategy_.name == "fine_tuning"  # auto, for time series
     rows = [dict(id=i, time=k, value=v) for i, s in enumerate(x[:4]) for k, v in enumerate(s)]
     pd.DataFrame(rows).to_csv(tmp_path / "long.csv", index=False)
     est.save(tmp_path / "b")

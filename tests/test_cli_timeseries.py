@@ -26,7 +26,7 @@ def _series_csv(path, n=30, steps=24, labels=True, seed=0):
 def test_fit_predict_and_reload_a_time_series_csv_through_the_cli(tmp_path):
     data, new = _series_csv(tmp_path / "series.csv"), _series_csv(tmp_path / "new.csv", 6, labels=False, seed=1)
     out = tmp_path / "m"
-    r = runner.invoke(app, ["fit", str(data), "--backbone", "ts:fcn_tiny", "--out", str(out)])
+    r = runner.invoke(app, ["fit", str(data), "--backbone", "ts:fcn_tiny", "--out", str(out), "-p", "steps=40"])
     assert r.exit_code == 0, r.output
     assert "time series: " in r.output and "1 channel, 24 steps" in r.output
     assert (out / "model.safetensors").is_file()

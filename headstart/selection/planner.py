@@ -81,9 +81,10 @@ LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scr
 
 def ladder_for(modality: str) -> list[str]:
     """Rungs that apply. From scratch, images get the small CNN, texts TF-IDF + logistic
-    regression, time series ROCKET + logistic regression. Text also skips partial fine-tuning, which costs a text encoder nearly what full
-    fine-tuning does (the forward pass dominates) and lands below it (Rotten Tomatoes N=500: 75.5%
-    in 110 s against 77.7% in 134 s, benchmarks/planner.py); ask for it with ``rungs=``."""
+    regression, time series ROCKET + logistic regression. Text also skips partial fine-tuning,
+    which costs a text encoder nearly what full fine-tuning does (the forward pass dominates) and
+    lands below it (Rotten Tomatoes N=500: 75.5% in 110 s against 77.7% in 134 s,
+    benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
         return [r for r in LADDER if r not in ("tfidf", "rocket")]
     if modality == "timeseries":  # from scratch: ROCKET (benchmarks/timeseries.py: it often wins)
