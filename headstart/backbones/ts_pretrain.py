@@ -122,10 +122,15 @@ def pretrained_fcn(recipe: dict = RECIPE) -> SeriesFCN:
     body = SeriesFCN(ARCHS[recipe["arch"]], spec=f"ts:{recipe['arch']}", arch=recipe["arch"],
                      license="apache-2.0 (trained by headstart on sktime-bundled UCR/UEA sets)")
     if not path.is_file():
-        t0 = time.perf_counter()
+        t0, threads = time.perf_counter(), torch.get_num_threads()
         log.warning("ts_fcn: building the pretrained weights once (%d steps on %s) ...",
                     recipe["steps"], ", ".join(recipe["sources"]))
-        trained = pretrain(recipe)
+        # small convolutions: one thread beats several (20 steps on 2 busy cores: 2.0 s vs 17.9 s)
+        torch.set_num_threads(1)
+        try:
+            trained = pretrain(recipe)
+        finally:
+            torch.set_num_threads(threads)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{time.time_ns()}")
         save_model(trained, str(tmp))
