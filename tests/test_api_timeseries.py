@@ -35,3 +35,16 @@ def test_a_2d_array_fits_and_a_long_csv_predicts_with_the_same_model(tmp_path):
     est.save(tmp_path / "b")
     again = load(tmp_path / "b")
     assert np.allclose(again.predict_proba(str(tmp_path / "long.csv")), est.predict_proba(x[:4]), atol=1e-5)
+
+
+def test_a_multivariate_npz_fits_and_reloads_with_its_channel_count(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (16, 3, 25)).astype(np.float32)
+    y = np.arange(16) % 2
+    x[y == 1, 1] += np.linspace(0, 3, 25)  # class 1: a trend in channel 1
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    est = Headstart(backbone="ts:fcn_tiny", strategy="feature_extraction", verbose=False,
+                    runtime={"cache_dir": False}).fit(str(tmp_path / "d.npz"))
+    assert est.model_.backbone.pretrained_cfg.channels == 3
+    est.save(tmp_path / "b")
+    assert np.allclose(load(tmp_path / "b").predict_proba(x), est.predict_proba(x), atol=1e-5)
