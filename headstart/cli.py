@@ -662,6 +662,9 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
 
             path, parity = quantize_export(est, out, sample)
             typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, int8); int8 {parity.format()}")
+            if parity.argmax_agreement < 0.995:
+                typer.echo("warning: int8 argmax agreement with the bundle is below 99.5%; measure its accuracy "
+                           "before using it (model.onnx, fp32, is kept next to it)")
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
