@@ -8,7 +8,9 @@ set (it holds out its own validation split), its pick's test accuracy and its to
     python benchmarks/planner.py [--datasets stamps,digits,fmnist100,rt64,fmnist500,rt500] [--seed 0]
 
 Targets: the pick within 1 accuracy point of the best rung run to completion, at no more than
-40% of the compute of running every rung; on a dataset where a small CNN from scratch wins, the
+40% of the compute of running every rung (Rotten Tomatoes N=500, where the best rung is the full
+fine-tune and nearly all of that compute: at most 1.5x the best rung's own compute; issue 12
+item 10); on a dataset where a small CNN from scratch wins, the
 planner picks the scratch rung or ties it. The issue suggested scikit-learn's 8x8 digits, but
 there headstart's multi-scale ImageNet features win (99% against 96% for the small CNN), so the
 scratch-wins case is ``stamps``: 12x12 noise images, the class is which of 10 random 4x4 binary
@@ -32,6 +34,10 @@ from benchmarks.splits import (FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes
 from headstart.api import Headstart  # noqa: E402
 from headstart.data.sources import from_sequences  # noqa: E402
 from headstart.selection.planner import Ladder, ladder_for  # noqa: E402
+
+
+# Datasets whose compute target is a multiple of the best rung's own compute, not 40% of every rung.
+BEST_RUNG_TARGET = {"rt500": 1.5}
 
 
 def stamps(n: int, seed: int, size: int = 12, k: int = 10, patt: int = 4) -> tuple[list, list]:
@@ -114,11 +120,12 @@ def main() -> None:
         best = max(oracle, key=lambda r: oracle[r]["test_accuracy"])
         total = sum(v["seconds"] for v in oracle.values())
         gap = 100 * (oracle[best]["test_accuracy"] - acc)
-        ratio = plan.seconds / total
-        ok = gap <= 1.0 and ratio <= 0.40
+        ratio, to_best = plan.seconds / total, plan.seconds / oracle[best]["seconds"]
+        ok = gap <= 1.0 and (to_best <= BEST_RUNG_TARGET[name] if name in BEST_RUNG_TARGET else ratio <= 0.40)
         line = (f"{name}: pick {plan.pick} {100 * acc:.2f}% vs best rung {best} "
                 f"{100 * oracle[best]['test_accuracy']:.2f}% (gap {gap:+.2f} points); compute {plan.seconds:.0f} s "
-                f"vs {total:.0f} s for every rung = {ratio:.0%} -> {'PASS' if ok else 'FAIL'}")
+                f"vs {total:.0f} s for every rung = {ratio:.0%}, {to_best:.2f}x the best rung's "
+                f"{oracle[best]['seconds']:.0f} s -> {'PASS' if ok else 'FAIL'}")
         if name in ("digits", "stamps"):
             scratch_ok = plan.pick == "scratch" or acc >= oracle["scratch"]["test_accuracy"] - 0.01
             line += f"; scratch rung {100 * oracle['scratch']['test_accuracy']:.2f}%: {'PASS' if scratch_ok else 'FAIL'}"

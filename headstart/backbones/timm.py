@@ -61,8 +61,8 @@ class TimmBackbone(Backbone):
             self._hooks.append(modules[name].register_forward_hook(self._store(name)))
         was = self.training
         self.eval()
-        with torch.no_grad():
-            s = cfg.input_size
+        with torch.no_grad():  # channel counts only: a small probe image unless the size is fixed
+            s = cfg.input_size if cfg.fixed_input_size else min(cfg.input_size, 64)
             self._block_dims = [int(b.shape[1]) for b in self._pooled(torch.zeros(1, 3, s, s))]
         self.train(was)
         self.num_features = sum(self._block_dims)

@@ -185,6 +185,31 @@ def feature_loader(feats: torch.Tensor, targets: np.ndarray, *, batch_size: int,
                    batch_size=batch_size, num_workers=0, seed=seed, weights=weights)
 
 
+class FeatureBatches:
+    """Training batches of cached feature rows in memory, for one process: each batch is one
+    tensor index of the next rows in the ``EpochSampler`` order, the very batches that
+    ``feature_loader`` yields, without a DataLoader's (and Accelerate's) per-batch machinery,
+    which costs more than a small head's step. What the trainer reads from a loader is here:
+    ``sampler``, ``batch_size``, ``dataset`` (its length), ``len``. Under several processes the
+    trainer uses ``feature_loader``, which Accelerate shards."""
+
+    def __init__(self, feats: torch.Tensor, targets: np.ndarray, *, batch_size: int, seed: int = 0,
+                 weights: np.ndarray | None = None) -> None:
+        self.feats, self.targets = feats, torch.as_tensor(targets).to(feats.device)
+        self.batch_size = int(batch_size)
+        self.sampler = EpochSampler(len(feats), seed, weights)
+        self.dataset = _Rows(len(feats))
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Any:
+        order = self.sampler.order()[self.sampler.skip:].to(self.feats.device)
+        for a in range(0, len(order), self.batch_size):
+            i = order[a:a + self.batch_size]
+            yield {"inputs": self.feats[i], "targets": self.targets[i]}
+
+
 class _Rows(Dataset):
     """Row indices for ``RowBatch`` (the sampler's ``(key, index)`` pairs pass through)."""
 

@@ -1,11 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from headstart.api import auto_workers
 from headstart.backbones import build_backbone
 from headstart.backbones.tiny import tiny_bert
 from headstart.data._base import LabeledData
-from headstart.data.loaders import in_input_order, make_loader
+from headstart.data.loaders import FeatureBatches, feature_loader, in_input_order, make_loader
 from headstart.heads import build_head
 from headstart.model import TransferModel
 from headstart.training.loop import predict_logits
@@ -49,3 +50,18 @@ def test_length_sorted_text_inference_returns_rows_in_input_order():
     torch.testing.assert_close(predict_logits(model, loader, "cpu"), predict_logits(model, plain, "cpu"))
     rows = torch.arange(5.0)[loader.order]  # what a sorted pass yields: row k is input order[k]
     assert in_input_order(rows, loader).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("weights", [None, np.linspace(1, 3, 37)])
+def test_feature_batches_are_the_feature_loaders_batches(weights):
+    x, y = torch.randn(37, 5), np.arange(37) % 4
+    plain = feature_loader(x, y, batch_size=8, seed=3, weights=weights)
+    fast = FeatureBatches(x, y, batch_size=8, seed=3, weights=weights)
+    assert len(fast) == len(plain) == 5 and len(fast.dataset) == 37 and fast.batch_size == 8
+    for epoch, skip in ((0, 0), (2, 16)):  # a later epoch, resumed after two batches
+        plain.sampler.use_epoch(epoch, skip)
+        fast.sampler.use_epoch(epoch, skip)
+        got, want = list(fast), list(plain)
+        assert len(got) == len(want) == (3 if skip else 5)
+        for a, b in zip(got, want):
+            assert torch.equal(a["inputs"], b["inputs"]) and torch.equal(a["targets"], b["targets"])

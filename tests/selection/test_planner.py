@@ -246,3 +246,18 @@ def test_a_costly_rung_that_could_not_be_shown_better_is_not_run(data):
     plan, model = p.run(data)
     assert not [c for c in p.calls if c[0] in ("partial_ft", "full_ft")]  # 40/40 cannot be beaten
     assert plan.pick == "prototype" and any("not run" in d for d in plan.decisions)
+
+
+def test_the_only_costly_rung_skips_halving_and_trains_once_at_full_budget_on_all_the_data(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.6, "mlp_head": 0.6, ("full_ft", 0.25): 0.80, ("full_ft", 0.5): 0.9}
+    text_ladder = ["linear_probe", "prototype", "mlp_head", "full_ft"]  # one costly rung: nothing to halve
+    p = ScriptedPlanner(accs, rungs=text_ladder)
+    plan, model = p.run(data)
+    assert [c for c in p.calls if c[0] == "full_ft"] == [("full_ft", 0.25, 160), ("full_ft", 1.0, 200)]
+    assert plan.pick == "full_ft" and plan.pick_fidelity == 1.0 and model == "model:full_ft:1.0:200"
+    assert any("no halving" in d for d in plan.decisions)
+    # when the full budget on all the data would not fit, it halves as before and keeps the budget
+    p = ScriptedPlanner(accs, rungs=text_ladder, seconds={"full_ft": 100.0}, budget=70.0)
+    plan, model = p.run(data)
+    assert ("full_ft", 0.5, 160) in p.calls and ("full_ft", 1.0, 200) not in p.calls and p.clock <= 70.0
+    assert not any("no halving" in d for d in plan.decisions)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from headstart.data.loaders import feature_loader
+from headstart.data.loaders import FeatureBatches, feature_loader
 from headstart.heads import build_head
 from headstart.model import HeadModel
 from headstart.strategies import FeatureExtraction, RunSettings
@@ -16,7 +16,7 @@ from headstart.tasks import ClassificationTask
 from headstart.training.checkpoint import load_latest
 from headstart.training.context import FitContext
 from headstart.training.loop import TrainingInterrupted, split_batch
-from headstart.training.trainer import Trainer
+from headstart.training.trainer import SMALL_STEP, Trainer, few_threads
 
 
 def _setup(seed=0, n=32):
@@ -27,10 +27,10 @@ def _setup(seed=0, n=32):
     return model, x, y, task
 
 
-def _train(model, x, y, task, epochs=2, log=lambda m: None, **ctx_kw):
+def _train(model, x, y, task, epochs=2, log=lambda m: None, rows=feature_loader, **ctx_kw):
     ctx = FitContext(Accelerator(cpu=True), log=log, **ctx_kw)
     settings = RunSettings(epochs=epochs, batch_size=16, warmup=0.0, grad_clip=None, desc="test")
-    loader = feature_loader(x, y, batch_size=16)
+    loader = rows(x, y, batch_size=16)
     return Trainer(ctx).run(model, task, loader, FeatureExtraction(lr=0.05), settings, 0, lambda core: None,
                             None, None)
 
@@ -49,12 +49,13 @@ class OOMAbove(ClassificationTask):
         return super().loss(output, batch, progress)
 
 
-def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch():
+@pytest.mark.parametrize("rows", [feature_loader, FeatureBatches])
+def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(rows):
     ref = _setup()
     _train(*ref)
     model, x, y, _ = _setup()
     task, logs = OOMAbove(4).fit_targets(list(range(3))), []
-    hist = _train(model, x, y, task, log=logs.append)
+    hist = _train(model, x, y, task, log=logs.append, rows=rows)
     assert hist[-1]["micro_batches"] == 4 and max(task.sizes[-8:]) == 4
     assert any("out of memory: retrying in 2 micro-batches" in m for m in logs)
     for a, b in zip(model.parameters(), ref[0].parameters()):  # same updates as full batches
@@ -65,6 +66,31 @@ def test_out_of_memory_at_batch_one_is_raised():
     model, x, y, _ = _setup()
     with pytest.raises(torch.OutOfMemoryError):
         _train(model, x, y, OOMAbove(0).fit_targets(list(range(3))))
+
+
+def test_in_memory_batches_train_the_head_exactly_as_the_loader_does():
+    # one process: no DataLoader and no Accelerate optimizer wrapper, the same weights bit for bit
+    ref, (model, x, y, task) = _setup(n=40), _setup(n=40)
+    hist_ref = _train(*ref, epochs=3)
+    hist = _train(model, x, y, task, epochs=3, rows=FeatureBatches)
+    assert [h["train_loss"] for h in hist] == [h["train_loss"] for h in hist_ref]
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref[0].parameters()))
+
+
+def test_small_steps_on_cpu_run_on_one_thread_and_the_count_comes_back():
+    start = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with few_threads(torch.device("cpu"), SMALL_STEP):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with few_threads(torch.device("cpu"), SMALL_STEP + 1):  # a large step keeps every thread
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), few_threads(torch.device("cpu"), 10):
+            raise RuntimeError("a failed run")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(start)
 
 
 def test_split_batch_covers_every_row_once():
@@ -85,10 +111,11 @@ class NaNOn(ClassificationTask):
         return {**out, "loss": out["loss"] * float("nan")} if self.calls in self.bad else out
 
 
-def test_nan_steps_are_skipped_and_weights_stay_finite():
+@pytest.mark.parametrize("rows", [feature_loader, FeatureBatches])
+def test_nan_steps_are_skipped_and_weights_stay_finite(rows):
     model, x, y, _ = _setup()
     before = [p.detach().clone() for p in model.parameters()]
-    _train(model, x, y, NaNOn({1, 3}).fit_targets(list(range(3))))
+    _train(model, x, y, NaNOn({1, 3}).fit_targets(list(range(3))), rows=rows)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
