@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -243,25 +244,40 @@ def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image fi
             resume: bool = typer.Option(False, help="continue an interrupted --out run where it stopped"),
             batch_size: int = typer.Option(64),
             num_workers: str = typer.Option("auto", help="image decoding workers, or auto (from the CPU count)"),
+            ood_score: bool = typer.Option(False, "--ood-score", help="add an ood_score column: distance to the "
+                                           "nearest training example's features over the typical one (about 1 in "
+                                           "distribution)"),
             device: Device = None, quiet: bool = typer.Option(False, help="no progress lines")) -> None:
-    """Predict labels and class probabilities (or the task's outputs), one row per input."""
+    """Predict labels and class probabilities (or the task's outputs), one row per input. From 30
+    inputs on, they are also checked against the data the model was fitted for: a warning when
+    they clearly differ."""
     from headstart.api import load
 
     est = load(bundle, device=device)
-    try:
-        data = _inputs(est, inputs)
-        if output is not None and format == "csv":
-            from headstart.inference import predict_to_csv
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", _shift_warning())
+        try:
+            data = _inputs(est, inputs)
+            if output is not None and format == "csv":
+                from headstart.inference import predict_to_csv
 
-            n = predict_to_csv(est, data, output, resume=resume, batch_size=batch_size,
-                               num_workers=num_workers if num_workers == "auto" else int(num_workers),
-                               progress=not quiet)
-            typer.echo(f"{n} predictions written to {output}" + (" (resumed)" if resume else ""), err=True)
-            return
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-    _print_predictions(est, data, format, output)
+                n = predict_to_csv(est, data, output, resume=resume, batch_size=batch_size,
+                                   num_workers=num_workers if num_workers == "auto" else int(num_workers),
+                                   progress=not quiet, ood_score=ood_score)
+                typer.echo(f"{n} predictions written to {output}" + (" (resumed)" if resume else ""), err=True)
+            else:
+                _print_predictions(est, data, format, output, ood_score)
+        except (ValueError, FileNotFoundError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+
+
+def _shift_warning() -> type:
+    from headstart.adaptation.reference import InputShiftWarning
+
+    return InputShiftWarning
 
 
 def _inputs(est: Any, inputs: list[str]) -> Any:
@@ -288,7 +304,7 @@ def _inputs(est: Any, inputs: list[str]) -> Any:
     return LabeledData(items, None, est.modality_)
 
 
-def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path]) -> None:
+def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path], ood_score: bool = False) -> None:
     import pandas as pd
     import torch
 
@@ -296,11 +312,15 @@ def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path])
 
     if format not in ("csv", "json"):
         raise typer.BadParameter("format must be csv or json")
-    recs = records(est.task_, torch.from_numpy(est.decision_function(data)))
+    logits, scores = est.outputs_and_ood_scores(data) if ood_score else (est.decision_function(data), None)
+    recs = records(est.task_, torch.from_numpy(logits))
+    if scores is not None:
+        recs = [{**r, "ood_score": round(float(s), 4)} for r, s in zip(recs, scores)]
     if format == "json":
         text = json.dumps([{"input": str(it), **r} for it, r in zip(data.items, recs)], indent=2, default=str)
     else:
-        rows = [flat_row(str(it), r, est.data_.label_separator) for it, r in zip(data.items, recs)]
+        rows = [{**flat_row(str(it), r, est.data_.label_separator), **({"ood_score": r["ood_score"]} if ood_score else {})}
+                for it, r in zip(data.items, recs)]
         text = pd.DataFrame(rows).to_csv(index=False)
     if output:
         output.write_text(text)

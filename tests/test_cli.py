@@ -140,3 +140,16 @@ def test_fit_compare_scratch_on_a_regression_target_reports_the_task_metric(tmp_
                             "--quiet"])
     assert r.exit_code == 0, r.output
     assert "MAE" in r.output and "training from scratch: MAE" in r.output
+
+
+def test_predict_warns_on_shifted_inputs_and_adds_ood_scores(tmp_path, tiny_bundles):
+    from tests.conftest import write_image_folder, write_inverted
+
+    inverted = write_inverted(write_image_folder(tmp_path / "held", 12, 3), tmp_path / "inv")
+    r = runner.invoke(app, ["predict", str(tiny_bundles["img"]), str(inverted), "--ood-score"])
+    assert r.exit_code == 0, r.output
+    assert "warning: these 36 inputs differ from the training data this model was fitted for" in r.stderr
+    header = r.stdout.splitlines()[0].split(",")
+    assert header[-1] == "ood_score" and "p_red" in header
+    r = runner.invoke(app, ["predict", str(tiny_bundles["img"]), str(tmp_path / "held"), "--format", "json"])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
