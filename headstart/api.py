@@ -287,7 +287,8 @@ class Headstart:
         data, val, test = self._preflight(X, data, val, test)
         if unlabeled is not None:
             unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
-            self._check_shift(data, unlabeled)
+            if self.run_.check_shift:
+                self._check_shift(data, unlabeled)
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality

@@ -60,15 +60,18 @@ def _data_spec(text_column: str, path_column: str, label_column: str, **extra: A
 
 
 def _check_adapt(adapt: str | None, target: Path | None, planned: bool) -> None:
-    """``--adapt`` names a known method, has a target, and is not given to the planner."""
+    """``--adapt`` names a known method and has a target; with the planner, only ``auto`` (the
+    planner chooses the method, by the label-free criterion)."""
     if adapt is None:
         return
     from headstart.tasks.adaptation import ADAPTATION_METHODS
 
     if adapt not in ADAPTATION_METHODS:
         raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
-    if planned:
-        raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; fit without --budget")
+    if planned and adapt != "auto":
+        raise typer.BadParameter(f"--adapt {adapt} with --budget: the planner chooses the adaptation method itself "
+                                 "(by a label-free criterion) when --target-unlabeled is given; drop --adapt (or use "
+                                 "--adapt auto), or fit without --budget")
     if target is None:
         raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
 
@@ -145,12 +148,8 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         raise typer.BadParameter(str(e)) from None
     try:
         if budget is not None or strategy == "plan":  # the planner chooses the strategy, within the budget
-            from headstart.selection.planner import Planner
-
-            planner_params = _parse_params(param)  # -p rungs=[...], margin=..., folds=...
-            est.set_params(strategy="auto", strategy_params=None)
-            est = Planner(est, budget=budget, verbose=not quiet, **planner_params).fit(
-                data, val=val, test=test, spent=time.perf_counter() - started).best_estimator_
+            est = _fit_planned(est, data, param, budget, quiet, val=val, test=test, target=target_unlabeled,
+                               started=started)
         else:
             est.fit(data, val=val, test=test, unlabeled=target_unlabeled)  # writes the bundle (and checkpoints)
     except TrainingInterrupted as e:
@@ -160,6 +159,17 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     if compare_scratch:
         _compare_scratch(est, out)
     _next_steps(out, est.modality_)
+
+
+def _fit_planned(est: Any, data: Path, param: list[str], budget: str | None, quiet: bool, *, val: Path | None,
+                 test: Path | None, target: Path | None, started: float) -> Any:
+    """``fit --budget``: the planner picks the rung (an adaptation rung too, with a target) and
+    writes its bundle; ``-p`` gives the planner's parameters (rungs=[...], margin=..., folds=...)."""
+    from headstart.selection.planner import Planner
+
+    est.set_params(strategy="auto", strategy_params=None)
+    return Planner(est, budget=budget, verbose=not quiet, **_parse_params(param)).fit(
+        data, val=val, test=test, unlabeled=target, spent=time.perf_counter() - started).best_estimator_
 
 
 def _next_steps(out: Path, modality: str) -> None:
@@ -434,10 +444,14 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          text_column: TextColumn = "text", path_column: PathColumn = "path",
          label_column: LabelColumn = "label",
          cache_dir: CacheDir = None,
-         device: Device = None) -> None:
+         device: Device = None,
+         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
+                                                         "will meet: adaptation rungs join the ladder, chosen "
+                                                         "without target labels")) -> None:
     """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
     from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
-    budget, and say which strategy to use and why."""
+    budget, and say which strategy to use and why. With --target-unlabeled, adaptation rungs
+    (feature alignment, DANN, CORAL, MMD) too, picked by information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import Runtime
@@ -448,7 +462,7 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
                     run={"out": out}, data=_data_spec(text_column, path_column, label_column))
     Planner(est, budget=budget, margin=margin,
             rungs=[r.strip() for r in rungs.split(",") if r.strip()] if rungs else None).fit(
-        data, test=test, spent=time.perf_counter() - started)
+        data, test=test, unlabeled=target_unlabeled, spent=time.perf_counter() - started)
     if out:
         typer.echo(f"bundle: {out}")
 

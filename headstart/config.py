@@ -65,6 +65,7 @@ class RunOptions(_Config):
     resume: bool = False  # continue from the last checkpoint in out/checkpoints
     checkpoint_every: int | None = None  # also checkpoint every N optimizer steps
     on_step: Callable[[dict[str, Any]], None] | None = None  # called after each optimizer step
+    check_shift: bool = True  # with unlabeled target data, test it for a shift first (the planner tests once)
 
     def __post_init__(self) -> None:
         if self.checkpoint_every is not None and int(self.checkpoint_every) < 1:
