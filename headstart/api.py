@@ -320,8 +320,12 @@ class Headstart:
         pool = target if adapted else data
         keep = np.sort(np.random.default_rng(self.seed).choice(len(pool), min(len(pool), MAX_ROWS), replace=False))
         _, feats = self._forward(pool.subset(keep), lambda f: f)
-        self.reference_ = FeatureReference.from_features(
-            feats, source="unlabeled target data" if adapted else "training data", seed=self.seed)
+        try:
+            self.reference_ = FeatureReference.from_features(
+                feats, source="unlabeled target data" if adapted else "training data", seed=self.seed)
+        except ValueError as e:  # non-finite features: the model still works; predict checks nothing
+            self.reference_ = None
+            self._log(f"no feature reference kept for predict's input check: {e}")
 
     def _fit_on_all(self, train: LabeledData, val: LabeledData | None, held: LabeledData, unlabeled: Any) -> None:
         """Every label counts: the measurement above came from a model trained on ``train``; the

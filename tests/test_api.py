@@ -176,7 +176,7 @@ def test_predict_warns_on_a_clearly_shifted_batch_and_not_on_held_out_inputs(tmp
         assert est.input_check_ is not None and not est.input_check_.shifted
     with pytest.warns(InputShiftWarning, match="these 45 inputs differ from the training data"):
         est.predict_proba(write_inverted(held, tmp_path / "inverted"))
-    assert est.input_check_.far_share > 0.9
+    assert est.input_check_.farther > 0.9
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputShiftWarning)  # ood_score checks the batch too
         assert np.median(est.ood_score(tmp_path / "inverted")) > 3 * np.median(est.ood_score(held))
