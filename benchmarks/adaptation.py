@@ -4,7 +4,7 @@ shift (target labels used for evaluation only; the same images, unlabeled, are t
 the usual transductive setting of adaptation benchmarks).
 
     python benchmarks/adaptation.py [--n 2000] [--seeds 0,1,2] [--shift heavy]
-                                    [--methods source_fe,source_ft,dann,coral,mmd,entropy]
+                                    [--methods source_fe,source_ft,dann,cdan,coral,mmd,entropy]
 
 Shifts (fixed, seeded): ``invert`` = 255 - x; ``invert_blur`` = inverted, Gaussian blur sigma 1,
 plus a fixed random texture (uniform noise blurred at sigma 2, amplitude 60) behind the item;
@@ -13,7 +13,7 @@ plus a fixed random texture (uniform noise blurred at sigma 2, amplitude 60) beh
 
 Methods: ``source_fe`` = headstart's default for this size (a probe on cached features, source
 only); ``adabn`` = the same, then the BatchNorm statistics re-estimated on the target (AdaBN); ``source_ft`` = fine-tuning on the source only, the same settings as the adaptation runs;
-``dann``, ``coral``, ``mmd``, ``entropy`` = the adaptation tasks, fine-tuning with the target
+``dann``, ``cdan``, ``coral``, ``mmd``, ``entropy`` = the adaptation tasks, fine-tuning with the target
 stream; ``feature_align`` = no backbone training: source and target cached features standardised
 per domain, then the probe (``feature_align_st``: plus three self-training rounds). Feature extraction: EfficientNet-Lite0 at 112x112 (the
 defaults); every fine-tune: EfficientNet-Lite0 at 64x64, ``--steps`` optimizer steps, batch 32.
@@ -45,7 +45,7 @@ METHODS = {"source_fe": {"strategy": "feature_extraction"},
            "feature_align_st": {"strategy": "feature_extraction", "adapt": "feature_align",
                                 "task_params": {"self_training": 3}},
            "source_ft": {"strategy": "fine_tuning"},
-           **{m: {"strategy": "fine_tuning", "task": m} for m in ("dann", "coral", "mmd", "entropy")}}
+           **{m: {"strategy": "fine_tuning", "task": m} for m in ("dann", "cdan", "coral", "mmd", "entropy")}}
 
 
 def shift(x: np.ndarray, kind: str, seed: int = 2024) -> np.ndarray:

@@ -7,6 +7,7 @@ Tomatoes splits (benchmarks/splits.py: N=16 is exactly 8 per class, N>=64 strati
     python benchmarks/few_shot.py --sizes 16,64 --seeds 0,1,2,3,4
     python benchmarks/few_shot.py --eval val --seeds 100,101,102 --methods contrastive \\
         --contrastive lr=2e-5,steps=20 --contrastive lr=5e-5,steps=40      # tuning: never on the test set
+    python benchmarks/few_shot.py --sizes 16,64 --methods setfit,auto   # fit's defaults, backbone auto
     python benchmarks/few_shot.py --rss 16,5000                            # peak memory of tuning vs N
 
 ``--eval test`` scores on the anchors' 2000 test texts (the final numbers); ``--eval val`` on
@@ -64,8 +65,8 @@ def headstart_runner(params: dict[str, Any]) -> Callable[..., tuple[float, float
         from headstart import Headstart
 
         t0 = time.perf_counter()
-        est = Headstart(backbone="minilm", seed=seed, test_size=0.0, verbose=False, runtime={"cache_dir": False},
-                        **params).fit(x, y)
+        est = Headstart(**{"backbone": "minilm", **params}, seed=seed, test_size=0.0, verbose=False,
+                        runtime={"cache_dir": False}).fit(x, y)
         train_s = time.perf_counter() - t0
         return float(est.evaluate(ex, ey)["accuracy"]), train_s
     return run
@@ -90,11 +91,13 @@ def methods(names: list[str], contrastive: list[str]) -> dict[str, Callable[...,
             out["setfit 1.2"] = run_setfit
         elif name == "probe":
             out["headstart probe"] = headstart_runner({"strategy": "feature_extraction"})
+        elif name == "auto":  # fit's defaults with --backbone auto: minilm, mpnet (if installed) or TF-IDF
+            out["headstart defaults, backbone auto"] = headstart_runner({"backbone": "auto"})
         elif name == "contrastive":
             for spec in contrastive or [""]:
                 out[f"headstart contrastive {spec or '(defaults)'}"] = headstart_runner(parse_params(spec))
         else:
-            raise SystemExit(f"unknown method {name!r}: setfit, probe, contrastive")
+            raise SystemExit(f"unknown method {name!r}: setfit, probe, auto, contrastive")
     return out
 
 

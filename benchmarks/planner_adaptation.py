@@ -2,7 +2,7 @@
 the oracle? Fashion-MNIST source (labeled, stratified N) -> the anchors' Fashion-MNIST test images
 under the developers' shift (``benchmarks/adaptation.py``; target labels for evaluation only).
 
-    python benchmarks/planner_adaptation.py [--n 500] [--seeds 0,1,2] [--shift heavy]
+    python benchmarks/planner_adaptation.py [--n 500] [--target-n 2000] [--seeds 0,1,2] [--shift heavy]
                                             [--rungs linear_probe,prototype,feature_align,feature_align_st]
 
 Per seed: the planner (no budget) on the source with the target as ``unlabeled``; then every rung
@@ -53,10 +53,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--target-n", type=int, default=2000, help="the first this many test images are the target")
     ap.add_argument("--shift", default="heavy")
     ap.add_argument("--rungs", default="linear_probe,prototype,feature_align,feature_align_st")
     a = ap.parse_args()
     xtr, ytr, xte, yte = load_fmnist()
+    xte, yte = xte[:a.target_n], yte[:a.target_n]
     data = {"xtr": xtr, "ytr": ytr, "target": list(shift(xte, a.shift)),
             "yte_names": np.array([FMNIST_CLASSES[i] for i in yte], dtype=object),
             "cache": tempfile.mkdtemp(prefix="hs-plan-adapt-")}

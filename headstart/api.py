@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
+from headstart.adaptation.summary import read_target_test, record_final, summarise_adaptation
 from headstart.backbones.prepare import prepare_backbone, resampling_note, resolve_device
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
@@ -264,10 +265,13 @@ class Headstart:
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None,
-            unlabeled: Any = None) -> "Headstart":
+            unlabeled: Any = None, target_test: Any = None) -> "Headstart":
         """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
         ``val``/``test``: optional explicit splits in the same forms; ``unlabeled``: inputs
-        without labels for tasks that use them.
+        without labels for tasks that use them. With ``adapt``, ``target_test``: labeled data from
+        the target domain for evaluation only (its labels never train or choose anything), so
+        ``adaptation_`` and the report show source-only against adapted accuracy there and the
+        oracle pick beside the label-free one.
 
         To choose the strategy by measurement within a time budget, wrap the estimator in the
         planner: ``headstart.Planner(Headstart(...), budget="10m").fit(X)``."""
@@ -277,6 +281,8 @@ class Headstart:
                              "budget='10m').fit(data) (CLI: headstart fit --budget 10m, or headstart plan)")
         if self.adapt is not None and unlabeled is None:
             raise ValueError(f"adapt={self.adapt!r} needs the target domain's inputs: fit(..., unlabeled=...)")
+        if target_test is not None and self.adapt is None:
+            raise ValueError("target_test evaluates an adaptation: give adapt=... and unlabeled=... too")
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
@@ -284,6 +290,7 @@ class Headstart:
             raise ValueError(f"no labels found (expected a {self.data_.label_column!r} column, class folders, or y)")
         prev = getattr(self, "task_", None) if self.warm_start else None
         self.task_ = self._resolve_task(data)
+        self.backbone_choice_ = None
         data, val, test = self._preflight(X, data, val, test)
         if unlabeled is not None:
             unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
@@ -292,11 +299,13 @@ class Headstart:
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality
+        target_test = read_target_test(self, target_test, data.modality) if target_test is not None else None
         # the strategy suits the returned model: trained on every label (final_fit='all') or on the split
         n_fit = int(len(data) * (1 - self.test_size)) if test is None and self.final_fit == "split" else len(data)
         self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, n_fit)
         early_stopping = not self.strategy_.frozen_backbone and self.task_.head_after_body() is None
         train, val_data, test_data = self._splits(data, val, test, early_stopping)
+        train, val_data = self._choose_backbone(train, val_data, carved=val is None, n_fit=n_fit)
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -304,8 +313,14 @@ class Headstart:
         self.history_ = self._train(model, train, val_data, unlabeled, "checkpoints")
         self.splits_ = {"train": train, "val": val_data, "test": test_data}
         self._measure(val_data, test_data, len(train))
+        if self.backbone_choice_ is not None:
+            self.metrics_["backbone_choice"] = self.backbone_choice_.to_dict()
+        self.adaptation_ = (summarise_adaptation(self, unlabeled, target_test)
+                            if self.adapt is not None and self.run_.check_shift else None)
         if test is None and test_data is not None and self.final_fit == "all" and not self._warm:
             self._fit_on_all(train, val_data, test_data, unlabeled)
+            if self.adaptation_ is not None:
+                record_final(self.adaptation_, self, target_test)
         self._keep_reference(data, unlabeled)
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         self._write()
@@ -347,8 +362,41 @@ class Headstart:
         classes = self.task_.classes
         self.classes_ = np.array(classes, dtype=object) if classes is not None else None
 
+    def _spec(self, modality: str) -> str:
+        """The backbone this fit uses: the user's, the encoder ``auto`` chose, or the modality's default."""
+        if self.backbone != "auto":
+            return self.backbone
+        choice = getattr(self, "backbone_choice_", None)
+        return choice.spec if choice is not None else DEFAULT_BACKBONES[modality]
+
+    def _choose_backbone(self, train: LabeledData, val: LabeledData | None, *, carved: bool,
+                         n_fit: int) -> tuple[LabeledData, LabeledData | None]:
+        """``backbone='auto'`` on text classification: the installed sentence encoders and TF-IDF
+        compared by cross-validated probe accuracy on the training split (``selection.encoders``);
+        ``backbone_choice_`` keeps the scores. Another than the default chosen: its probe, the model
+        that was measured (no fine-tuning), and a validation split carved for early stopping goes
+        back into training."""
+        self.backbone_choice_ = None
+        if not (self.backbone == "auto" and train.modality == "text" and self.task_.name == "classification"
+                and self.adapt is None and not self.warm_start):
+            return train, val
+        from headstart.selection.encoders import choose_text_encoder
+
+        rt = self.runtime_
+        self.backbone_choice_ = choose_text_encoder(
+            train, self._split(train, "train").targets, fallback=DEFAULT_BACKBONES["text"],
+            cache=FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None, seed=self.seed,
+            device=resolve_device(rt.device), batch_size=rt.batch_size, max_length=self._prep("max_length"),
+            log=self._log)
+        self._log(f"backbone auto: {self.backbone_choice_.reason}")
+        if self._spec("text") != DEFAULT_BACKBONES["text"] and self.strategy == "auto":
+            self.strategy_, self.strategy_reason_ = self._resolve_strategy("text", n_fit)
+            if carved and val is not None:
+                train, val = train.concat(val), None
+        return train, val
+
     def _build_model(self, train: LabeledData, prev: Task | None) -> TransferModel:
-        spec = DEFAULT_BACKBONES[train.modality] if self.backbone == "auto" else self.backbone
+        spec = self._spec(train.modality)
         warm = self._warm_model(spec, prev)
         if warm is not None:
             return warm
@@ -495,8 +543,14 @@ class Headstart:
                                  adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
                                  on_cached_features=self.task_.on_cached_features,
                                  tunes_body=self.task_.head_after_body() is not None)
-            if str(self.backbone).startswith("tfidf:"):
+            spec = self._spec(modality)
+            if spec.startswith("tfidf:"):
                 chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
+            elif getattr(self, "backbone_choice_", None) is not None and spec != DEFAULT_BACKBONES[modality]:
+                chosen, why = FeatureExtraction(), (
+                    f"{spec} won the encoder comparison with a linear probe on its frozen features: that probe "
+                    "is the model returned (fine-tuning this larger encoder was not measured to pay; "
+                    "--strategy fine_tuning tries it)")
             unknown = set(params) - set(chosen.get_params())
             if unknown:
                 raise ValueError(f"auto picked {chosen.name}, which has no parameter(s) {sorted(unknown)}; "

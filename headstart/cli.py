@@ -59,10 +59,16 @@ def _data_spec(text_column: str, path_column: str, label_column: str, **extra: A
     return DataSpec(text_column=text_column, path_column=path_column, label_column=label_column, **extra)
 
 
-def _check_adapt(adapt: str | None, target: Path | None, planned: bool) -> None:
+def _check_adapt(adapt: str | None, target: Path | None, planned: bool, target_test: Path | None = None) -> None:
     """``--adapt`` names a known method and has a target; with the planner, only ``auto`` (the
-    planner chooses the method, by the label-free criterion)."""
+    planner chooses the method, by the label-free criterion); ``--target-test`` evaluates an
+    adaptation, so it comes with ``--adapt`` (and without the planner)."""
+    if planned and target_test is not None:
+        raise typer.BadParameter("--target-test with --budget: the planner does not evaluate on target labels yet; "
+                                 "fit without --budget, or evaluate the bundle with `headstart eval`")
     if adapt is None:
+        if target_test is not None:
+            raise typer.BadParameter("--target-test evaluates an adaptation: give --adapt and --target-unlabeled too")
         return
     from headstart.tasks.adaptation import ADAPTATION_METHODS
 
@@ -120,17 +126,20 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
                                                         "will meet (a folder of images, or a CSV/JSONL of paths or "
                                                         "texts; labels, if any, are ignored)"),
-        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | coral | mmd | entropy "
+        adapt: Optional[str] = typer.Option(None, help="adapt to --target-unlabeled: dann | cdan | coral | mmd | entropy "
                                             "(fine-tunes) | adabn | feature_align (no training) | auto (feature_align + "
                                             "self-training, or source-only, by a label-free criterion)"),
+        target_test: Optional[Path] = typer.Option(None, help="with --adapt: labeled data from the target domain "
+                                                   "for EVALUATION ONLY (its labels never train or choose anything): "
+                                                   "the report shows source-only vs adapted accuracy there, per "
+                                                   "class, and the oracle pick beside the label-free one"),
         quiet: bool = typer.Option(False)) -> None:
     """Fit a model and write a bundle (model.safetensors + headstart.json + README.md)."""
     started = time.perf_counter()  # a --budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import RunOptions, Runtime
-    from headstart.training.loop import TrainingInterrupted
 
-    _check_adapt(adapt, target_unlabeled, budget is not None or strategy == "plan")
+    _check_adapt(adapt, target_unlabeled, budget is not None or strategy == "plan", target_test)
     head_params = _head_params(hidden, dropout)
     try:
         est = Headstart(backbone=backbone, strategy=strategy, head=head, task=task, adapt=adapt,
@@ -146,30 +155,40 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
                         verbose=not quiet)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    try:
-        if budget is not None or strategy == "plan":  # the planner chooses the strategy, within the budget
-            est = _fit_planned(est, data, param, budget, quiet, val=val, test=test, target=target_unlabeled,
-                               started=started)
-        else:
-            est.fit(data, val=val, test=test, unlabeled=target_unlabeled)  # writes the bundle (and checkpoints)
-    except TrainingInterrupted as e:
-        typer.echo(str(e).replace("run the same command with --resume (Python: resume=True)",
-                                  "run the same command with --resume"), err=True)
-        raise typer.Exit(130) from None
+    if budget is not None or strategy == "plan":  # the planner chooses the strategy, within the budget
+        est = _plan_fit(est, data, val, test, budget, _parse_params(param), quiet, started, target_unlabeled)
+    else:
+        _interruptible(lambda: est.fit(data, val=val, test=test, unlabeled=target_unlabeled,
+                                       target_test=target_test))  # writes the bundle (and checkpoints)
+    if getattr(est, "adaptation_", None) is not None:
+        typer.echo("\n".join(est.adaptation_.lines()))
     if compare_scratch:
         _compare_scratch(est, out)
     _next_steps(out, est.modality_)
 
 
-def _fit_planned(est: Any, data: Path, param: list[str], budget: str | None, quiet: bool, *, val: Path | None,
-                 test: Path | None, target: Path | None, started: float) -> Any:
-    """``fit --budget``: the planner picks the rung (an adaptation rung too, with a target) and
-    writes its bundle; ``-p`` gives the planner's parameters (rungs=[...], margin=..., folds=...)."""
+def _interruptible(run: Any) -> Any:
+    """``run()``; a training interrupted by a signal exits 130 with how to resume from the CLI."""
+    from headstart.training.loop import TrainingInterrupted
+
+    try:
+        return run()
+    except TrainingInterrupted as e:
+        typer.echo(str(e).replace("run the same command with --resume (Python: resume=True)",
+                                  "run the same command with --resume"), err=True)
+        raise typer.Exit(130) from None
+
+
+def _plan_fit(est: Any, data: Path, val: Path | None, test: Path | None, budget: str | None,
+              planner_params: dict[str, Any], quiet: bool, started: float, target: Path | None = None) -> Any:
+    """``fit --budget``: the planner chooses the strategy within the budget (``-p rungs=[...]``,
+    ``margin=...``, ``folds=...`` are its parameters), and with ``target`` (unlabeled) among
+    adaptation rungs too, by a label-free criterion; returns its best estimator."""
     from headstart.selection.planner import Planner
 
     est.set_params(strategy="auto", strategy_params=None)
-    return Planner(est, budget=budget, verbose=not quiet, **_parse_params(param)).fit(
-        data, val=val, test=test, unlabeled=target, spent=time.perf_counter() - started).best_estimator_
+    return _interruptible(lambda: Planner(est, budget=budget, verbose=not quiet, **planner_params).fit(
+        data, val=val, test=test, unlabeled=target, spent=time.perf_counter() - started).best_estimator_)
 
 
 def _next_steps(out: Path, modality: str) -> None:

@@ -142,6 +142,25 @@ def test_fit_compare_scratch_on_a_regression_target_reports_the_task_metric(tmp_
     assert "MAE" in r.output and "training from scratch: MAE" in r.output
 
 
+def test_fit_with_a_target_test_prints_the_adaptation_summary(tmp_path):
+    from tests.conftest import write_image_folder
+
+    src, tgt = write_image_folder(tmp_path / "src", 6), write_image_folder(tmp_path / "tgt", 3, seed=1)
+    tt = write_image_folder(tmp_path / "tt", 3, seed=2)
+    r = runner.invoke(app, ["fit", str(src), "--backbone", "tiny:cnn", "--target-unlabeled", str(tgt),
+                            "--adapt", "feature_align", "--target-test", str(tt), "--out", str(tmp_path / "m"),
+                            "--cache-dir", str(tmp_path / "c"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "target test" in r.output and "shift before -> after" in r.output and "oracle pick" in r.output
+    saved = json.loads((tmp_path / "m" / "adaptation.json").read_text())
+    assert saved["sizes"]["target_test"] == 9 and saved["method"] == "feature_align"
+
+
+def test_fit_target_test_without_adapt_is_refused(tmp_path):
+    r = runner.invoke(app, ["fit", str(tmp_path), "--target-test", str(tmp_path)])
+    assert r.exit_code != 0 and "--target-test" in r.output
+
+
 def test_predict_warns_on_shifted_inputs_and_adds_ood_scores(tmp_path, tiny_bundles):
     from tests.conftest import write_image_folder, write_inverted
 

@@ -24,20 +24,26 @@ def pca_2d(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return z[: len(source)], z[len(source):], np.pad(ratio, (0, 2 - len(ratio)))
 
 
-def plot_domains(source: Any, target: Any, path: str | Path, *, title: str = "",
-                 labels: tuple[str, str] = ("source", "target"), max_points: int = 2000, seed: int = 0) -> Path:
-    """Scatter both domains (at most ``max_points`` each, seeded) and save the figure to ``path``
-    (the format from its suffix: .png or .svg)."""
+def project_domains(source: Any, target: Any, *, max_points: int = 2000, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At most ``max_points`` rows of each domain (seeded), projected by ``pca_2d``: what the
+    plot shows, small enough to keep (a fitted model's adaptation summary holds two of them)."""
+    xs, xt = as_matrix(source), as_matrix(target)
+    rng = np.random.default_rng(seed)
+    xs, xt = (a[np.sort(rng.choice(len(a), max_points, replace=False))] if len(a) > max_points else a
+              for a in (xs, xt))
+    return pca_2d(xs, xt)
+
+
+def plot_projection(zs: np.ndarray, zt: np.ndarray, ratio: np.ndarray, path: str | Path, *, title: str = "",
+                    labels: tuple[str, str] = ("source", "target")) -> Path:
+    """Scatter two projected domains (``project_domains``) and save the figure to ``path`` (the
+    format from its suffix: .png or .svg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs, xt = as_matrix(source), as_matrix(target)
-    rng = np.random.default_rng(seed)
-    xs, xt = (a[np.sort(rng.choice(len(a), max_points, replace=False))] if len(a) > max_points else a
-              for a in (xs, xt))
-    zs, zt, ratio = pca_2d(xs, xt)
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
     for z, name, colour in ((zs, labels[0], "tab:blue"), (zt, labels[1], "tab:orange")):
         ax.scatter(z[:, 0], z[:, 1], s=8, alpha=0.5, c=colour, label=f"{name} ({len(z)})", linewidths=0)
@@ -51,3 +57,11 @@ def plot_domains(source: Any, target: Any, path: str | Path, *, title: str = "",
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_domains(source: Any, target: Any, path: str | Path, *, title: str = "",
+                 labels: tuple[str, str] = ("source", "target"), max_points: int = 2000, seed: int = 0) -> Path:
+    """Scatter both domains (at most ``max_points`` each, seeded) and save the figure to ``path``
+    (the format from its suffix: .png or .svg)."""
+    zs, zt, ratio = project_domains(source, target, max_points=max_points, seed=seed)
+    return plot_projection(zs, zt, ratio, path, title=title, labels=labels)

@@ -311,6 +311,8 @@ def run_comparison(train: Any, test: Any, base: dict[str, Any], *, methods: Sequ
     sep = (base.get("data") or {}).get("label_separator", "|")
     kind, _ = resolve_task(base.get("task", "auto"), train.labels, sep)
     base = {**base, "task": kind if base.get("task", "auto") == "auto" else base["task"]}
+    if base.get("backbone", "auto") == "auto":  # each row transfers from the one default encoder, not a per-fit choice
+        base["backbone"] = recipes.DEFAULT_BACKBONES[train.modality]
     chosen, skipped = _methods_for(kind, methods)
     n_all = len(train)
     ns = sorted({n_all if str(s) == "all" else int(s) for s in sizes})

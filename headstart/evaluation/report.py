@@ -327,6 +327,92 @@ def task_sections(est: Any, test: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def _pct(x: float | None) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _adaptation_tables(ad: Any) -> str:
+    """Accuracy before/after per split, and the shift statistics before/after."""
+    names = {"source_test": "source test split", "target_test": "target test (labels for evaluation only)"}
+    rows = [[names.get(k, k), _pct(a["source_only"]), _pct(a["adapted"]),
+             f"{100 * (a['adapted'] - a['source_only']):+.1f}"] for k, a in ad.accuracy.items()]
+    if ad.final_target_accuracy is not None:
+        cells = ["", ""]
+        cells[ad.label_free["returned"] == "adapted"] = _pct(ad.final_target_accuracy)
+        rows.append(["target test, the returned model (trained again on every source label)", *cells, ""])
+    acc = _table(rows, ["accuracy %", "source-only", "adapted", "change (points)"])
+    b, a = ad.shift_before, ad.shift_after
+    shift = _table([["domain classifier accuracy % (50 = chance)", _pct(b.domain_accuracy), _pct(a.domain_accuracy)],
+                    ["proxy A-distance (0 = indistinguishable, 2 = disjoint)", f"{b.proxy_a_distance:.3f}",
+                     f"{a.proxy_a_distance:.3f}"],
+                    ["MMD²", f"{b.mmd2:.4g}", f"{a.mmd2:.4g}"],
+                    ["MMD permutation p-value", f"{b.p_value:.3g}", f"{a.p_value:.3g}"],
+                    ["samples (source / target)", f"{b.n_source} / {b.n_target}", f"{a.n_source} / {a.n_target}"]],
+                   ["shift statistic", "before (pretrained features)", "after (adapted features)"])
+    return acc + shift
+
+
+def _adaptation_plots(ad: Any, out: Path) -> str:
+    """The domains' PCA plot before and after, written beside the report and embedded in it."""
+    from headstart.adaptation.plot import plot_projection
+    from headstart.adaptation.shift import p_text
+
+    imgs = []
+    for when, rep in (("before", ad.shift_before), ("after", ad.shift_after)):
+        if when not in ad.projections:
+            continue
+        title = (f"{when}: domain accuracy {100 * rep.domain_accuracy:.0f}%, MMD² {rep.mmd2:.3g}, "
+                 f"{p_text(rep.p_value)}")
+        path = plot_projection(*ad.projections[when], out / f"adaptation-{when}.png", title=title)
+        imgs.append(_img(base64.b64encode(path.read_bytes()).decode(), f"domains {when} adaptation"))
+    return "".join(imgs)
+
+
+def _adaptation_choice(ad: Any) -> str:
+    lf, o = ad.label_free, ad.oracle
+    s = lf["scores"]
+    text = (f"Label-free pick ({lf['criterion']}): <b>{lf['pick']}</b> (source-only {s['source_only']:+.3f}, "
+            f"adapted {s['adapted']:+.3f}); returned: <b>{lf['returned']}</b>"
+            + ("" if lf["acts_on_it"] else f" (adapt={html.escape(str(ad.method))} returns the adapted model "
+               "whatever the criterion says; adapt=auto acts on it)") + ". ")
+    if o is None:
+        return f"<p>{text}Oracle pick: unknown (no labeled target data; give target_test / --target-test).</p>"
+    return (f"<p>{text}Oracle pick (higher target-test accuracy): <b>{o['pick']}</b>; the label-free pick is "
+            f"{o['gap_points']:.1f} points below it (returned model: {o['returned_gap_points']:.1f}).</p>")
+
+
+def _adaptation_per_class(ad: Any) -> str:
+    from headstart.adaptation.summary import NEAR_ZERO
+
+    def cell(x: float) -> str:
+        return f"<b style='color:#c33'>{_pct(x)} ⚠ near 0</b>" if x <= NEAR_ZERO else _pct(x)
+
+    rows = [[html.escape(r["class"]), str(r["support"]), cell(r["source_only"]), cell(r["adapted"]),
+             f"{100 * (r['adapted'] - r['source_only']):+.1f}"] for r in ad.per_class]
+    return ("<h3>Per-class target accuracy</h3>"
+            + _table(rows, ["class", "support", "source-only %", "adapted %", "change (points)"])) if rows else ""
+
+
+def adaptation_section(ad: Any, out: Path) -> str:
+    """The "Domain adaptation" section (and ``adaptation.json`` + the two PCA plots in ``out``)."""
+    atomic_write_text(out / "adaptation.json", json.dumps(_json_safe(ad.to_dict()), indent=2, default=str))
+    intro = (f"<p>Method: <b>{html.escape(str(ad.method))}</b>. Source-only baseline: {html.escape(ad.baseline)}. "
+             f"Shift after adaptation measured on {html.escape(ad.after_features)}.</p>")
+    notes = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in ad.notes) + "</ul>"
+    return (intro + _adaptation_tables(ad) + _adaptation_choice(ad) + _adaptation_plots(ad, out)
+            + _adaptation_per_class(ad) + notes)
+
+
+def adaptation_verdict(ad: Any) -> str | None:
+    """One line for the top of the page, when target labels were given."""
+    acc = ad.accuracy.get("target_test")
+    if acc is None:
+        return None
+    gain = 100 * (acc["adapted"] - acc["source_only"])
+    return (f"Adaptation ({ad.method}) {'beat' if gain > 0 else 'did NOT beat'} the source-only model on the "
+            f"target test by {abs(gain):.1f} points ({_pct(acc['source_only'])}% -> {_pct(acc['adapted'])}%).")
+
+
 def write_fit_report(est: Any, out_dir: str | Path) -> Path:
     """The same page for one ``fit``: its test metrics, training curves, confusion matrix,
     mistakes, the planner's ladder or the from-scratch comparison when there is one."""
@@ -359,6 +445,11 @@ def write_fit_report(est: Any, out_dir: str | Path) -> Path:
                          + "<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in plan.decisions) + "</ul>"))
         verdicts.append(f"Planner pick: {plan.pick}" + (" — negative transfer: scratch won" if plan.negative_transfer
                                                         else ""))
+    ad = getattr(est, "adaptation_", None)
+    if ad is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        sections.append(("Domain adaptation", adaptation_section(ad, out)))
+        verdicts += [v for v in (adaptation_verdict(ad),) if v]
     sections.append(("Training curves", history_plot({"this run": est.history_}) or ""))
     if test is not None:
         sections += task_sections(est, test)

@@ -300,7 +300,10 @@ class Ladder:
             key = "epochs" if sp.get("epochs") else "steps"
             sp[key] = max(1, sp[key] - before[key])
             p = {**p, "strategy_params": sp}
-        return {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": None, "verbose": False}
+        out = {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": None, "verbose": False}
+        if out.get("backbone", "auto") == "auto":  # the ladder's own rungs compare transfer with scratch
+            out["backbone"] = recipes.DEFAULT_BACKBONES[modality]
+        return out
 
     def _run(self, rung: str, fidelity: float, fit: LabeledData, val: LabeledData | None,
              start: tuple[Any, float] | None = None, deadline: float = math.inf

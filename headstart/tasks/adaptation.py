@@ -4,6 +4,9 @@ trainer with a second, unlabeled stream (``needs = ("unlabeled",)``).
 
 - ``dann``: a domain discriminator behind a gradient-reversal layer (Ganin et al. 2016); the
   reversal coefficient ramps up as ``2 / (1 + exp(-10 p)) - 1`` over training progress ``p``;
+- ``cdan``: DANN whose discriminator sees the features conditioned on the predictions, their
+  multilinear map ``f (x) softmax(g)`` (randomised when ``D x C`` is large), with entropy
+  conditioning: confident examples weigh more (CDAN+E, Long et al. 2018);
 - ``coral``: deep CORAL, the distance between the domains' feature covariances (Sun & Saenko 2016);
 - ``mmd``: multi-kernel maximum mean discrepancy between the domains' features, Gaussian kernels
   at bandwidths spread around the batch's mean squared distance (Long et al. 2015);
@@ -120,12 +123,64 @@ class DANNTask(DomainAdaptationTask):
         return {"discriminator": self.discriminator_}
 
     def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
-        f = reverse_gradient(torch.cat([output.features, output.target_features]).float(), coeff)
-        logit = self.discriminator_(f).squeeze(1)
-        domain = torch.cat([torch.ones(len(output.features)), torch.zeros(len(output.target_features))]).to(logit)
-        loss = F.binary_cross_entropy_with_logits(logit, domain)
-        # the reversal carries the coefficient: the discriminator itself learns at full strength
+        f = torch.cat([output.features, output.target_features]).float()
+        return self._adversarial(reverse_gradient(f, coeff), len(output.features))
+
+    def _adversarial(self, h: torch.Tensor, n_source: int, weight: torch.Tensor | None = None
+                     ) -> dict[str, torch.Tensor]:
+        """The discriminator's loss on ``h`` (source rows first). The reversal before ``h`` carries
+        the coefficient: the discriminator itself learns at full strength."""
+        logit = self.discriminator_(h).squeeze(1)
+        domain = (torch.arange(len(logit), device=logit.device) < n_source).to(logit)
+        loss = F.binary_cross_entropy_with_logits(logit, domain, weight=weight)
         return {"alignment": loss, "domain_accuracy": ((logit > 0).float() == domain).float().mean()}
+
+
+class MultilinearMap(nn.Module):
+    """``T(f, g)``: the flattened outer product ``g f^T`` (``D x C`` wide), or, past ``max_dim``,
+    its randomised estimate ``(f R_f) * (g R_g) / sqrt(max_dim)`` with fixed Gaussian ``R``
+    (buffers, so checkpoints and bundles keep them)."""
+
+    def __init__(self, num_features: int, num_classes: int, max_dim: int = 1024, seed: int = 0) -> None:
+        super().__init__()
+        self.randomised = num_features * num_classes > max_dim
+        self.out_dim = max_dim if self.randomised else num_features * num_classes
+        if self.randomised:
+            gen = torch.Generator().manual_seed(seed)
+            self.register_buffer("rf", torch.randn(num_features, max_dim, generator=gen))
+            self.register_buffer("rg", torch.randn(num_classes, max_dim, generator=gen))
+
+    def forward(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if self.randomised:
+            return (f @ self.rf) * (g @ self.rg) / math.sqrt(self.out_dim)
+        return torch.bmm(g.unsqueeze(2), f.unsqueeze(1)).flatten(1)
+
+
+def entropy_weights(probs: torch.Tensor) -> torch.Tensor:
+    """CDAN+E's ``1 + exp(-H(p))`` per example, normalised to mean 1 over the batch."""
+    h = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
+    w = 1.0 + torch.exp(-h)
+    return w / w.sum() * len(w)
+
+
+class CDANTask(DANNTask):
+    name = "cdan"
+
+    def __init__(self, weight: float = 1.0, hidden: int = 256, max_dim: int = 1024, entropy: bool = True,
+                 label_smoothing: float = 0.1) -> None:
+        super().__init__(weight=weight, hidden=hidden, label_smoothing=label_smoothing)
+        self.max_dim, self.entropy = max_dim, entropy
+
+    def modules(self, num_features: int) -> dict[str, nn.Module]:
+        self.map_ = MultilinearMap(num_features, self.num_outputs, self.max_dim)
+        mods = super().modules(self.map_.out_dim)
+        return {**mods, "multilinear_map": self.map_}
+
+    def alignment(self, output: DomainOutput, coeff: float) -> dict[str, torch.Tensor]:
+        f = torch.cat([output.features, output.target_features]).float()
+        g = torch.softmax(torch.cat([output.logits, output.target_logits]).float(), 1).detach()
+        return self._adversarial(reverse_gradient(self.map_(f, g), coeff), len(output.features),
+                                 entropy_weights(g) if self.entropy else None)
 
 
 class CORALTask(DomainAdaptationTask):
@@ -155,7 +210,7 @@ class EntropyTask(DomainAdaptationTask):
         return {"alignment": coeff * im, "information": im}
 
 
-ADAPTATION_TASKS = (DANNTask, CORALTask, MMDTask, EntropyTask, FeatureAlignTask)
+ADAPTATION_TASKS = (DANNTask, CDANTask, CORALTask, MMDTask, EntropyTask, FeatureAlignTask)
 # what ``adapt=`` accepts: the tasks above, and AdaBN (headstart.adaptation.batchnorm: no training)
 # ``auto``: feature_align with 3 self-training rounds and choose=True (source-only kept unless the
 # label-free criterion prefers the adapted model)

@@ -112,6 +112,9 @@ class FeatureAlignTask(ClassificationTask):
         with torch.no_grad():
             im_aligned, im_plain = (float(information_maximisation(h(unlabeled.float()))) for h in (head, plain))
         self.choice_ = {"information_maximisation": {"feature_align": im_aligned, "source_only": im_plain}}
+        aligned = LinearHead(head.num_features, head.num_classes)
+        aligned.load_state_dict(head.state_dict())
+        self.candidates_ = {"feature_align": aligned, "source_only": plain}  # both kept for the adaptation report
         if im_aligned < im_plain:
             self.choice_["kept"] = "feature_align"
             return ""

@@ -82,3 +82,25 @@ def test_fit_with_an_output_directory_logs_tensorboard_events(image_data, tmp_pa
     tags = acc.Tags()["scalars"]
     assert "head/train_loss" in tags and "test/accuracy" in tags
     assert len(acc.Scalars("head/train_loss")) >= 5  # one point per epoch
+
+
+def test_an_adapted_fit_reports_domain_adaptation_and_writes_adaptation_json(tmp_path):
+    import json
+
+    from tests.conftest import write_image_folder
+    src, tgt = write_image_folder(tmp_path / "src", 8), write_image_folder(tmp_path / "tgt", 5, seed=1)
+    tt = write_image_folder(tmp_path / "tt", 4, seed=2)
+    out = tmp_path / "b"
+    est = headstart.Headstart(backbone="tiny:cnn", adapt="auto", verbose=False, run={"out": out},
+                              runtime={"cache_dir": tmp_path / "c"}).fit(src, unlabeled=tgt, target_test=tt)
+    page = (out / "report.html").read_text()
+    section = page[page.index("<h2>Domain adaptation</h2>"):]
+    for what in ("source test split", "target test", "domain classifier accuracy", "MMD²", "Label-free pick",
+                 "Oracle pick", "Per-class target accuracy", "domains before adaptation", "domains after adaptation"):
+        assert what in section, what
+    saved = json.loads((out / "adaptation.json").read_text())
+    acc = est.adaptation_.accuracy["target_test"]
+    assert saved["accuracy"]["target_test"] == acc and saved["oracle"]["pick"] in ("source_only", "adapted")
+    assert saved["shift_before"]["domain_accuracy"] == est.adaptation_.shift_before.domain_accuracy
+    assert (out / "adaptation-before.png").read_bytes()[:4] == b"\x89PNG"
+    assert saved["final_target_accuracy"] is not None  # final_fit=all: the returned model measured too

@@ -8,7 +8,9 @@ from headstart import Headstart
 from headstart.tasks import build_task
 from headstart.tasks.adaptation import (
     DomainOutput,
+    MultilinearMap,
     coral_loss,
+    entropy_weights,
     information_maximisation,
     mmd_loss,
     ramp,
@@ -58,7 +60,7 @@ def test_information_maximisation_prefers_confident_and_diverse_predictions():
     assert im[0] == pytest.approx(-np.log(2), abs=2e-3)  # 9-logit margins: near one-hot
 
 
-@pytest.mark.parametrize("name", ["dann", "coral", "mmd", "entropy"])
+@pytest.mark.parametrize("name", ["dann", "cdan", "coral", "mmd", "entropy"])
 def test_alignment_term_reaches_the_target_features(name):
     task = build_task(name).fit_targets(["a", "b"])
     task.modules(4)
@@ -86,6 +88,49 @@ def test_dann_pushes_the_features_against_its_discriminator():
         moved = DomainOutput(fs - 0.05 * fs.grad, torch.zeros(8, 2), ft - 0.05 * ft.grad, torch.zeros(8, 2))
         after_features = float(task.alignment(moved, 1.0)["alignment"])
     assert after_disc < before and after_features > after_disc
+
+
+def test_multilinear_map_is_the_flattened_outer_product_of_predictions_and_features():
+    f, g = torch.randn(3, 4), torch.softmax(torch.randn(3, 2), 1)
+    got = MultilinearMap(4, 2)(f, g)
+    assert got.shape == (3, 8)
+    assert torch.allclose(got[1].view(2, 4), torch.outer(g[1], f[1]))
+
+
+def test_randomised_multilinear_map_preserves_inner_products_in_expectation():
+    """E <T(f1,g1), T(f2,g2)> = <f1,f2> <g1,g2> over the random matrices (Long et al. 2018, Thm 1):
+    the mean over 400 maps (400 seeds) of a 32-wide map of a 64-wide product."""
+    torch.manual_seed(0)
+    f, g = torch.randn(2, 16), torch.softmax(torch.randn(2, 4) * 2, 1)
+    est = []
+    for seed in range(400):
+        m = MultilinearMap(16, 4, max_dim=32, seed=seed)
+        t = m(f, g)
+        est.append([float(t[0] @ t[1]), float(t[0] @ t[0])])
+    assert m.randomised and m(f, g).shape == (2, 32)
+    cross, norm = np.mean(est, axis=0)
+    want_norm = float((f[0] @ f[0]) * (g[0] @ g[0]))
+    assert cross == pytest.approx(float((f[0] @ f[1]) * (g[0] @ g[1])), abs=0.1 * want_norm)
+    assert norm == pytest.approx(want_norm, rel=0.1)
+
+
+def test_entropy_weights_favour_confident_examples_and_average_one():
+    p = torch.tensor([[0.98, 0.02], [0.5, 0.5], [0.7, 0.3]])
+    w = entropy_weights(p)
+    h = -(p * p.log()).sum(1)
+    want = (1 + torch.exp(-h)) / (1 + torch.exp(-h)).sum() * 3
+    assert torch.allclose(w, want) and w[0] > w[2] > w[1]
+
+
+def test_cdan_reverses_the_gradient_into_features_and_not_into_predictions():
+    torch.manual_seed(0)
+    task = build_task("cdan").fit_targets(["a", "b", "c"])
+    task.modules(4)
+    fs, ft = torch.randn(5, 4, requires_grad=True), torch.randn(5, 4, requires_grad=True)
+    ls, lt = torch.randn(5, 3, requires_grad=True), torch.randn(5, 3, requires_grad=True)
+    task.alignment(DomainOutput(fs, ls, ft, lt), 1.0)["alignment"].backward()
+    assert fs.grad.abs().sum() > 0 and ft.grad.abs().sum() > 0
+    assert ls.grad is None and lt.grad is None  # the conditioning predictions are detached, as in CDAN
 
 
 def test_adaptation_fits_end_to_end_with_an_unlabeled_target(tmp_path):

@@ -13,7 +13,7 @@ LABELS = {
     "multilabel": ["cat|outdoor", "dog", "cat", "bird|outdoor", "dog|indoor", "cat|indoor"],
     "regression": ["1.5", "2", "3.25", "10", "-4", "0"],
     "multitask": [("cat", "1.5"), ("dog", "2"), ("cat", "3"), ("bird", "10"), ("dog", "-4"), ("cat", "0")],
-    **{name: ["cat", "dog", "cat", "bird", "dog", "cat"] for name in ("dann", "coral", "mmd", "entropy",
+    **{name: ["cat", "dog", "cat", "bird", "dog", "cat"] for name in ("dann", "cdan", "coral", "mmd", "entropy",
                                                                          "feature_align", "contrastive")},
 }
 

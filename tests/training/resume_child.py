@@ -25,7 +25,7 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     est = Headstart(backbone="tiny:cnn", strategy=strategy, task=task, verbose=False, final_fit="split", strategy_params={"epochs": 3, "batch_size": 8, "augment": True, "init_head": "random"}, run={"out": out, "checkpoint_every": int(every) or None, "resume": resume == "1", "on_step": on_step}, runtime={"num_workers": int(workers), "cache_dir": False})
-    est.fit(data, unlabeled=data if task in ("dann", "coral", "mmd", "entropy") else None)
+    est.fit(data, unlabeled=data if task in ("dann", "cdan", "coral", "mmd", "entropy") else None)
     save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, result)
 
 

@@ -71,8 +71,9 @@ def _killed_and_resumed_vs_uninterrupted(data, tmp_path, **kw):
 
 
 def test_killed_and_resumed_adaptation_run_is_bitwise_equal(data, tmp_path):
-    """DANN: a second (unlabeled) stream and a discriminator of the task's own, killed mid-epoch."""
-    got, ref = _killed_and_resumed_vs_uninterrupted(data, tmp_path, task="dann")
+    """CDAN (DANN's discriminator and reversal, conditioned on the predictions): a second
+    (unlabeled) stream and modules of the task's own, killed mid-epoch."""
+    got, ref = _killed_and_resumed_vs_uninterrupted(data, tmp_path, task="cdan")
     assert any(k.startswith("task_modules.discriminator") for k in ref)
     different = [k for k in ref if not torch.equal(got[k], ref[k])]
     assert got.keys() == ref.keys() and not different, f"weights differ after resume: {different[:5]}"
