@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ import numpy as np
 from headstart import recipes
 from headstart._params import Params
 from headstart._registry import Registry
+from headstart.adaptation.reference import InputShiftWarning
 from headstart.data._base import LabeledData
 
 FIDELITIES = (0.25, 0.5, 1.0)
@@ -327,7 +329,9 @@ class Ladder:
         else:  # the base parameters carry the user's warm_start: the continuation sets it once
             est = start[0].set_params(**{**params, "warm_start": True}).fit(fit, **extra)
         est.set_params(run=None)
-        correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
+        with warnings.catch_warnings():  # predict's input check: an adapted model is for the target, not val
+            warnings.simplefilter("ignore", InputShiftWarning)
+            correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
         return est, correct, self._now() - t0
 
     # -- the clock -----------------------------------------------------------------------
@@ -591,14 +595,12 @@ class Ladder:
     def _target_im(self, est: Any) -> float:
         """Information maximisation of ``est``'s predictions on the unlabeled target (lower is
         better): the label-free criterion ``adapt='auto'`` chooses by (as in SHOT, Liang et al. 2020)."""
-        import warnings
-
         import torch
 
         from headstart.tasks.feature_alignment import information_maximisation
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # predict's input check: the target differs, as expected here
+            warnings.simplefilter("ignore", InputShiftWarning)  # the target differs, as expected here
             logits = est.decision_function(self.target)
         return float(information_maximisation(torch.as_tensor(logits)))
 

@@ -165,6 +165,7 @@ def test_fit_with_a_budget_and_unlabeled_target_data_climbs_adaptation_rungs_cho
                    "-p", 'rungs=["linear_probe", "feature_align", "feature_align_st"]'])
     plan = plan_of(out)
     assert "target data: the target differs from the training data" in r.output  # tested once, said aloud
+    assert "InputShiftWarning" not in r.output  # an adapted rung scored on source inputs is no news
     assert "criterion: information maximisation of the predictions on the 30 unlabeled target inputs" in r.output
     ims = {t["rung"]: t["target_im"] for t in plan["trials"] if t["target_im"] is not None}
     assert set(ims) == {"feature_align", "feature_align_st"} and plan["n_target"] == 30
