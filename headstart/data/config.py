@@ -9,6 +9,7 @@ from typing import Any
 IMAGE = "image"
 TEXT = "text"
 AUDIO = "audio"
+TIMESERIES = "timeseries"
 
 
 @dataclass
@@ -34,6 +35,8 @@ class PretrainedCfg:
     # audio: waveforms are resampled to the checkpoint's rate, mono, cut to at most max_seconds
     sampling_rate: int = 16000
     max_seconds: float = 30.0
+    # time series: the channel count the first layer reads (set from the data, see adapt_to)
+    channels: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class PretrainedCfg:
             keys = ("modality", "input_size", "mean", "std", "interpolation", "feature_taps", "feature_grid")
         elif self.modality == AUDIO:
             keys = ("modality", "sampling_rate", "max_seconds", "pooling")
+        elif self.modality == TIMESERIES:
+            keys = ("modality", "channels", "pooling")
         else:
             keys = ("modality", "max_length", "pooling")
         d = self.to_dict()

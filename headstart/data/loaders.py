@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from headstart.data._base import LabeledData
 from headstart.data.audio import AudioDecoder, AudioTransform, audio_batch
-from headstart.data.config import AUDIO, IMAGE, TEXT, PretrainedCfg
+from headstart.data.config import AUDIO, IMAGE, TEXT, TIMESERIES, PretrainedCfg
 from headstart.data.images import ImageTransform, load_image
 from headstart.data.sampler import EpochSampler, epoch_key
 from headstart.data.text import TokenizedTexts
+from headstart.data.timeseries import series_batch
 
 
 class ItemDataset(Dataset):
@@ -157,10 +158,16 @@ def _audio_dataset(data: LabeledData, targets: np.ndarray | None, cfg: Pretraine
                        AudioDecoder(cfg.sampling_rate)), audio_batch
 
 
+def _series_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any,
+                    augment: bool, decoded_cache_mb: float) -> tuple[Dataset, Any]:
+    # series are in memory already (C, T): nothing to decode; no augmentation
+    return ItemDataset(data, targets), series_batch
+
+
 # One row per modality: what turns its items into model inputs. A new modality is its reader
 # module plus a row here (and in ``headstart.data.modalities``); nothing downstream changes.
 DATASETS: dict[str, Callable[..., tuple[Dataset, Any]]] = {
-    IMAGE: _image_dataset, TEXT: _text_dataset, AUDIO: _audio_dataset}
+    IMAGE: _image_dataset, TEXT: _text_dataset, AUDIO: _audio_dataset, TIMESERIES: _series_dataset}
 
 
 def item_dataset(data: LabeledData, targets: np.ndarray | None, cfg: PretrainedCfg, tokenizer: Any = None, *,

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-from headstart.data.config import AUDIO, IMAGE, TEXT
+from headstart.data.config import AUDIO, IMAGE, TEXT, TIMESERIES
 from headstart.data.images import item_digest
 from headstart.data.text import text_digest
+from headstart.data.timeseries import series_digest
 
 FILE_EXTENSIONS: dict[str, set[str]] = {IMAGE: IMAGE_EXTENSIONS, AUDIO: AUDIO_EXTENSIONS}
-DIGESTS: dict[str, Callable[[Any], bytes]] = {IMAGE: item_digest, AUDIO: item_digest, TEXT: text_digest}
+DIGESTS: dict[str, Callable[[Any], bytes]] = {IMAGE: item_digest, AUDIO: item_digest, TEXT: text_digest,
+                                               TIMESERIES: series_digest}
 
 
 def modality_of_files(paths: Iterable[str | Path]) -> str | None:

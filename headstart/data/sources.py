@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, LabeledData, guess_modality
+from headstart.data.timeseries import SERIES_EXTENSIONS, read_series_array, series_from_frame, series_items, \
+    series_layout
 
 
 def read_data(source: Any, labels: Sequence[Any] | None = None, *, text_column: str = "text",
@@ -26,13 +28,26 @@ def read_data(source: Any, labels: Sequence[Any] | None = None, *, text_column: 
                 return read_table(p, text_column, path_column, label_column)
             if p.suffix.lower() in (".jsonl", ".ndjson"):
                 return read_jsonl(p, text_column, path_column, label_column)
-            raise ValueError(f"{p}: unsupported data file (use a folder of class folders, .csv, .tsv or .jsonl)")
+            if p.suffix.lower() in SERIES_EXTENSIONS:
+                return read_series_array(p)
+            raise ValueError(f"{p}: unsupported data file (use a folder of class folders, .csv, .tsv, .jsonl, "
+                             ".npz or .npy)")
         raise FileNotFoundError(f"{p}: no such file or folder")
     return from_sequences(source, labels, modality)
 
 
+def _is_series_input(items: Any) -> bool:
+    """sktime's nested DataFrame, or a numeric 2-D array (N, T): rows that are 1-D cannot be images."""
+    return isinstance(items, pd.DataFrame) or (
+        isinstance(items, np.ndarray) and items.ndim == 2 and items.dtype.kind in "fiu")
+
+
 def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
                    modality: str | None = None) -> LabeledData:
+    """Items and labels given in memory (sklearn's X, y); time series as ``series_items`` reads them."""
+    y = None if labels is None else [v.item() if isinstance(v, np.generic) else v for v in labels]
+    if modality == "timeseries" or (modality is None and _is_series_input(items)):
+        return LabeledData(series_items(items), y, "timeseries")
     items = list(items)
     mod = modality or guess_modality(items)
     if mod in ("image", "audio"):
@@ -41,7 +56,6 @@ def from_sequences(items: Sequence[Any], labels: Sequence[Any] | None,
         for i, it in enumerate(items):
             if not isinstance(it, str):
                 raise ValueError(f"item {i}: a text must be a string, got {it!r}")
-    y = None if labels is None else [v.item() if isinstance(v, np.generic) else v for v in labels]
     return LabeledData(items, y, mod)
 
 
@@ -70,6 +84,8 @@ def read_folder(root: Path) -> LabeledData:
 def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: str,
                 label_column: str, lines: list[int]) -> LabeledData:
     cols = list(df.columns)
+    if text_column not in cols and path_column not in cols and series_layout(df, label_column):
+        return series_from_frame(df, where, label_column, lines)
     if text_column in cols:
         mod, col = "text", text_column
     elif path_column in cols:
@@ -78,7 +94,8 @@ def _from_frame(df: pd.DataFrame, where: Path, text_column: str, path_column: st
         mod = "audio" if exts and exts <= AUDIO_EXTENSIONS else "image"
     else:
         raise ValueError(f"{where}: needs a {text_column!r} (texts) or {path_column!r} (image/audio paths) "
-                         f"column; found {cols}")
+                         f"column, or time series (one numeric column per step, or columns id, time, value); "
+                         f"found {cols}")
     raw = [v if isinstance(v, str) else "" for v in df[col].tolist()]  # JSONL nulls/numbers: empty
     origins = [f"{where}:{n}" for n in lines]
     # Empty texts/paths and missing labels are kept here and reported (then skipped or

@@ -3,7 +3,8 @@
 Per sample: missing, zero-byte, unreadable, corrupt or truncated image files, text saved
 under an image extension, images too small to use, empty texts, unreadable, empty or silent
 audio files (and, per dataset, their sample rates, channels, clipping and durations, said
-aloud), missing labels, labels of
+aloud), time series with NaN/infinite values, of one step or another channel count (and, per
+dataset, their count, channels and lengths, said aloud; constant series), missing labels, labels of
 val/test unknown to training. Per dataset: counts per class, empty class folders, a single
 class, classes too small to split, class imbalance, exact and near duplicates inside a split
 (with conflicting labels) and across train/val/test (leakage).
@@ -27,6 +28,7 @@ from PIL import Image
 from headstart.data._base import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, LabeledData
 from headstart.data.audio import read_audio
 from headstart.data.images import BadSampleError, load_image
+from headstart.data.timeseries import inspect_series, series_notes
 
 POLICIES = ("skip", "fail")
 SPLITS = ("train", "val", "test")
@@ -228,6 +230,7 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
     digests: dict[str, dict[Any, list[int]]] = {}
     near: dict[str, dict[Any, list[int]]] = {}
     audio_stats: list[tuple[int, float, bool, bool]] = []
+    series_stats: list[tuple[str, int, int, bool, str]] = []
     for name, data in splits.items():
         if data is None:
             continue
@@ -248,6 +251,8 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
                 reason, dig, ahash = inspect_image(item, origin, min_size)
             elif data.modality == "audio":
                 reason, dig, ahash = inspect_audio(item, origin, audio_stats)
+            elif data.modality == "timeseries":
+                reason, dig, ahash = inspect_series(item, origin, series_stats, name)
             else:
                 reason = None if isinstance(item, str) and item.strip() else "empty text"
                 dig = item if reason is None else None
@@ -264,6 +269,9 @@ def check_data(train: LabeledData, val: LabeledData | None = None, test: Labeled
     clean = {n: (splits[n].subset(idx) if len(idx) != len(splits[n]) else splits[n]) for n, idx in keep.items()}
     report.notes, audio_warnings = audio_notes(audio_stats)
     report.warnings += audio_warnings
+    series_said, series_warnings = series_notes(series_stats)
+    report.notes += series_said
+    report.warnings += series_warnings
     _dataset_checks(report, clean, root, min_classes if classes else 0)
     _duplicate_checks(report, splits, keep, digests, near)
     return report, clean["train"], clean.get("val"), clean.get("test")

@@ -84,10 +84,10 @@ def export_metadata(est: Any) -> dict[str, Any]:
     return meta
 
 
-def _batches(est: Any, data: LabeledData, n: int) -> Any:
+def _batches(est: Any, data: LabeledData, n: int, batch_size: int = 16) -> Any:
     bb = est.model_.backbone
     loader = make_loader(data.subset(range(min(n, len(data)))), None, bb.pretrained_cfg, bb.tokenizer(),
-                         train=False, batch_size=16)
+                         train=False, batch_size=batch_size)
     return [b["inputs"] for b in loader]
 
 

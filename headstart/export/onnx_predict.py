@@ -73,7 +73,7 @@ def predict(inputs: list[str], folder: Path = HERE) -> list[dict]:
     import onnxruntime as ort
 
     meta = json.loads((folder / "export.json").read_text())
-    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(folder / meta.get("file", "model.onnx")), providers=["CPUExecutionProvider"])
     if meta["modality"] == "image":
         feeds = {"pixels": np.stack([_image(p, meta["inputs"]) for p in inputs])}
     else:
@@ -84,7 +84,7 @@ def predict(inputs: list[str], folder: Path = HERE) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("inputs", nargs="+")
-    ap.add_argument("--model", type=Path, default=HERE, help="folder with model.onnx and export.json")
+    ap.add_argument("--model", type=Path, default=HERE, help="folder with export.json and the model it names (model.onnx or model.int8.onnx)")
     args = ap.parse_args()
     for item, rec in zip(args.inputs, predict(args.inputs, args.model)):
         sys.stdout.write(json.dumps({"input": item, **rec}) + "\n")

@@ -79,7 +79,8 @@ def _batches(est: Any, data: LabeledData, start: int, batch_size: int,
         return
     for c in range(0, len(rest), TEXT_CHUNK):
         part = rest.subset(range(c, min(c + TEXT_CHUNK, len(rest))))
-        bad = ["" if isinstance(t, str) and t.strip() else f"{o}: empty text" for t, o in zip(part.items, part.origins)]
+        bad = ["" if part.modality != "text" or (isinstance(t, str) and t.strip()) else f"{o}: empty text"
+               for t, o in zip(part.items, part.origins)]  # texts, and in-memory items (time series)
         part = LabeledData([t if not b else " " for t, b in zip(part.items, bad)], None, part.modality, part.origins)
         loader = make_loader(part, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=batch_size)
         for j, batch in enumerate(loader):

@@ -78,9 +78,11 @@ for _rung in [
     Rung("scratch", "small CNN from random initialisation", True, False, recipes.scratch),
     Rung("tfidf", "TF-IDF word 1-2-grams + logistic regression, from scratch", False, False,
          lambda m, f: recipes.scratch("text"), prior=3.0),
+    Rung("rocket", "ROCKET random kernels + logistic regression, from scratch", False, False,
+         lambda m, f: recipes.scratch("timeseries"), prior=3.0),
 ]:
     RUNGS.register(_rung.name)(_rung)
-LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf")
+LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf", "rocket")
 # With unlabeled target data: adaptation rungs, the ones on cached features first (seconds), then
 # the fine-tunes with an adaptation loss (each about a transfer fine-tune's cost, or more).
 for _rung in [
@@ -100,13 +102,16 @@ ADAPT_LADDER = ("feature_align", "feature_align_st", "dann", "coral", "mmd")
 
 
 def ladder_for(modality: str) -> list[str]:
-    """Rungs that apply. From scratch, images get the small CNN and texts TF-IDF + logistic
-    regression. Text also skips partial fine-tuning, which costs a text encoder nearly what full
-    fine-tuning does (the forward pass dominates) and lands below it (Rotten Tomatoes N=500: 75.5%
-    in 110 s against 77.7% in 134 s, benchmarks/planner.py); ask for it with ``rungs=``."""
+    """Rungs that apply. From scratch, images get the small CNN, texts TF-IDF + logistic
+    regression, time series ROCKET + logistic regression. Text also skips partial fine-tuning,
+    which costs a text encoder nearly what full fine-tuning does (the forward pass dominates) and
+    lands below it (Rotten Tomatoes N=500: 75.5% in 110 s against 77.7% in 134 s,
+    benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
-        return [r for r in LADDER if r != "tfidf"]
-    return [r for r in LADDER if r not in ("scratch", "partial_ft")]
+        return [r for r in LADDER if r not in ("tfidf", "rocket")]
+    if modality == "timeseries":  # from scratch: ROCKET (benchmarks/timeseries.py: it often wins)
+        return [r for r in LADDER if r not in ("scratch", "tfidf")]
+    return [r for r in LADDER if r not in ("scratch", "partial_ft", "rocket")]
 
 
 @dataclass

@@ -17,7 +17,7 @@ def text_fine_tuning() -> FineTuning:
     return FineTuning(**recipes.TEXT_FINE_TUNING)
 
 
-_ITEMS = {"image": "images", "text": "texts", "audio": "clips"}
+_ITEMS = {"image": "images", "text": "texts", "audio": "clips", "timeseries": "series"}
 
 
 def choose(modality: str, n_train: int, n_classes: int, task: str = "classification",
@@ -40,6 +40,11 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
         return (text_fine_tuning() if modality == "text" else FineTuning(),
                 f"{n_train} {what}, {task}: adapting the backbone's features to the unlabeled target data "
                 "needs a strategy that trains them (fine-tuning)")
+    if modality == "timeseries":
+        return (FineTuning(**recipes.fine_tuning("timeseries")["strategy_params"]),
+                f"{n_train} series: the time-series encoder is a small 1-D CNN, fine-tuned whole as Fawaz et al. "
+                "2018 do (random head, lr 2e-3, BatchNorm trained, 400 steps): above the probe on its frozen "
+                "features and the same CNN from scratch on GunPoint, ArrowHead and OSULeaf (benchmarks/timeseries.py)")
     if modality == "text" and n_train < 64:
         return (FeatureExtraction(),
                 f"{n_train} texts (< 64): fine-tuning an encoder on this few swings widely between seeds; "

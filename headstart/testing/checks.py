@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from headstart.backbones._base import IMAGE, Backbone
+from headstart.data.config import TIMESERIES
 from headstart.backbones.local import load_local, save_local
 
 
@@ -15,6 +16,9 @@ def example_batch(bb: Backbone, n: int = 2):
     if bb.modality == IMAGE:
         s = bb.pretrained_cfg.input_size
         return torch.randn(n, 3, s, s, generator=torch.Generator().manual_seed(0))
+    if bb.modality == TIMESERIES:  # unequal lengths: the second series is padded
+        series = torch.randn(n, bb.pretrained_cfg.channels, 40, generator=torch.Generator().manual_seed(0))
+        return {"series": series, "lengths": torch.tensor([40, 31][:n])}
     from headstart.data.text import TextCollator
     texts = ["a small test sentence", "another one, longer than the first sentence"][:n]
     return TextCollator(bb.tokenizer(), bb.pretrained_cfg.max_length)(texts)

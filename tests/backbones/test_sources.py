@@ -1,4 +1,5 @@
 """Every backbone source meets the contract (generated over the sources that build offline)."""
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,8 @@ OFFLINE_SPECS = {
     "timm": ["scratch:timm:resnet18", "scratch:timm:vit_tiny_patch16_224"],
     "torchvision": ["scratch:torchvision:resnet18", "scratch:torchvision:mobilenet_v3_small"],
     "tfidf": ["tfidf:1-2", "tfidf:1-1"],
+    "ts": ["ts:fcn_tiny", "scratch:ts:fcn"],
+    "rocket": ["rocket:64", "rocket:50-3"],
 }
 
 
@@ -24,6 +27,8 @@ def test_backbone_contract(spec):
     bb = build_backbone(spec)
     if bb.modality == "text":  # learns from the training texts (TF-IDF); a no-op for pretrained ones
         bb.adapt_to(["a small test sentence", "another one, longer than the first", "the sentence"])
+    if bb.modality == "timeseries":  # the channel count (and ROCKET's kernels) come from the data
+        bb.adapt_to([np.zeros((2, 40), np.float32), np.zeros((2, 31), np.float32)])
     check_backbone(bb)
 
 

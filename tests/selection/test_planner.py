@@ -171,7 +171,14 @@ def test_stratified_folds_partition_every_class_and_never_hold_out_a_singleton()
 def test_each_modality_gets_its_own_scratch_rung_and_text_skips_partial_fine_tuning():
     from headstart.selection.planner import ladder_for
     assert ladder_for("text") == ["linear_probe", "prototype", "mlp_head", "full_ft", "tfidf"]
-    assert ladder_for("image") == [r for r in LADDER if r != "tfidf"]
+    assert ladder_for("image") == [r for r in LADDER if r not in ("tfidf", "rocket")]
+    assert ladder_for("timeseries") == ["linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "rocket"]
+
+
+def test_rocket_beating_every_transfer_rung_on_time_series_is_negative_transfer(data):
+    accs = {"linear_probe": 0.70, "prototype": 0.65, "mlp_head": 0.68, "rocket": 0.90}
+    plan, _ = ScriptedPlanner(accs, rungs=["linear_probe", "prototype", "mlp_head", "rocket"]).run(data)
+    assert plan.pick == "rocket" and plan.negative_transfer
 
 
 def test_tfidf_beating_every_transfer_rung_on_text_is_negative_transfer(data):

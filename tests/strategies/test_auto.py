@@ -16,6 +16,13 @@ def test_text_fine_tuning_uses_the_measured_recipe():
     assert (s.init_head, s.batch_size, s.epochs, s.lr, s.head_lr) == ("random", 8, 5, 5e-5, 5e-4)
 
 
+def test_time_series_fine_tune_the_small_cnn_with_fawaz_recipe():
+    s, reason = choose("timeseries", 50, 2)
+    assert (s.name, s.init_head, s.lr, s.layer_decay, s.batchnorm, s.steps) == (
+        "fine_tuning", "random", 2e-3, 1.0, "train", 400)
+    assert "50 series" in reason and "Fawaz" in reason
+
+
 def test_reasons_name_only_what_applies_to_the_task():
     """Label smoothing is a classification loss; overlapping labels have no 'per class' count."""
     _, text_reg = choose("text", 500, 0, "regression")

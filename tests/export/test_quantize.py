@@ -1,0 +1,74 @@
+"""int8 export: model.int8.onnx is smaller than the fp32 file, runs in onnxruntime, says it is
+int8 (export.json and the file's own metadata), is what predict.py runs, and its agreement
+with the bundle is reported; onnxruntime's scratch files stay out of the working directory."""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+import headstart
+from headstart.cli import app
+from headstart.data.unlabeled import read_image_files, read_unlabeled
+from headstart.export.onnx import export_onnx
+from headstart.export.onnx_predict import predict
+from headstart.export.quantize import quantize_export
+from tests.conftest import write_image_folder, write_text_csv
+
+
+def _meta(path):
+    return json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["headstart"])
+
+
+def test_text_int8_is_smaller_runs_and_says_int8(tiny_bundles, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    est = headstart.load(tiny_bundles["txt"])
+    texts = read_unlabeled(write_text_csv(tmp_path / "t.csv", 30, 4))
+    fp32, _ = export_onnx(est, tmp_path / "e", texts)
+    before = set(os.listdir(tmp_path))
+    path, parity = quantize_export(est, tmp_path / "e", texts)
+    assert set(os.listdir(tmp_path)) == before  # no *.onnx / *.data scratch in the CWD
+    assert path.name == "model.int8.onnx" and path.stat().st_size < fp32.stat().st_size
+    meta = json.loads((tmp_path / "e" / "export.json").read_text())
+    assert meta == _meta(path) and meta["file"] == "model.int8.onnx"
+    assert meta["quantization"]["weights"] == "int8" and meta["quantization"]["method"].startswith("dynamic")
+    assert "quantization" not in _meta(fp32)
+    assert parity.n == len(texts) and parity.real_inputs and 0 <= parity.argmax_agreement <= 1
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+
+def test_image_int8_is_static_qdq_calibrated_and_predict_py_runs_it(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["img"])
+    inputs = read_image_files(write_image_folder(tmp_path / "inputs", 5, 3))
+    fp32, _ = export_onnx(est, tmp_path / "e", inputs)
+    path, parity = quantize_export(est, tmp_path / "e", inputs)
+    assert path.stat().st_size < fp32.stat().st_size
+    q = _meta(path)["quantization"]
+    assert q["method"].startswith("static QDQ") and q["calibration"] == f"min/max on {len(inputs)} given inputs"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert parity.n == len(inputs) and np.isfinite(parity.max_abs_diff)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    files = [str(p) for p in inputs.items]
+    x = np.random.default_rng(0).standard_normal((3, *sess.get_inputs()[0].shape[1:])).astype(np.float32)
+    assert sess.run(None, {"pixels": x})[0].shape == (3, len(est.classes_))
+    got = predict(files, tmp_path / "e")
+    assert len(got) == len(files) and all(g["label"] in [str(c) for c in est.classes_] for g in got)
+
+
+def test_export_cli_int8_prints_both_parities(tiny_bundles, tmp_path):
+    data = write_image_folder(tmp_path / "inputs", 4, 5)
+    out = tmp_path / "e"
+    r = CliRunner().invoke(app, ["export", str(tiny_bundles["img"]), "--out", str(out), "--data", str(data), "--int8"])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.onnx").is_file() and (out / "model.int8.onnx").is_file()
+    assert "int8 parity on 12 real inputs" in r.output and "argmax agreement" in r.output.split("int8 parity")[1]
+
+
+def test_quantize_export_needs_the_fp32_export_first(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["txt"])
+    with pytest.raises(FileNotFoundError, match="model.onnx missing"):
+        quantize_export(est, tmp_path / "nothing")
