@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import os
 import time
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +31,7 @@ from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
 from headstart.data.unlabeled import read_unlabeled
 from headstart.data.validate import check_data
-from headstart.export.bundle import load_bundle, save_bundle
+from headstart.export.bundle import load_bundle, load_tensors, save_bundle
 from headstart.export.card import model_card
 from headstart.features.cache import FeatureCache
 from headstart.heads import build_head
@@ -47,7 +48,7 @@ from headstart.strategies.lora import merge_lora
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_METHODS
 from headstart.training.context import FitContext, Split
-from headstart.training.loop import predict_logits
+from headstart.training.loop import predict_outputs
 from headstart.training.trainer import Trainer
 
 CONFIGS = {"runtime": Runtime, "run": RunOptions, "data": DataSpec}
@@ -293,7 +294,8 @@ class Headstart:
         data, val, test = self._preflight(X, data, val, test)
         if unlabeled is not None:
             unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
-            self._check_shift(data, unlabeled)
+            if self.run_.check_shift:
+                self._check_shift(data, unlabeled)
         self.task_.fit_targets(data.labels)
         self._set_classes()
         self.modality_ = data.modality
@@ -313,14 +315,32 @@ class Headstart:
         self._measure(val_data, test_data, len(train))
         if self.backbone_choice_ is not None:
             self.metrics_["backbone_choice"] = self.backbone_choice_.to_dict()
-        self.adaptation_ = summarise_adaptation(self, unlabeled, target_test) if self.adapt is not None else None
+        self.adaptation_ = (summarise_adaptation(self, unlabeled, target_test)
+                            if self.adapt is not None and self.run_.check_shift else None)
         if test is None and test_data is not None and self.final_fit == "all" and not self._warm:
             self._fit_on_all(train, val_data, test_data, unlabeled)
             if self.adaptation_ is not None:
                 record_final(self.adaptation_, self, target_test)
+        self._keep_reference(data, unlabeled)
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         self._write()
         return self
+
+    def _keep_reference(self, data: LabeledData, target: LabeledData | None) -> None:
+        """``reference_``: the pooled features of up to 256 inputs the model is for (the unlabeled
+        target's when it was adapted to it, else the labeled data's), for ``predict``'s input check."""
+        from headstart.adaptation.reference import MAX_ROWS, FeatureReference
+
+        adapted = self.adapt is not None and target is not None
+        pool = target if adapted else data
+        keep = np.sort(np.random.default_rng(self.seed).choice(len(pool), min(len(pool), MAX_ROWS), replace=False))
+        _, feats = self._forward(pool.subset(keep), lambda f: f)
+        try:
+            self.reference_ = FeatureReference.from_features(
+                feats, source="unlabeled target data" if adapted else "training data", seed=self.seed)
+        except ValueError as e:  # non-finite features: the model still works; predict checks nothing
+            self.reference_ = None
+            self._log(f"no feature reference kept for predict's input check: {e}")
 
     def _fit_on_all(self, train: LabeledData, val: LabeledData | None, held: LabeledData, unlabeled: Any) -> None:
         """Every label counts: the measurement above came from a model trained on ``train``; the
@@ -546,22 +566,60 @@ class Headstart:
             raise RuntimeError("this Headstart is not fitted yet: call fit() or headstart.load()")
 
     def _logits(self, data: LabeledData) -> torch.Tensor:
+        return self._forward(data)[0]
+
+    def _forward(self, data: LabeledData, on_features: Any = None) -> tuple[torch.Tensor, Any]:
+        """(logits, ``on_features`` of the pooled features or None): one pass for both."""
         self._check_fitted()
         model = self.model_
         if len(data) == 0:
-            return torch.empty(0, self.task_.num_outputs)
+            return torch.empty(0, self.task_.num_outputs), None
         device = next(model.parameters()).device
         bs = max(64, self.runtime_.batch_size)
         if getattr(self, "strategy_", None) is not None and self.strategy_.frozen_backbone and self.cache_ is not None:
             feats = self.cache_.features(model.backbone, data, batch_size=bs, device=device)
             with torch.inference_mode():
-                return model.head(feats.to(device)).float().cpu()
+                logits = model.head(feats.to(device)).float().cpu()
+            return logits, (on_features(feats.float().cpu()) if on_features is not None else None)
         nw = self.runtime_.num_workers
         workers = auto_workers(data.modality, len(data)) if nw == "auto" else int(nw)
         bb = model.backbone
         loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=bs,
                              num_workers=workers, by_length=True)
-        return predict_logits(model, loader, device)
+        return predict_outputs(model, loader, device, on_features)
+
+    def _checked_logits(self, data: LabeledData, scores: bool = False) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Logits, and the inputs checked against the fitted-for data's feature reference on the
+        way (``reference_``; none in bundles written before it): ``input_check_`` keeps the batch
+        verdict, a clear shift warns (``InputShiftWarning``); with ``scores``, per-input OOD scores."""
+        from headstart.adaptation.reference import MIN_BATCH, InputShiftWarning
+
+        ref = getattr(self, "reference_", None)
+        self.input_check_ = None
+        if ref is None or (len(data) < MIN_BATCH and not scores):
+            return self._logits(data), None
+        logits, proj = self._forward(data, ref.project)
+        if proj is None:
+            return logits, np.zeros(0) if scores else None
+        proj = np.asarray(proj)
+        self.input_check_ = ref.check(proj)
+        if self.input_check_ is not None and self.input_check_.shifted:
+            warnings.warn(self.input_check_.message(), InputShiftWarning, stacklevel=3)
+        return logits, ref.scores(proj) if scores else None
+
+    def outputs_and_ood_scores(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``decision_function`` and ``ood_score`` from one pass over the inputs."""
+        self._check_fitted()
+        if getattr(self, "reference_", None) is None:
+            raise ValueError("this model has no feature reference (bundles written before it have none): fit it "
+                             "again to get OOD scores")
+        logits, scores = self._checked_logits(self._as_data(X), scores=True)
+        return logits.numpy(), scores
+
+    def ood_score(self, X: Any) -> np.ndarray:
+        """(N,) per-input OOD scores: the distance to the nearest fitted-for example's features over
+        the typical such distance among them (about 1 in distribution; 3 is far out)."""
+        return self.outputs_and_ood_scores(X)[1]
 
     def _as_data(self, X: Any, y: Sequence[Any] | None = None) -> LabeledData:
         self._check_fitted()
@@ -570,19 +628,19 @@ class Headstart:
     def decision_function(self, X: Any) -> np.ndarray:
         """(N, num_outputs) raw model outputs (logits; standardised values for regression)."""
         self._check_fitted()
-        return self._logits(self._as_data(X)).numpy()
+        return self._checked_logits(self._as_data(X))[0].numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, C) probabilities: softmax over classes, or one sigmoid per label (multi-label);
         columns follow ``classes_``. Regression has none."""
         self._check_fitted()
-        return self.task_.predict_proba(self._logits(self._as_data(X)))
+        return self.task_.predict_proba(self._checked_logits(self._as_data(X))[0])
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions as labels appear in the data: a class, a tuple of labels (multi-label), a
         number (regression), a tuple with one value per target (multitask)."""
         self._check_fitted()
-        return self.task_.decode(self._logits(self._as_data(X)))
+        return self.task_.decode(self._checked_logits(self._as_data(X))[0])
 
     def evaluate(self, X: Any, y: Sequence[Any] | None = None) -> dict[str, Any]:
         """The task's metrics (classification: accuracy, macro-F1, per-class metrics, confusion
@@ -644,7 +702,11 @@ class Headstart:
             "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None else old.get("plan")),
             "params": self._saved_params(),
         }
-        return save_bundle(directory, self.model_, meta, model_card(meta))
+        ref = getattr(self, "reference_", None)
+        if ref is not None:
+            meta["reference"] = ref.meta()
+        tensors = {ref.meta()["file"]: ref.tensors()} if ref is not None else None
+        return save_bundle(directory, self.model_, meta, model_card(meta), tensors=tensors)
 
     def _saved_params(self) -> dict[str, Any]:
         """The constructor parameters as JSON (config objects as dicts; instances by their params)."""
@@ -685,6 +747,12 @@ class Headstart:
         est.metrics_ = meta.get("metrics", {})
         est.history_ = meta.get("history", [])
         est.meta_ = meta
+        est.reference_ = None
+        if "reference" in meta:  # bundles written before it have none: predict then checks nothing
+            from headstart.adaptation.reference import FeatureReference
+
+            ref = meta["reference"]
+            est.reference_ = FeatureReference.from_tensors(load_tensors(directory, meta, ref["file"]), ref)
         return est
 
 

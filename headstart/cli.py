@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -59,8 +60,12 @@ def _data_spec(text_column: str, path_column: str, label_column: str, **extra: A
 
 
 def _check_adapt(adapt: str | None, target: Path | None, planned: bool, target_test: Path | None = None) -> None:
-    """``--adapt`` names a known method, has a target, and is not given to the planner;
-    ``--target-test`` evaluates an adaptation, so it comes with ``--adapt``."""
+    """``--adapt`` names a known method and has a target; with the planner, only ``auto`` (the
+    planner chooses the method, by the label-free criterion); ``--target-test`` evaluates an
+    adaptation, so it comes with ``--adapt`` (and without the planner)."""
+    if planned and target_test is not None:
+        raise typer.BadParameter("--target-test with --budget: the planner does not evaluate on target labels yet; "
+                                 "fit without --budget, or evaluate the bundle with `headstart eval`")
     if adapt is None:
         if target_test is not None:
             raise typer.BadParameter("--target-test evaluates an adaptation: give --adapt and --target-unlabeled too")
@@ -69,8 +74,10 @@ def _check_adapt(adapt: str | None, target: Path | None, planned: bool, target_t
 
     if adapt not in ADAPTATION_METHODS:
         raise typer.BadParameter(f"unknown --adapt {adapt!r}; known: {', '.join(ADAPTATION_METHODS)}")
-    if planned:
-        raise typer.BadParameter("--adapt with --budget: the planner has no adaptation rungs yet; fit without --budget")
+    if planned and adapt != "auto":
+        raise typer.BadParameter(f"--adapt {adapt} with --budget: the planner chooses the adaptation method itself "
+                                 "(by a label-free criterion) when --target-unlabeled is given; drop --adapt (or use "
+                                 "--adapt auto), or fit without --budget")
     if target is None:
         raise typer.BadParameter("--adapt needs --target-unlabeled (the unlabeled inputs to adapt to)")
 
@@ -149,7 +156,7 @@ def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per c
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     if budget is not None or strategy == "plan":  # the planner chooses the strategy, within the budget
-        est = _plan_fit(est, data, val, test, budget, _parse_params(param), quiet, started)
+        est = _plan_fit(est, data, val, test, budget, _parse_params(param), quiet, started, target_unlabeled)
     else:
         _interruptible(lambda: est.fit(data, val=val, test=test, unlabeled=target_unlabeled,
                                        target_test=target_test))  # writes the bundle (and checkpoints)
@@ -173,14 +180,15 @@ def _interruptible(run: Any) -> Any:
 
 
 def _plan_fit(est: Any, data: Path, val: Path | None, test: Path | None, budget: str | None,
-              planner_params: dict[str, Any], quiet: bool, started: float) -> Any:
+              planner_params: dict[str, Any], quiet: bool, started: float, target: Path | None = None) -> Any:
     """``fit --budget``: the planner chooses the strategy within the budget (``-p rungs=[...]``,
-    ``margin=...``, ``folds=...`` are its parameters); returns its best estimator."""
+    ``margin=...``, ``folds=...`` are its parameters), and with ``target`` (unlabeled) among
+    adaptation rungs too, by a label-free criterion; returns its best estimator."""
     from headstart.selection.planner import Planner
 
     est.set_params(strategy="auto", strategy_params=None)
     return _interruptible(lambda: Planner(est, budget=budget, verbose=not quiet, **planner_params).fit(
-        data, val=val, test=test, spent=time.perf_counter() - started).best_estimator_)
+        data, val=val, test=test, unlabeled=target, spent=time.perf_counter() - started).best_estimator_)
 
 
 def _next_steps(out: Path, modality: str) -> None:
@@ -266,25 +274,40 @@ def predict(bundle: Path, inputs: list[str] = typer.Argument(..., help="image fi
             resume: bool = typer.Option(False, help="continue an interrupted --out run where it stopped"),
             batch_size: int = typer.Option(64),
             num_workers: str = typer.Option("auto", help="image decoding workers, or auto (from the CPU count)"),
+            ood_score: bool = typer.Option(False, "--ood-score", help="add an ood_score column: distance to the "
+                                           "nearest training example's features over the typical one (about 1 in "
+                                           "distribution)"),
             device: Device = None, quiet: bool = typer.Option(False, help="no progress lines")) -> None:
-    """Predict labels and class probabilities (or the task's outputs), one row per input."""
+    """Predict labels and class probabilities (or the task's outputs), one row per input. From 30
+    inputs on, they are also checked against the data the model was fitted for: a warning when
+    they clearly differ."""
     from headstart.api import load
 
     est = load(bundle, device=device)
-    try:
-        data = _inputs(est, inputs)
-        if output is not None and format == "csv":
-            from headstart.inference import predict_to_csv
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", _shift_warning())
+        try:
+            data = _inputs(est, inputs)
+            if output is not None and format == "csv":
+                from headstart.inference import predict_to_csv
 
-            n = predict_to_csv(est, data, output, resume=resume, batch_size=batch_size,
-                               num_workers=num_workers if num_workers == "auto" else int(num_workers),
-                               progress=not quiet)
-            typer.echo(f"{n} predictions written to {output}" + (" (resumed)" if resume else ""), err=True)
-            return
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-    _print_predictions(est, data, format, output)
+                n = predict_to_csv(est, data, output, resume=resume, batch_size=batch_size,
+                                   num_workers=num_workers if num_workers == "auto" else int(num_workers),
+                                   progress=not quiet, ood_score=ood_score)
+                typer.echo(f"{n} predictions written to {output}" + (" (resumed)" if resume else ""), err=True)
+            else:
+                _print_predictions(est, data, format, output, ood_score)
+        except (ValueError, FileNotFoundError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+
+
+def _shift_warning() -> type:
+    from headstart.adaptation.reference import InputShiftWarning
+
+    return InputShiftWarning
 
 
 def _inputs(est: Any, inputs: list[str]) -> Any:
@@ -311,7 +334,7 @@ def _inputs(est: Any, inputs: list[str]) -> Any:
     return LabeledData(items, None, est.modality_)
 
 
-def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path]) -> None:
+def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path], ood_score: bool = False) -> None:
     import pandas as pd
     import torch
 
@@ -319,11 +342,15 @@ def _print_predictions(est: Any, data: Any, format: str, output: Optional[Path])
 
     if format not in ("csv", "json"):
         raise typer.BadParameter("format must be csv or json")
-    recs = records(est.task_, torch.from_numpy(est.decision_function(data)))
+    logits, scores = est.outputs_and_ood_scores(data) if ood_score else (est.decision_function(data), None)
+    recs = records(est.task_, torch.from_numpy(logits))
+    if scores is not None:
+        recs = [{**r, "ood_score": round(float(s), 4)} for r, s in zip(recs, scores)]
     if format == "json":
         text = json.dumps([{"input": str(it), **r} for it, r in zip(data.items, recs)], indent=2, default=str)
     else:
-        rows = [flat_row(str(it), r, est.data_.label_separator) for it, r in zip(data.items, recs)]
+        rows = [{**flat_row(str(it), r, est.data_.label_separator), **({"ood_score": r["ood_score"]} if ood_score else {})}
+                for it, r in zip(data.items, recs)]
         text = pd.DataFrame(rows).to_csv(index=False)
     if output:
         output.write_text(text)
@@ -437,10 +464,14 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          text_column: TextColumn = "text", path_column: PathColumn = "path",
          label_column: LabelColumn = "label",
          cache_dir: CacheDir = None,
-         device: Device = None) -> None:
+         device: Device = None,
+         target_unlabeled: Optional[Path] = typer.Option(None, help="unlabeled inputs from the domain the model "
+                                                         "will meet: adaptation rungs join the ladder, chosen "
+                                                         "without target labels")) -> None:
     """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
     from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
-    budget, and say which strategy to use and why."""
+    budget, and say which strategy to use and why. With --target-unlabeled, adaptation rungs
+    (feature alignment, DANN, CORAL, MMD) too, picked by information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import Runtime
@@ -451,7 +482,7 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
                     run={"out": out}, data=_data_spec(text_column, path_column, label_column))
     Planner(est, budget=budget, margin=margin,
             rungs=[r.strip() for r in rungs.split(",") if r.strip()] if rungs else None).fit(
-        data, test=test, spent=time.perf_counter() - started)
+        data, test=test, unlabeled=target_unlabeled, spent=time.perf_counter() - started)
     if out:
         typer.echo(f"bundle: {out}")
 

@@ -65,6 +65,9 @@ class RunOptions(_Config):
     resume: bool = False  # continue from the last checkpoint in out/checkpoints
     checkpoint_every: int | None = None  # also checkpoint every N optimizer steps
     on_step: Callable[[dict[str, Any]], None] | None = None  # called after each optimizer step
+    # with unlabeled target data: the shift test before training and the adaptation summary after
+    # (the planner's runs skip both: it tests once, and compares its rungs itself)
+    check_shift: bool = True
 
     def __post_init__(self) -> None:
         if self.checkpoint_every is not None and int(self.checkpoint_every) < 1:

@@ -69,6 +69,15 @@ def mlp_head() -> dict[str, Any]:
     return {"strategy": "feature_extraction", "head": "mlp"}
 
 
+def adaptation(method: str, modality: str = "image", fidelity: float = 1.0, **task_params: Any) -> dict[str, Any]:
+    """Domain adaptation to an unlabeled target: ``feature_align`` is a linear probe on the
+    per-domain standardised cached features (no training); the others (dann, coral, mmd, entropy)
+    fine-tune with the method's loss at the transfer fine-tune's budget."""
+    if method == "feature_align":
+        return {**probe(), "adapt": method, "task_params": task_params or None}
+    return {**fine_tuning(modality, fidelity), "adapt": method, "task_params": task_params or None}
+
+
 def scratch(modality: str, fidelity: float = 1.0) -> dict[str, Any]:
     """The strongest from-scratch baseline: a small CNN for images, TF-IDF + logistic regression
     for text (on cached TF-IDF features: seconds), ROCKET + a linear head for time series."""

@@ -105,6 +105,17 @@ def tiny_bundles(tmp_path_factory) -> dict[str, Path]:
     """The two tiny bundles, shared by the serving, export and batch-prediction tests (read-only)."""
     return fit_tiny_bundles(tmp_path_factory.mktemp("bundles"))
 
+def write_inverted(src: Path, dst: Path) -> Path:
+    """A copy of image folder ``src`` (any depth) with inverted intensities: a clear appearance shift."""
+    from PIL import ImageOps
+
+    for f in sorted(src.rglob("*.png")):
+        out = dst / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ImageOps.invert(Image.open(f).convert("RGB")).save(out)
+    return dst
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (for servers and process groups in tests)."""
     with socket.socket() as sock:

@@ -1,3 +1,6 @@
+import json
+import warnings
+
 import numpy as np
 import pytest
 
@@ -155,3 +158,44 @@ def test_nested_parameters_follow_scikit_learns_protocol():
     assert est.strategy_params == {"lr": 1e-4}
     with pytest.raises(ValueError, match="unknown parameter 'nope'"):
         est.set_params(nope=1)
+
+
+@pytest.mark.parametrize("strategy", ["feature_extraction", "fine_tuning"])
+def test_predict_warns_on_a_clearly_shifted_batch_and_not_on_held_out_inputs(tmp_path, strategy):
+    from headstart.adaptation.reference import InputShiftWarning
+    from tests.conftest import write_image_folder, write_inverted
+
+    est = quick(strategy=strategy, strategy_params={"steps": 30} if strategy == "fine_tuning" else None,
+                runtime={"cache_dir": tmp_path / "c"}).fit(write_image_folder(tmp_path / "train", 30, 0))
+    assert est.reference_.source == "training data" and len(est.reference_.rows) == 90
+    for seed in range(1, 4):  # held-out inputs from the training distribution: never a warning
+        held = write_image_folder(tmp_path / f"held{seed}", 15, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InputShiftWarning)
+            est.predict(held)
+        assert est.input_check_ is not None and not est.input_check_.shifted
+    with pytest.warns(InputShiftWarning, match="these 45 inputs differ from the training data"):
+        est.predict_proba(write_inverted(held, tmp_path / "inverted"))
+    assert est.input_check_.farther > 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputShiftWarning)  # ood_score checks the batch too
+        assert np.median(est.ood_score(tmp_path / "inverted")) > 3 * np.median(est.ood_score(held))
+
+
+def test_a_bundle_without_a_feature_reference_predicts_without_checking(tmp_path):
+    from tests.conftest import write_image_folder, write_inverted
+
+    train = write_image_folder(tmp_path / "train", 12, 0)
+    quick(run={"out": tmp_path / "b"}).fit(train)
+    meta = json.loads((tmp_path / "b" / "headstart.json").read_text())
+    assert meta["reference"]["rows"] == 36 and (tmp_path / "b" / "reference.safetensors").is_file()
+    del meta["reference"], meta["files"]["reference.safetensors"]  # as written before the reference existed
+    (tmp_path / "b" / "headstart.json").write_text(json.dumps(meta))
+    (tmp_path / "b" / "reference.safetensors").unlink()
+    old = headstart.load(tmp_path / "b")
+    inverted = write_inverted(train, tmp_path / "inverted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(old.predict(inverted)) == 36 and old.input_check_ is None
+    with pytest.raises(ValueError, match="no feature reference"):
+        old.ood_score(inverted)

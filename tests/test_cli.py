@@ -159,3 +159,16 @@ def test_fit_with_a_target_test_prints_the_adaptation_summary(tmp_path):
 def test_fit_target_test_without_adapt_is_refused(tmp_path):
     r = runner.invoke(app, ["fit", str(tmp_path), "--target-test", str(tmp_path)])
     assert r.exit_code != 0 and "--target-test" in r.output
+
+
+def test_predict_warns_on_shifted_inputs_and_adds_ood_scores(tmp_path, tiny_bundles):
+    from tests.conftest import write_image_folder, write_inverted
+
+    inverted = write_inverted(write_image_folder(tmp_path / "held", 12, 3), tmp_path / "inv")
+    r = runner.invoke(app, ["predict", str(tiny_bundles["img"]), str(inverted), "--ood-score"])
+    assert r.exit_code == 0, r.output
+    assert "warning: these 36 inputs differ from the training data this model was fitted for" in r.stderr
+    header = r.stdout.splitlines()[0].split(",")
+    assert header[-1] == "ood_score" and "p_red" in header
+    r = runner.invoke(app, ["predict", str(tiny_bundles["img"]), str(tmp_path / "held"), "--format", "json"])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output

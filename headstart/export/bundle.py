@@ -43,7 +43,9 @@ def versions() -> dict[str, str]:
             "transformers": transformers.__version__, "python": platform.python_version()}
 
 
-def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any], card: str) -> Path:
+def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any], card: str,
+                tensors: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write the bundle; ``tensors``: more safetensors files by name (arrays), hashed in ``files``."""
     d = Path(directory).resolve()
     check_finite(model.state_dict(), "a bundle")
     tmp = d.with_name(d.name + ".tmp")
@@ -61,8 +63,10 @@ def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any
         if adapter is not None:  # a randomly initialised base (tiny:, scratch:) cannot be rebuilt
             adapter["weights"] = "full"
         save_model(model, str(tmp / WEIGHTS))
+    for name, arrays in (tensors or {}).items():
+        save_file({k: torch.as_tensor(v).contiguous() for k, v in arrays.items()}, str(tmp / name))
     full = {"format_version": FORMAT_VERSION, **meta, "versions": versions(),
-            "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)}}
+            "files": {WEIGHTS: sha256_file(tmp / WEIGHTS), **{n: sha256_file(tmp / n) for n in tensors or {}}}}
     if adapter is not None:
         full["adapter"] = adapter
     (tmp / META).write_text(json.dumps(full, indent=2, default=str))
@@ -70,7 +74,7 @@ def save_bundle(directory: str | Path, model: TransferModel, meta: dict[str, Any
     # Move the bundle's own entries into place, weights metadata last; anything else in the
     # directory (the run's checkpoints/) is kept.
     d.mkdir(parents=True, exist_ok=True)
-    for name in ("backbone", WEIGHTS, "README.md", META):
+    for name in ("backbone", WEIGHTS, *(tensors or {}), "README.md", META):
         if (d / name).is_dir():
             shutil.rmtree(d / name)
         os.replace(tmp / name, d / name)
@@ -114,6 +118,19 @@ def load_bundle(directory: str | Path) -> tuple[TransferModel, dict[str, Any]]:
         load_model(model, str(weights), strict=True)
     model.eval()
     return model, meta
+
+
+def load_tensors(directory: str | Path, meta: dict[str, Any], name: str) -> dict[str, torch.Tensor]:
+    """A safetensors file ``save_bundle`` wrote beside the weights, checked against its hash."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing ({META} lists it)")
+    expected = meta.get("files", {}).get(name)
+    if expected and sha256_file(path) != expected:
+        raise ValueError(f"{path}: SHA-256 does not match {META}; the file is corrupt or was modified")
+    return load_file(str(path))
 
 
 def base_rebuilds(spec: str, sha256: str) -> bool:

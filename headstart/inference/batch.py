@@ -87,14 +87,46 @@ def _batches(est: Any, data: LabeledData, start: int, batch_size: int,
             yield batch["inputs"], bad[j * batch_size:(j + 1) * batch_size]
 
 
-def _columns(est: Any) -> list[str]:
+def _columns(est: Any, ood_score: bool = False) -> list[str]:
     task = est.task_
     if task.name == "multitask":
         pred = list(task.tasks)
     else:
         pred = ["label"] if task.proba else ["value"]
     probs = [f"p_{c}" for c in task.classes_] if task.proba else []
-    return ["input", *pred, *probs, "error"]
+    return ["input", *pred, *probs, *(["ood_score"] if ood_score else []), "error"]
+
+
+class _InputCheck:
+    """The streamed side of ``Headstart``'s input check: each batch's pooled features projected on
+    the bundle's feature reference, a uniform sample kept for the batch verdict at the end, and
+    per-input OOD scores when asked for. Nothing without a reference (older bundles)."""
+
+    def __init__(self, est: Any, scores: bool) -> None:
+        from headstart.adaptation.reference import Reservoir
+
+        self.ref = getattr(est, "reference_", None)
+        if scores and self.ref is None:
+            raise ValueError("--ood-score: this bundle has no feature reference (bundles written before it have "
+                             "none); fit it again to get OOD scores")
+        self.scores, self.sample = scores, Reservoir()
+
+    def batch(self, features: torch.Tensor) -> list[float]:
+        if self.ref is None:
+            return []
+        proj = self.ref.project(features.float().cpu())
+        self.sample.add(proj)
+        return self.ref.scores(proj).tolist() if self.scores else []
+
+    def finish(self, est: Any) -> None:
+        """``est.input_check_``: the verdict on this run's inputs; a clear shift warns."""
+        import warnings
+
+        from headstart.adaptation.reference import InputShiftWarning
+
+        est.input_check_ = self.ref.check(self.sample.rows, n=self.sample.seen) if self.ref is not None else None
+        if est.input_check_ is not None and est.input_check_.shifted:
+            warnings.warn(est.input_check_.message(), InputShiftWarning, stacklevel=3)
 
 
 class _Progress:
@@ -157,8 +189,9 @@ def _write_progress(out: Path, rows: int, size: int, total: int) -> None:
 
 
 def _predict_shard(est: Any, data: LabeledData, out: Path, *, resume: bool, batch_size: int,
-                   num_workers: int, device: torch.device, progress: bool) -> int:
-    header = _columns(est)
+                   num_workers: int, device: torch.device, progress: bool, ood_score: bool = False) -> int:
+    header = _columns(est, ood_score)
+    check = _InputCheck(est, ood_score)
     names = [str(it) for it in data.items]
     done, size = _resume_point(out, header, names, resume)
     model = est.model_.to(device).eval()
@@ -174,26 +207,35 @@ def _predict_shard(est: Any, data: LabeledData, out: Path, *, resume: bool, batc
         i = done
         for inputs, errors in _batches(est, data, done, batch_size, num_workers):
             recs: list[dict[str, Any]] = []
+            scores: list[float] = []
             if inputs is not None:
                 inputs = {k: v.to(device) for k, v in inputs.items()} if isinstance(inputs, dict) else inputs.to(device)
                 with torch.inference_mode():
-                    recs = records(est.task_, model(inputs).logits.float().cpu())
-            good = iter(recs)
+                    output = model(inputs)
+                recs, scores = records(est.task_, output.logits.float().cpu()), check.batch(output.features)
+            good, score = iter(recs), iter(scores)
             for err in errors:
-                writer.writerow({"input": names[i], "error": err} if err else
-                                {**flat_row(names[i], next(good), est.data_.label_separator), "error": ""})
+                row = {"input": names[i], "error": err} if err else {
+                    **flat_row(names[i], next(good), est.data_.label_separator), "error": ""}
+                if ood_score and not err:
+                    row["ood_score"] = round(next(score), 4)
+                writer.writerow(row)
                 i += 1
             text.flush()
             _write_progress(out, i, f.tell(), len(data))
             bar.update(len(errors))
         text.detach()
+    check.finish(est)
     return i - done
 
 
 def predict_to_csv(est: Any, data: LabeledData, out: str | Path, *, resume: bool = False, batch_size: int = 64,
-                   num_workers: int | str = "auto", progress: bool = True) -> int:
+                   num_workers: int | str = "auto", progress: bool = True, ood_score: bool = False) -> int:
     """Predict every input of ``data`` (a fitted or loaded Headstart's modality) into ``out``;
-    returns the number of rows written by this call. ``resume`` continues an interrupted run."""
+    returns the number of rows written by this call. ``resume`` continues an interrupted run.
+    With a feature reference in the bundle, the inputs are checked against the fitted-for data
+    on the way (``est.input_check_``; a clear shift warns); ``ood_score`` adds a column of
+    per-input OOD scores."""
     from accelerate import PartialState
 
     from headstart.api import auto_workers
@@ -206,14 +248,15 @@ def predict_to_csv(est: Any, data: LabeledData, out: str | Path, *, resume: bool
     state = PartialState(cpu=next(est.model_.parameters()).device.type == "cpu")
     if state.num_processes == 1:
         n = _predict_shard(est, data, out, resume=resume, batch_size=batch_size, num_workers=workers,
-                           device=next(est.model_.parameters()).device, progress=progress)
+                           device=next(est.model_.parameters()).device, progress=progress, ood_score=ood_score)
         _progress_path(out).unlink(missing_ok=True)
         return n
     bounds = np.linspace(0, len(data), state.num_processes + 1).round().astype(int)
     lo, hi = bounds[state.process_index], bounds[state.process_index + 1]
     part = out.with_name(f"{out.name}.part{state.process_index}")
     n = _predict_shard(est, data.subset(range(lo, hi)), part, resume=resume, batch_size=batch_size,
-                       num_workers=workers, device=state.device, progress=progress and state.is_main_process)
+                       num_workers=workers, device=state.device, progress=progress and state.is_main_process,
+                       ood_score=ood_score)
     state.wait_for_everyone()
     if state.is_main_process:
         _join([out.with_name(f"{out.name}.part{k}") for k in range(state.num_processes)], out)

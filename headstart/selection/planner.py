@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ import numpy as np
 from headstart import recipes
 from headstart._params import Params
 from headstart._registry import Registry
+from headstart.adaptation.reference import InputShiftWarning
 from headstart.data._base import LabeledData
 
 FIDELITIES = (0.25, 0.5, 1.0)
@@ -43,6 +45,7 @@ SAFETY = 0.03  # share of the budget left to the caller (evaluating the test spl
 CALLER_SECONDS = 4.0  # ... and at least this (MiniLM on 2 CPU cores: bundle 2.8 s, report 1.2 s)
 SETUP_PRIOR = 3.0  # a first costly run costs at least this many linear-probe folds (its setup)
 GUARD_AFTER = 3  # steps of a costly run before its measured pace may stop it
+ADAPT_TOLERANCE = 0.05  # an adaptation rung may lose at most this much source accuracy (held-out) to be picked
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class Rung:
     transfer: bool
     params: Callable[[str, float], dict[str, Any]]
     prior: float = 1.0
+    # trains with the unlabeled target data, chosen by a label-free criterion: "both" (one model for
+    # either domain) or "target" (it carries the target's statistics: its source accuracy means nothing)
+    adapts: str = ""
 
 
 RUNGS: Registry[Rung] = Registry("planner rung")
@@ -77,6 +83,22 @@ for _rung in [
 ]:
     RUNGS.register(_rung.name)(_rung)
 LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf", "rocket")
+# With unlabeled target data: adaptation rungs, the ones on cached features first (seconds), then
+# the fine-tunes with an adaptation loss (each about a transfer fine-tune's cost, or more).
+for _rung in [
+    Rung("feature_align", "per-domain standardised cached features + linear probe", False, True,
+         lambda m, f: recipes.adaptation("feature_align"), adapts="target"),
+    Rung("feature_align_st", "feature_align + 3 rounds of self-training on confident target predictions", False,
+         True, lambda m, f: recipes.adaptation("feature_align", self_training=3), prior=2.0, adapts="target"),
+    Rung("dann", "fine-tune with a domain discriminator behind gradient reversal", True, True,
+         lambda m, f: recipes.adaptation("dann", m, f), adapts="both"),
+    Rung("coral", "fine-tune aligning the domains' feature covariances (deep CORAL)", True, True,
+         lambda m, f: recipes.adaptation("coral", m, f), adapts="both"),
+    Rung("mmd", "fine-tune with multi-kernel MMD between the domains' features", True, True,
+         lambda m, f: recipes.adaptation("mmd", m, f), adapts="both"),
+]:
+    RUNGS.register(_rung.name)(_rung)
+ADAPT_LADDER = ("feature_align", "feature_align_st", "dann", "coral", "mmd")
 
 
 def ladder_for(modality: str) -> list[str]:
@@ -102,6 +124,7 @@ class Trial:
     start: float = 0.0  # the fidelity it continued from (0: trained afresh)
     folds: int = 0  # cross-validation folds behind val_accuracy (0: trained on the fit split, scored on the held-out one)
     index: np.ndarray | None = field(default=None, repr=False)  # the scored examples (positions in the data)
+    target_im: float | None = None  # information maximisation on the unlabeled target (lower is better)
 
 
 @dataclass
@@ -117,6 +140,9 @@ class Plan:
     n_val: int = 0  # ... and are scored on these (the first cross-validation fold)
     refit_seconds: float = 0.0  # training the pick again on all the data
     folds: int = 0  # cross-validation folds of the cheap rungs
+    n_target: int = 0  # unlabeled target inputs (adaptation rungs)
+    source_im: float | None = None  # the source-only pick's information maximisation on them
+    criterion: str = ""  # what picked the returned rung, when adaptation rungs ran
 
     def best(self, rung: str) -> Trial | None:
         runs = [t for t in self.trials if t.rung == rung]
@@ -128,15 +154,20 @@ class Plan:
                            for t in self.trials]}
 
     def format(self) -> str:
-        lines = [f"{'rung':<14} {'budget':>7} {'scored on':>10} {'val acc':>8} {'seconds':>8}  what"]
+        w = max([14] + [len(t.rung) for t in self.trials])
+        lines = [f"{'rung':<{w}} {'budget':>7} {'scored on':>10} {'val acc':>8} {'seconds':>8}  what"]
         for t in self.trials:
             on = f"CV {t.folds}/{self.folds}" if t.folds else "held-out"
-            lines.append(f"{t.rung:<14} {t.fidelity:>7.2f} {on:>10} {100 * t.val_accuracy:>7.2f}% {t.seconds:>8.1f}  "
-                         f"{RUNGS.get(t.rung).what}" + (f" (continued from {t.start:g})" if t.start else ""))
+            acc = "-" if RUNGS.get(t.rung).adapts == "target" else f"{100 * t.val_accuracy:.2f}%"
+            lines.append(f"{t.rung:<{w}} {t.fidelity:>7.2f} {on:>10} {acc:>8} {t.seconds:>8.1f}  "
+                         f"{RUNGS.get(t.rung).what}" + (f" (continued from {t.start:g})" if t.start else "")
+                         + (f"; target IM {t.target_im:+.3f}" if t.target_im is not None else ""))
         lines.append(f"validation: cheap rungs by {self.folds}-fold cross-validation over all {self.n_fit + self.n_val} "
                      f"examples (the same folds for each); costly rungs trained on {self.n_fit}, scored on the "
                      f"{self.n_val} held-out examples of the first fold")
         lines += [f"- {d}" for d in self.decisions]
+        if self.criterion:
+            lines.append(f"criterion: {self.criterion}")
         lines.append(f"pick: {self.pick} (budget {self.pick_fidelity:g}); planner time {self.seconds:.0f} s"
                      + (f" of {self.budget:.0f} s" if self.budget else ""))
         return "\n".join(lines)
@@ -264,6 +295,7 @@ class Ladder:
         self.rungs = rungs
         self.log = log or (lambda m: None)
         self._now: Callable[[], float] = time.perf_counter  # the clock every budget decision reads
+        self.target: LabeledData | None = None  # unlabeled target inputs, for the adaptation rungs
 
     # -- running one rung ----------------------------------------------------------------
     def _params(self, rung: str, modality: str, fidelity: float, start: float = 0.0) -> dict[str, Any]:
@@ -295,12 +327,17 @@ class Ladder:
         if RUNGS.get(rung).trains_backbone and deadline < math.inf:
             params["run"] = {"on_step": StepGuard(deadline, planned_steps(params, len(fit)), self._now,
                                                   tail=len(val) / _batch_size(params) if val is not None else 0.0)}
+        extra = {}
+        if RUNGS.get(rung).adapts:  # the target was tested for a shift once, by the planner
+            params["run"], extra = {**(params["run"] or {}), "check_shift": False}, {"unlabeled": self.target}
         if start is None:
-            est = Headstart(**params).fit(fit)
+            est = Headstart(**params).fit(fit, **extra)
         else:  # the base parameters carry the user's warm_start: the continuation sets it once
-            est = start[0].set_params(**{**params, "warm_start": True}).fit(fit)
+            est = start[0].set_params(**{**params, "warm_start": True}).fit(fit, **extra)
         est.set_params(run=None)
-        correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
+        with warnings.catch_warnings():  # predict's input check: an adapted model is for the target, not val
+            warnings.simplefilter("ignore", InputShiftWarning)
+            correct = (est.predict(val) == np.array(val.labels, dtype=object)) if val is not None else None
         return est, correct, self._now() - t0
 
     # -- the clock -----------------------------------------------------------------------
@@ -364,12 +401,18 @@ class Ladder:
         return [t for t in r.plan.trials if (t.rung, t.fidelity) in r.models]
 
     # -- the ladder ----------------------------------------------------------------------
-    def run(self, data: LabeledData) -> tuple[Plan, Any]:
-        """Returns (plan, the picked rung's estimator)."""
+    def run(self, data: LabeledData, target: LabeledData | None = None) -> tuple[Plan, Any]:
+        """Returns (plan, the picked rung's estimator). With ``target`` (unlabeled inputs of the
+        domain the model will meet), the adaptation rungs run after the source-only pick (``_adapt``)."""
         folds = stratified_folds(data.labels, self.folds, self.base.get("seed", 0) + 7)
         r = _Run(data, folds, Plan(budget=self.budget, folds=len(folds)), self._now())
         r.plan.n_fit, r.plan.n_val = len(r.fit), len(r.val)
-        rungs = self.rungs or ladder_for(data.modality)
+        rungs = [x for x in self.rungs or [] if not RUNGS.get(x).adapts] or ladder_for(data.modality)
+        adapting = [x for x in self.rungs or [] if RUNGS.get(x).adapts] or list(ADAPT_LADDER if target else ())
+        if adapting and target is None:
+            raise ValueError(f"rung(s) {adapting} adapt to unlabeled target data: give it (Planner.fit(..., "
+                             "unlabeled=...); CLI --target-unlabeled)")
+        self.target = target
         # 1. cheap rungs on cached features, cross-validated over all the data
         for rung in sorted((x for x in rungs if not RUNGS.get(x).trains_backbone), key=lambda x: RUNGS.get(x).prior):
             self._cross_validate(r, rung)
@@ -381,6 +424,8 @@ class Ladder:
             self._halve(r, alive)
         # 4. the pick, and 5. the returned model, trained again on all the data
         choice = self._pick(r, rungs)
+        if target is not None:  # 4b. adaptation rungs, and the pick by a label-free criterion
+            choice = self._adapt(r, choice, adapting)
         est = self._train_on_all(r, choice)
         r.plan.seconds = self._used(r)
         return r.plan, est
@@ -453,12 +498,14 @@ class Ladder:
             self.log(f"  {r.plan.decisions[-1]}")
             return None
         r.models[(rung, f)] = est
-        if RUNGS.get(rung).transfer and not start:  # setup included: an upper bound of its pace
+        if RUNGS.get(rung).transfer and RUNGS.get(rung).trains_backbone and not start:  # setup included: an upper bound
             r.paces[rung] = secs / planned_steps(self._params(rung, r.fit.modality, f), len(r.fit))
         correct = np.asarray(correct, dtype=bool)
         t = Trial(rung, f, float(np.mean(correct)), secs, correct, start, index=r.held)
         r.plan.trials.append(t)
-        self.log(f"  {what}: held-out accuracy {100 * t.val_accuracy:.2f}% ({secs:.1f} s)")
+        score = ("trained (its source accuracy means nothing: it carries the target's statistics)"
+                 if RUNGS.get(rung).adapts == "target" else f"held-out accuracy {100 * t.val_accuracy:.2f}%")
+        self.log(f"  {what}: {score} ({secs:.1f} s)")
         return t
 
     def _first_run_estimate(self, r: _Run, rung: str, f: float) -> float:
@@ -466,8 +513,10 @@ class Ladder:
         a transfer rung also at least the pace of the transfer rungs measured before it (same
         backbone, same batches: full fine-tuning trains what partial fine-tuning trains, and more)."""
         need = self._unmeasured_fit(r, SETUP_PRIOR)
+        if RUNGS.get(rung).adapts and not any(RUNGS.get(t.rung).adapts for t in r.plan.trials):
+            need += r.per_item * len(self.target or [])  # the target's features, computed once
         others = [p for x, p in r.paces.items() if x != rung]
-        if RUNGS.get(rung).transfer and others:
+        if RUNGS.get(rung).transfer and RUNGS.get(rung).trains_backbone and others:
             need = max(need, min(others) * planned_steps(self._params(rung, r.fit.modality, f), len(r.fit)))
         return need
 
@@ -546,6 +595,71 @@ class Ladder:
                 if t2 is not None:
                     nxt.append(t2)
             alive = nxt
+
+    # -- adaptation rungs (unlabeled target data given) ---------------------------------
+    def _adapt(self, r: _Run, choice: Trial, rungs: list[str]) -> Trial:
+        """Adaptation rungs, those on cached features first, each trained on the fit split with the
+        unlabeled target (fine-tunes at the furthest budget a transfer fine-tune reached, else
+        full), scored on the held-out split (source accuracy) and on the target by information
+        maximisation, which needs no target label; then ``_pick_adapted``."""
+        plan = r.plan
+        plan.n_target = len(self.target or [])
+        plan.source_im = self._target_im(r.models[(choice.rung, choice.fidelity)])
+        f = max((t.fidelity for t in plan.trials if RUNGS.get(t.rung).trains_backbone and RUNGS.get(t.rung).transfer),
+                default=FIDELITIES[-1])
+        adapted = []
+        for rung in sorted(rungs, key=lambda x: RUNGS.get(x).trains_backbone):  # stable: cheap first
+            t = self._attempt(r, rung, f if RUNGS.get(rung).trains_backbone else 1.0)
+            if t is not None:
+                t.target_im = self._target_im(r.models[(t.rung, t.fidelity)])
+                self.log(f"  {rung}: information maximisation on the target {t.target_im:+.3f} "
+                         f"(source-only {choice.rung}: {plan.source_im:+.3f}; lower is better)")
+                adapted.append(t)
+        return self._pick_adapted(r, choice, adapted)
+
+    def _target_im(self, est: Any) -> float:
+        """Information maximisation of ``est``'s predictions on the unlabeled target (lower is
+        better): the label-free criterion ``adapt='auto'`` chooses by (as in SHOT, Liang et al. 2020)."""
+        import torch
+
+        from headstart.tasks.feature_alignment import information_maximisation
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputShiftWarning)  # the target differs, as expected here
+            logits = est.decision_function(self.target)
+        return float(information_maximisation(torch.as_tensor(logits)))
+
+    def _pick_adapted(self, r: _Run, choice: Trial, adapted: list[Trial]) -> Trial:
+        """The lowest target information maximisation among the source-only ``choice`` and the
+        adaptation rungs, those that serve both domains only while their held-out source accuracy
+        stays within ``ADAPT_TOLERANCE`` of the choice's (a guard against a degenerate but
+        confident model); source-only when none beats it."""
+        plan = r.plan
+        base = self._paired_accuracy(choice, r.held)
+        plan.criterion = (f"information maximisation of the predictions on the {plan.n_target} unlabeled target "
+                          "inputs (label-free, lower is better; the criterion of adapt='auto'), over the source-only "
+                          f"pick and the adaptation rungs (fine-tunes only within {100 * ADAPT_TOLERANCE:g} points of "
+                          "its held-out source accuracy); no target label is used")
+        ok = []
+        for t in adapted:
+            if RUNGS.get(t.rung).adapts == "both" and t.val_accuracy < base - ADAPT_TOLERANCE:
+                plan.decisions.append(f"{t.rung}: held-out source accuracy {100 * t.val_accuracy:.1f}% is more than "
+                                      f"{100 * ADAPT_TOLERANCE:g} points below {choice.rung}'s ({100 * base:.1f}%): "
+                                      "not a candidate")
+            else:
+                ok.append(t)
+        best = min(ok, key=lambda t: t.target_im, default=None)
+        src = f"source-only {choice.rung} {plan.source_im:+.3f}"
+        if best is None or best.target_im >= plan.source_im:
+            what = f"best {best.rung} {best.target_im:+.3f}" if best is not None else "no candidate"
+            plan.decisions.append(f"no adaptation rung beat the source-only pick by the label-free criterion "
+                                  f"(target IM: {what} vs {src}): the source-only {choice.rung} is returned")
+            return choice
+        plan.decisions.append(f"{best.rung} picked without target labels: target IM {best.target_im:+.3f} vs {src} "
+                              "(lower is better)" + (f"; held-out source accuracy {100 * best.val_accuracy:.1f}% vs "
+                                                     f"{100 * base:.1f}%" if RUNGS.get(best.rung).adapts == "both" else ""))
+        plan.pick, plan.pick_fidelity, plan.negative_transfer = best.rung, best.fidelity, False
+        return best
 
     # -- the pick ------------------------------------------------------------------------
     def _best_runs(self, r: _Run, rungs: list[str]) -> list[Trial]:
@@ -697,14 +811,18 @@ class Planner(Params):
         if self.verbose:
             print(msg, flush=True)
 
-    def fit(self, X: Any, y: Any = None, *, val: Any = None, test: Any = None, spent: float = 0.0) -> "Planner":
+    def fit(self, X: Any, y: Any = None, *, val: Any = None, test: Any = None, unlabeled: Any = None,
+            spent: float = 0.0) -> "Planner":
         """Plan on X (val, if given, joins the data: the planner makes its own folds); ``test``
-        (or the estimator's ``test_size`` hold-out) scores the pick. ``spent``: seconds of the
-        budget already used by the caller (e.g. the CLI's start-up), taken off the budget."""
+        (or the estimator's ``test_size`` hold-out) scores the pick. ``unlabeled``: inputs of the
+        domain the model will meet (no labels): adaptation rungs join, chosen without target
+        labels. ``spent``: seconds of the budget already used by the caller (e.g. the CLI's
+        start-up), taken off the budget."""
         from headstart.api import DEFAULT_BACKBONES
 
         t0 = time.perf_counter()
-        est = type(self.estimator)(**self.estimator.get_params(deep=False))  # a clone: the original stays unfitted
+        # a clone (the original stays unfitted); the rungs say which adaptation each one does
+        est = type(self.estimator)(**{**self.estimator.get_params(deep=False), "adapt": None})
         data = est._read(X, y)
         if len(data) == 0 or data.labels is None:
             raise ValueError("the planner needs a non-empty labeled dataset")
@@ -716,6 +834,7 @@ class Planner(Params):
         if val_d is not None:
             data = data.concat(val_d)
         train, _, test_d = est._splits(data, None, test_d, early_stopping=False)
+        target = self._target(est, train, unlabeled)
         base = {k: v for k, v in est.get_params(deep=False).items()
                 if k not in ("strategy", "strategy_params", "head", "head_params", "run")}
         if base["backbone"] == "auto":
@@ -726,11 +845,13 @@ class Planner(Params):
                         margin=self.margin, folds=self.folds, rungs=self.rungs, z=self.z, refit=self.refit,
                         log=self._log)
         self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
-        self.plan_, best = ladder.run(train)
+        self.plan_, best = ladder.run(train, target)
         self.plan_.budget = budget  # as the user gave it: the plan's seconds count from the same start
         self.plan_.seconds = time.perf_counter() - t0 + spent
         self._log(self.plan_.format())
         best.verbose, best.run, best.data_report_ = est.verbose, est.run, est.data_report_
+        if target is not None:
+            best.shift_ = est.shift_
         best.plan_ = self.plan_
         best.strategy_reason_ = f"planner pick: {self.plan_.pick} ({'; '.join(self.plan_.decisions[-2:])})"
         best.splits_ = {"train": train, "val": None, "test": test_d}
@@ -739,6 +860,17 @@ class Planner(Params):
         best._write()
         self.best_estimator_ = best
         return self
+
+    @staticmethod
+    def _target(est: Any, train: LabeledData, unlabeled: Any) -> LabeledData | None:
+        """The unlabeled target inputs read in the data's modality, tested once for a shift (said aloud)."""
+        if unlabeled is None:
+            return None
+        from headstart.data.unlabeled import read_unlabeled
+
+        target = read_unlabeled(unlabeled, **est.data_.columns, modality=train.modality)
+        est._check_shift(train, target)
+        return target
 
     def predict(self, X: Any) -> Any:
         return self.best_estimator_.predict(X)

@@ -115,12 +115,24 @@ class Stepper:
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, loader: Any, device: torch.device) -> torch.Tensor:
     """Logits (N, C) in input order (a length-sorted loader's rows put back), eval mode, float32 on CPU."""
+    return predict_outputs(model, loader, device)[0]
+
+
+@torch.inference_mode()
+def predict_outputs(model: torch.nn.Module, loader: Any, device: torch.device,
+                    on_features: Callable[[torch.Tensor], Any] | None = None) -> tuple[torch.Tensor, Any]:
+    """(logits (N, C), ``on_features`` of the pooled features batch by batch, concatenated; None
+    without it), both in input order: the features an output-side check needs, from the same pass."""
     was = model.training
     model.eval()
-    out = []
+    out, extra = [], []
     for batch in loader:
         inputs = batch["inputs"]
         inputs = {k: v.to(device) for k, v in inputs.items()} if isinstance(inputs, dict) else inputs.to(device)
-        out.append(model(inputs).logits.float().cpu())
+        o = model(inputs)
+        out.append(o.logits.float().cpu())
+        if on_features is not None:
+            extra.append(torch.as_tensor(on_features(o.features.float().cpu())))
     model.train(was)
-    return in_input_order(torch.cat(out), loader)
+    logits = in_input_order(torch.cat(out), loader)
+    return logits, (in_input_order(torch.cat(extra), loader) if on_features is not None else None)

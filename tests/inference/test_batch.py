@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -106,3 +107,21 @@ def test_two_processes_under_torchrun_write_what_one_does(tiny_bundles, folder, 
     assert [r["input"] for r in a] == [r["input"] for r in b] and [r["label"] for r in a] == [r["label"] for r in b]
     np.testing.assert_allclose([float(r["p_red"]) for r in a], [float(r["p_red"]) for r in b], atol=1e-5)
     assert sorted(p.name for p in tmp_path.glob("two.csv*")) == ["two.csv"]
+
+
+def test_a_streamed_run_checks_its_inputs_and_writes_ood_scores(tiny_bundles, folder, tmp_path):
+    from headstart.adaptation.reference import InputShiftWarning
+    from tests.conftest import write_inverted
+
+    est = headstart.load(tiny_bundles["img"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputShiftWarning)  # inputs like the training data: quiet
+        predict_to_csv(est, read_image_files(folder), tmp_path / "p.csv", batch_size=8, progress=False, ood_score=True)
+    assert not est.input_check_.shifted and est.input_check_.n == 30
+    inside = np.array([float(r["ood_score"]) for r in rows(tmp_path / "p.csv")])
+    with pytest.warns(InputShiftWarning, match="these 30 inputs differ"):
+        predict_to_csv(est, read_image_files(write_inverted(folder, tmp_path / "inv")), tmp_path / "q.csv",
+                       batch_size=8, progress=False, ood_score=True)
+    got = rows(tmp_path / "q.csv")
+    assert list(got[0])[-2:] == ["ood_score", "error"]
+    assert np.median([float(r["ood_score"]) for r in got]) > 3 * np.median(inside)

@@ -261,3 +261,75 @@ def test_the_only_costly_rung_skips_halving_and_trains_once_at_full_budget_on_al
     plan, model = p.run(data)
     assert ("full_ft", 0.5, 160) in p.calls and ("full_ft", 1.0, 200) not in p.calls and p.clock <= 70.0
     assert not any("no halving" in d for d in plan.decisions)
+
+
+class ScriptedAdapting(ScriptedPlanner):
+    """ScriptedPlanner with scripted target information maximisation per rung (``ims``; the
+    source-only models by their rung too): what the label-free pick sees."""
+
+    def __init__(self, accs, ims, **kw):
+        super().__init__(accs, **kw)
+        self.ims = ims
+
+    def _target_im(self, est):
+        return self.ims[est.split(":")[1]]
+
+
+@pytest.fixture
+def target():
+    return headstart.data.sources.from_sequences([f"target {i}" for i in range(60)], None, "text")
+
+
+CHEAP = ["linear_probe", "prototype", "mlp_head"]
+
+
+def test_the_adaptation_rung_with_the_best_label_free_score_is_picked_and_the_criterion_named(data, target):
+    accs = {"linear_probe": 0.8, "prototype": 0.6, "mlp_head": 0.7, "feature_align": 0.3, "feature_align_st": 0.3}
+    p = ScriptedAdapting(accs, {"linear_probe": -0.2, "feature_align": -0.5, "feature_align_st": -0.6},
+                         rungs=CHEAP + ["feature_align", "feature_align_st"])
+    plan, model = p.run(data, target)
+    # source accuracy says nothing of a model carrying the target's statistics: the target IM decides
+    assert plan.pick == "feature_align_st" and model == "model:feature_align_st:1.0:200"
+    assert plan.source_im == -0.2 and plan.n_target == 60
+    assert {t.rung: t.target_im for t in plan.trials if t.target_im is not None} == {
+        "feature_align": -0.5, "feature_align_st": -0.6}
+    assert "information maximisation" in plan.criterion and "no target label" in plan.criterion
+    assert any(d.startswith("feature_align_st picked without target labels") for d in plan.decisions)
+    text = plan.format()
+    assert "criterion: information maximisation" in text and "target IM -0.600" in text
+
+
+def test_source_only_is_returned_when_no_adaptation_rung_beats_it_by_the_label_free_criterion(data, target):
+    p = ScriptedAdapting({"linear_probe": 0.8, "prototype": 0.6, "mlp_head": 0.7}, {
+        "linear_probe": -0.9, "feature_align": -0.5, "dann": -0.8}, rungs=CHEAP + ["feature_align", "dann"])
+    plan, model = p.run(data, target)
+    assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:200"
+    assert any("no adaptation rung beat the source-only pick by the label-free criterion" in d
+               for d in plan.decisions)
+    assert [c[:2] for c in p.calls if c[0] in ("feature_align", "dann")] == [("feature_align", 1.0), ("dann", 1.0)]
+
+
+def test_a_fine_tune_that_loses_source_accuracy_is_no_candidate_however_confident(data, target):
+    accs = {"linear_probe": 0.8, "prototype": 0.6, "mlp_head": 0.7, "dann": 0.5, "coral": 0.79}
+    p = ScriptedAdapting(accs, {"linear_probe": -0.2, "dann": -1.5, "coral": -0.4}, rungs=CHEAP + ["dann", "coral"])
+    plan, model = p.run(data, target)
+    assert plan.pick == "coral" and model == "model:coral:1.0:200"
+    assert any(d.startswith("dann: held-out source accuracy 50.0% is more than 5 points below") for d in plan.decisions)
+
+
+def test_adaptation_rungs_run_at_the_budget_a_fine_tune_reached_and_within_the_planners_budget(data, target):
+    accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, ("full_ft", 0.25): 0.8, ("full_ft", 0.5): 0.8,
+            "dann": 0.8, "mmd": 0.8}
+    p = ScriptedAdapting(accs, {"full_ft": -0.1, "dann": -0.3, "mmd": -0.4},
+                         rungs=CHEAP + ["full_ft", "dann", "mmd"], seconds={"dann": 80.0, "mmd": 80.0}, budget=60.0)
+    plan, model = p.run(data, target)
+    assert ("dann", 0.5, 160) in p.calls  # full_ft stopped at 0.5 (doubling did not pay)
+    # mmd's estimate is full_ft's faster pace (a lower bound): its step guard stops it in time
+    assert any(d.startswith("mmd at budget 0.5: stopped after 3 of 100 steps") for d in plan.decisions)
+    assert plan.pick == "dann" and p.clock <= 60.0
+    assert model == "model:dann:0.5:160"  # no time left to train it again on all the data
+
+
+def test_adaptation_rungs_need_target_data(data):
+    with pytest.raises(ValueError, match="adapt to unlabeled target data"):
+        ScriptedAdapting({}, {}, rungs=["linear_probe", "dann"]).run(data)

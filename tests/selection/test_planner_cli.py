@@ -152,3 +152,38 @@ def test_real_sentence_embeddings_lose_to_tfidf_on_a_keyword_and_the_plan_says_s
     test_acc = {b: json.loads((tmp_path / b / "headstart.json").read_text())["metrics"]["test"]["accuracy"]
                 for b in ("b", "p")}
     assert test_acc["b"] > test_acc["p"], test_acc
+
+
+def test_fit_with_a_budget_and_unlabeled_target_data_climbs_adaptation_rungs_chosen_without_target_labels(tmp_path):
+    from tests.conftest import write_image_folder, write_inverted
+
+    source = write_image_folder(tmp_path / "source", 16, 0)
+    target = write_inverted(write_image_folder(tmp_path / "held", 10, 5), tmp_path / "target")
+    out = tmp_path / "b"
+    r, _ = invoke(["fit", str(source), "--backbone", "tiny:cnn", "--budget", "3m", "--target-unlabeled", str(target),
+                   "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "-p", 'rungs=["linear_probe", "feature_align", "feature_align_st"]'])
+    plan = plan_of(out)
+    assert "target data: the target differs from the training data" in r.output  # tested once, said aloud
+    assert "InputShiftWarning" not in r.output  # an adapted rung scored on source inputs is no news
+    assert "criterion: information maximisation of the predictions on the 30 unlabeled target inputs" in r.output
+    ims = {t["rung"]: t["target_im"] for t in plan["trials"] if t["target_im"] is not None}
+    assert set(ims) == {"feature_align", "feature_align_st"} and plan["n_target"] == 30
+    best = min(ims, key=ims.get)
+    expected = best if ims[best] < plan["source_im"] else "linear_probe"  # never silently worse by the criterion
+    assert plan["pick"] == expected and "no target label is used" in plan["criterion"]
+    meta = json.loads((out / "headstart.json").read_text())
+    assert meta["reference"]["source"] == ("unlabeled target data" if expected != "linear_probe" else "training data")
+
+
+def test_plan_takes_unlabeled_target_data_and_fit_refuses_a_fixed_method_with_a_budget(tmp_path):
+    from tests.conftest import write_image_folder, write_inverted
+
+    source = write_image_folder(tmp_path / "source", 10, 0)
+    target = write_inverted(write_image_folder(tmp_path / "held", 10, 5), tmp_path / "target")
+    r, _ = invoke(["plan", str(source), "--backbone", "tiny:cnn", "--rungs", "linear_probe,feature_align",
+                   "--target-unlabeled", str(target), "--cache-dir", str(tmp_path / "c")])
+    assert "feature_align" in r.output and "criterion: information maximisation" in r.output
+    r = runner.invoke(app, ["fit", str(source), "--budget", "1m", "--adapt", "dann", "--target-unlabeled", str(target)])
+    said = " ".join(r.output.replace("│", " ").split())  # the error box wraps lines
+    assert r.exit_code != 0 and "the planner chooses the adaptation method itself" in said
