@@ -420,7 +420,7 @@ class Ladder:
         costly = [x for x in rungs if RUNGS.get(x).trains_backbone]
         alive = self._climb(r, costly)
         # 3. successive halving: the best half go on at twice the budget while it still pays
-        if not self._straight_to_full(r, alive, costly):
+        if adapting or not self._straight_to_full(r, alive, costly):  # adaptation fine-tunes reuse the budget halving reached
             self._halve(r, alive)
         # 4. the pick, and 5. the returned model, trained again on all the data
         choice = self._pick(r, rungs)
