@@ -19,7 +19,8 @@ def test_the_audio_feature_cache_serves_a_second_fit(tmp_path, audio_tones):
     kw = dict(backbone=f"hf:{whisper}", verbose=False, runtime={"cache_dir": str(tmp_path / "c")})
     Headstart(**kw).fit(str(train), test=str(test))
     again = Headstart(**kw).fit(str(train), test=str(test))
-    assert again.cache_.computed == 0 and again.cache_.reused == 14
+    # 10 training + 4 test clips, and the 10 training clips again for the bundle's input-check reference
+    assert again.cache_.computed == 0 and again.cache_.reused == 24
 
 
 def test_fine_tuning_trains_the_whisper_encoder_through_the_trainer(tmp_path, audio_tones):

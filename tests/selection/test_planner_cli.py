@@ -161,7 +161,8 @@ def test_real_sentence_embeddings_lose_to_tfidf_on_a_keyword_and_the_plan_says_s
     assert plan["pick"] == "tfidf" and plan["negative_transfer"], r.output
     assert any(d.startswith("NEGATIVE TRANSFER") for d in plan["decisions"])
     # on the same held-out test split (same seed), the linear probe on the embeddings does worse
-    invoke(["fit", str(data), "--strategy", "feature_extraction", "--head", "linear", "--out", str(tmp_path / "p"),
+    invoke(["fit", str(data), "--backbone", "minilm", "--strategy", "feature_extraction", "--head", "linear",
+            "--out", str(tmp_path / "p"),
             "--cache-dir", str(tmp_path / "c"), "--quiet"])
     test_acc = {b: json.loads((tmp_path / b / "headstart.json").read_text())["metrics"]["test"]["accuracy"]
                 for b in ("b", "p")}
