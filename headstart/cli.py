@@ -93,7 +93,8 @@ def _head_params(hidden: str | None, dropout: float | None) -> dict[str, Any]:
 
 @app.command(cls=RegistryHelp)
 def fit(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
-        backbone: str = typer.Option("auto", help="catalog alias or source:name (see `headstart backbones`)"),
+        backbone: str = typer.Option("auto", help="auto (text: the best probe among installed encoders and TF-IDF) "
+                                     "| catalog alias | source:name (see `headstart backbones`)"),
         task: str = typer.Option("auto", help="auto (from the labels) | {tasks} | "
                                  "one per label column for multitask, e.g. classification,regression"),
         strategy: str = typer.Option("auto", help="auto | plan | {strategies}"),
