@@ -290,7 +290,8 @@ class Headstart:
             raise ValueError(f"no labels found (expected a {self.data_.label_column!r} column, class folders, or y)")
         prev = getattr(self, "task_", None) if self.warm_start else None
         self.task_ = self._resolve_task(data)
-        self.backbone_choice_ = None
+        # a warm start continues the encoder the previous fit chose
+        self.backbone_choice_ = getattr(self, "backbone_choice_", None) if self.warm_start else None
         data, val, test = self._preflight(X, data, val, test)
         if unlabeled is not None:
             unlabeled = read_unlabeled(unlabeled, **self.data_.columns, modality=data.modality)
@@ -376,9 +377,8 @@ class Headstart:
         ``backbone_choice_`` keeps the scores. Another than the default chosen: its probe, the model
         that was measured (no fine-tuning), and a validation split carved for early stopping goes
         back into training."""
-        self.backbone_choice_ = None
-        if not (self.backbone == "auto" and train.modality == "text" and self.task_.name == "classification"
-                and self.adapt is None and not self.warm_start):
+        if self.warm_start or not (self.backbone == "auto" and train.modality == "text"
+                                   and self.task_.name == "classification" and self.adapt is None):
             return train, val
         from headstart.selection.encoders import choose_text_encoder
 

@@ -72,3 +72,14 @@ def test_an_explicit_backbone_is_never_second_guessed(tmp_path):
     path = write_text_csv(tmp_path / "t.csv", 24, 0)
     est = Headstart(backbone="tiny:bert", verbose=False, test_size=0.0, runtime={"cache_dir": False}).fit(path)
     assert est.backbone_choice_ is None and est.model_.backbone.spec == "tiny:bert"
+
+
+def test_a_warm_start_continues_the_encoder_the_first_fit_chose(tmp_path, monkeypatch):
+    import headstart.selection.encoders as enc
+
+    monkeypatch.setattr(enc, "TEXT_ENCODERS", ())  # TF-IDF against nothing: chosen
+    texts, labels = _keyword_texts(40, 2)
+    est = Headstart(verbose=False, test_size=0.0, runtime={"cache_dir": False}).fit(texts, labels)
+    first = est.backbone_choice_
+    est.set_params(warm_start=True).fit(texts, labels)
+    assert est.backbone_choice_ is first and est.model_.backbone.spec == SCRATCH_TEXT
