@@ -6,6 +6,10 @@ encoder (transfer does not always win on text).
 The features go through the feature cache, so the chosen encoder's are reused by the fit that
 follows. The comparison runs on a stratified subsample of at most ``MAX_SAMPLES`` examples; the
 probe's own C-by-CV score (``heads.probe.fit_probe``) is the measure, the same for every candidate.
+TF-IDF's vocabulary and idf are learned once on the compared texts, before the folds: label-free,
+but slightly optimistic for TF-IDF, which is the side a NEGATIVE TRANSFER verdict leans to anyway.
+The chosen encoder is built again by the fit (a second load of its weights, seconds; the features
+come from the cache).
 """
 from __future__ import annotations
 
