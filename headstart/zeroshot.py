@@ -164,7 +164,6 @@ def _read(data: Any, spec: DataSpec) -> LabeledData:
     if out.modality not in ("text", "image"):
         raise ValueError(f"zero-shot classifies texts or images; {data} holds {out.modality} inputs")
     empty = [] if out.modality == "image" else [o for o, t in zip(out.origins, out.items) if not str(t).strip()]
-    if empty = [o for o, t in zip(out.origins, out.items) if not str(t).strip()]
     if empty:
         raise ValueError(f"{len(empty)} empty text(s): {', '.join(empty[:10])}")
     return out

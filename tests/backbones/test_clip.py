@@ -42,3 +42,14 @@ def test_an_open_clip_model_is_a_dual_encoder_that_rebuilds_from_its_own_folder(
     assert isinstance(bb, DualEncoder) and bb.num_features == 16 and bb.pretrained_cfg.input_size == 32
     assert bb.encode_text(["a photo of a cat.", "dog", "bird"]).shape == (3, 16)
     check_backbone(bb)  # the rebuild reads open_clip_config.json saved beside backbone.json
+
+
+def test_fit_puts_a_probe_on_a_clip_image_tower_and_the_bundle_reloads_it(image_data, tmp_path):
+    import headstart
+
+    est = headstart.Headstart(backbone=f"hf:{tiny_clip_dir(tmp_path / 'c')}", strategy="feature_extraction",
+                              runtime={"cache_dir": tmp_path / "cache"}, verbose=False).fit(image_data[0])
+    assert est.model_.backbone.num_features == 16  # the projected image embeddings
+    est.save(tmp_path / "b")
+    again = headstart.load(tmp_path / "b")
+    assert again.predict(image_data[1]).tolist() == est.predict(image_data[1]).tolist()
