@@ -457,7 +457,10 @@ def _compare_data(data: Path, test: Path | None, cols: dict[str, str], task: str
 def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
          backbone: str = typer.Option("auto", help="catalog alias or source:name"),
          budget: Optional[str] = typer.Option(None, help="time budget, e.g. 10m (default: none)"),
-         rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder"),
+         rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder: linear_probe, "
+                                             "prototype, zero_shot, mlp_head, partial_ft, contrastive, full_ft, "
+                                             "scratch, tfidf, rocket (adaptation: feature_align, feature_align_st, "
+                                             "dann, coral, mmd)"),
          margin: float = typer.Option(0.01, help="accuracy a costlier rung must add to be climbed"),
          out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),
          test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
@@ -471,8 +474,11 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
                                                          "without target labels")) -> None:
     """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
     from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
-    budget, and say which strategy to use and why. With --target-unlabeled, adaptation rungs
-    (feature alignment, DANN, CORAL, MMD) too, picked by information maximisation on the target."""
+    budget, and say which strategy to use and why. Text adds zero-shot (prompts of the class names,
+    no training label; when the names are words) and contrastive body tuning (at most 64 examples
+    per class); partial fine-tuning is skipped for text, asked for with --rungs. With
+    --target-unlabeled, adaptation rungs (feature alignment, DANN, CORAL, MMD) too, picked by
+    information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import Runtime
