@@ -403,3 +403,14 @@ def test_plan_picks_the_zero_shot_rung_and_bundles_it(text_data, tmp_path):
     import json
 
     assert json.loads((tmp_path / "b" / "headstart.json").read_text())["plan"]["pick"] == "zero_shot"
+
+
+def test_the_zero_shot_rung_classifies_images_with_a_dual_encoder_backbone(image_data, tmp_path):
+    from headstart.data.sources import read_folder
+    from headstart.testing.clip import tiny_clip_dir
+
+    params = Ladder({"seed": 0, "backbone": f"hf:{tiny_clip_dir(tmp_path / 'clip')}",
+                     "runtime": {"cache_dir": tmp_path / "c"}})._params("zero_shot", "image", 1.0)
+    est = RUNGS.get("zero_shot").fit(params, read_folder(image_data[1]))
+    assert est.modality_ == "image" and sorted(est.classes_) == ["blue", "green", "red"]
+    assert len(est.predict(read_folder(image_data[0]))) == 36
