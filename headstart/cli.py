@@ -627,7 +627,7 @@ def zeroshot(data: Path = typer.Argument(..., help="what to classify (and calibr
                                           "a CLIP-style dual encoder (hf:openai/clip-vit-base-patch32, "
                                           "hf:google/siglip-base-patch16-224, open_clip:ViT-B-32/laion2b_s34b_b79k)"),
              no_calibrate: bool = typer.Option(False, "--no-calibrate", help="keep the raw similarities (no "
-                                               "per-class centring on DATA's texts)"),
+                                               "per-class centring on DATA's inputs)"),
              no_self_train: bool = typer.Option(False, "--no-self-train", help="no probe on the surest inputs"),
              out: Path = typer.Option(Path("headstart-zeroshot"), help="bundle directory to write"),
              text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",
