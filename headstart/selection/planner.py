@@ -166,6 +166,20 @@ def ladder_for(modality: str) -> list[str]:
     return [r for r in LADDER if r not in ("scratch", "partial_ft", "rocket")]
 
 
+def default_ladder(data: LabeledData) -> tuple[list[str], list[str]]:
+    """The rungs of ``ladder_for(data.modality)`` that apply to these labeled data, and a line
+    for each one left out saying why (zero-shot: class names that are not words; contrastive:
+    more than ``CONTRASTIVE_MAX_PER_CLASS`` examples per class)."""
+    keep, left_out = [], []
+    for rung in ladder_for(data.modality):
+        why = RUNGS.get(rung).applies(data) if RUNGS.get(rung).applies else ""
+        if why:
+            left_out.append(f"{rung}: not run — {why}")
+        else:
+            keep.append(rung)
+    return keep, left_out
+
+
 @dataclass
 class Trial:
     rung: str
@@ -474,7 +488,10 @@ class Ladder:
         folds = stratified_folds(data.labels, self.folds, self.base.get("seed", 0) + 7)
         r = _Run(data, folds, Plan(budget=self.budget, folds=len(folds)), self._now())
         r.plan.n_fit, r.plan.n_val = len(r.fit), len(r.val)
-        rungs = [x for x in self.rungs or [] if not RUNGS.get(x).adapts] or self._applicable(r, ladder_for(data.modality))
+        rungs = [x for x in self.rungs or [] if not RUNGS.get(x).adapts]
+        if not rungs:
+            rungs, left_out = default_ladder(data)
+            r.plan.decisions += left_out
         adapting = [x for x in self.rungs or [] if RUNGS.get(x).adapts] or list(ADAPT_LADDER if target else ())
         if adapting and target is None:
             raise ValueError(f"rung(s) {adapting} adapt to unlabeled target data: give it (Planner.fit(..., "
@@ -496,18 +513,6 @@ class Ladder:
         est = self._train_on_all(r, choice)
         r.plan.seconds = self._used(r)
         return r.plan, est
-
-    @staticmethod
-    def _applicable(r: _Run, rungs: list[str]) -> list[str]:
-        """The default ladder less the rungs that do not apply to these data, each said in a decision."""
-        keep = []
-        for rung in rungs:
-            why = RUNGS.get(rung).applies(r.data) if RUNGS.get(rung).applies else ""
-            if why:
-                r.plan.decisions.append(f"{rung}: not run — {why}")
-            else:
-                keep.append(rung)
-        return keep
 
     def _cross_validate(self, r: _Run, rung: str) -> Trial | None:
         """Score a cheap rung on every fold (each example predicted by the model of the fold that
