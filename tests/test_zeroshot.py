@@ -233,3 +233,14 @@ def test_cli_zeroshot_on_an_image_folder_writes_a_bundle_that_predict_loads(imag
     assert json.loads(r.output)[0]["label"] in ("red", "green", "blue")
     same = headstart.load(out)
     assert same.model_.backbone.num_features == 16 and same.meta_["strategy"]["name"] == "zero_shot"
+
+
+def test_a_csv_of_image_paths_is_read_through_its_path_column(image_data, tmp_path):
+    files = sorted(image_data[1].rglob("*.png"))
+    with open(tmp_path / "imgs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "colour"])
+        w.writerows([str(p), p.parent.name] for p in files)
+    est = zero_shot(tmp_path / "imgs.csv", "red,green,blue", backbone=_clip(tmp_path, "siglip"), verbose=False,
+                    data_spec={"path_column": "file", "label_column": "colour"}, runtime={"cache_dir": False})
+    assert est.modality_ == "image" and est.metrics_["zero_shot"]["scored_on"] == len(files) == 18
