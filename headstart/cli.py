@@ -476,7 +476,8 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
     from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
     budget, and say which strategy to use and why. Text adds zero-shot (prompts of the class names,
     no training label; when the names are words) and contrastive body tuning (at most 64 examples
-    per class); partial fine-tuning is skipped for text, asked for with --rungs. With
+    per class); partial fine-tuning is skipped for text, asked for with --rungs (as is zero_shot for
+    images, with a CLIP-style --backbone). With
     --target-unlabeled, adaptation rungs (feature alignment, DANN, CORAL, MMD) too, picked by
     information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
