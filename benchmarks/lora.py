@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.splits import load_rotten_tomatoes, text_train_indices  # noqa: E402
 
 LABELS = {0: "rotten", 1: "fresh"}
-LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "lr": 1e-3, "epochs": 5, "batch_size": 8}
+from headstart.recipes import LORA_TUNING as LORA  # noqa: E402  (the recipe the planner's lora rung uses)
 
 
 def method_params(method: str) -> dict:

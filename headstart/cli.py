@@ -459,8 +459,8 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          budget: Optional[str] = typer.Option(None, help="time budget, e.g. 10m (default: none)"),
          rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder: linear_probe, "
                                              "prototype, zero_shot, mlp_head, partial_ft, contrastive, full_ft, "
-                                             "scratch, tfidf, rocket (adaptation: feature_align, feature_align_st, "
-                                             "dann, coral, mmd)"),
+                                             "lora (only when asked), scratch, tfidf, rocket (adaptation: "
+                                             "feature_align, feature_align_st, dann, coral, mmd)"),
          margin: float = typer.Option(0.01, help="accuracy a costlier rung must add to be climbed"),
          out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),
          test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
@@ -477,8 +477,8 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
     budget, and say which strategy to use and why. Text adds zero-shot (prompts of the class names,
     no training label; when the names are words) and contrastive body tuning (at most 64 examples
     per class); partial fine-tuning is skipped for text, asked for with --rungs (as is zero_shot for
-    images, with a CLIP-style --backbone). With
-    --target-unlabeled, adaptation rungs (feature alignment, DANN, CORAL, MMD) too, picked by
+    images, with a CLIP-style --backbone, and lora: LoRA adapters, which on CPU cost about a full
+    fine-tune). With --target-unlabeled, adaptation rungs (feature alignment, DANN, CORAL, MMD) too, picked by
     information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart

@@ -124,6 +124,10 @@ for _rung in [
     Rung("contrastive", "tune the body on pairs of the labels (SetFit-style), then a probe", True, True,
          lambda m, f: recipes.contrastive(f), applies=_few_per_class, beside=True),
     Rung("full_ft", "fine-tune everything, layer-wise lr decay", True, True, recipes.fine_tuning),
+    # not in the default ladder: on CPU a LoRA step costs nearly a full fine-tune's (0.42 against 0.53 s,
+    # MiniLM batch 8: the frozen forward pass dominates) and it matched it (benchmarks/lora.py), so it
+    # answers "a small adapter", not "a better model"; ask for it with rungs=
+    Rung("lora", "LoRA adapters (PEFT) + the head, the pretrained weights frozen", True, True, recipes.lora),
     Rung("scratch", "small CNN from random initialisation", True, False, recipes.scratch),
     Rung("tfidf", "TF-IDF word 1-2-grams + logistic regression, from scratch", False, False,
          lambda m, f: recipes.scratch("text"), prior=3.0),
@@ -131,8 +135,9 @@ for _rung in [
          lambda m, f: recipes.scratch("timeseries"), prior=3.0),
 ]:
     RUNGS.register(_rung.name)(_rung)
-LADDER = ("linear_probe", "prototype", "zero_shot", "mlp_head", "partial_ft", "contrastive", "full_ft", "scratch",
-          "tfidf", "rocket")
+LADDER = ("linear_probe", "prototype", "zero_shot", "mlp_head", "partial_ft", "contrastive", "full_ft", "lora",
+          "scratch", "tfidf", "rocket")
+OPT_IN = ("lora",)  # in no default ladder: asked for with rungs=
 TEXT_ONLY = ("zero_shot", "contrastive", "tfidf")
 # With unlabeled target data: adaptation rungs, the ones on cached features first (seconds), then
 # the fine-tunes with an adaptation loss (each about a transfer fine-tune's cost, or more).
@@ -154,16 +159,17 @@ ADAPT_LADDER = ("feature_align", "feature_align_st", "dann", "coral", "mmd")
 
 def ladder_for(modality: str) -> list[str]:
     """Rungs that apply. From scratch, images get the small CNN, texts TF-IDF + logistic
-    regression, time series ROCKET + logistic regression. Zero-shot and contrastive tuning are for
+    regression, time series ROCKET + logistic regression. LoRA is never in it (``OPT_IN``: see its
+    rung). Zero-shot and contrastive tuning are for
     text (zero-shot images need a CLIP-style backbone: ask for it with ``rungs=``). Text also skips partial fine-tuning,
     which costs a text encoder nearly what full fine-tuning does (the forward pass dominates) and
     lands below it (Rotten Tomatoes N=500: 75.5% in 110 s against 77.7% in 134 s,
     benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
-        return [r for r in LADDER if r not in (*TEXT_ONLY, "rocket")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "rocket")]
     if modality == "timeseries":  # from scratch: ROCKET (benchmarks/timeseries.py: it often wins)
-        return [r for r in LADDER if r not in (*TEXT_ONLY, "scratch")]
-    return [r for r in LADDER if r not in ("scratch", "partial_ft", "rocket")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "scratch")]
+    return [r for r in LADDER if r not in (*OPT_IN, "scratch", "partial_ft", "rocket")]
 
 
 def default_ladder(data: LabeledData) -> tuple[list[str], list[str]]:

@@ -216,3 +216,18 @@ def test_plan_runs_the_zero_shot_and_contrastive_rungs_on_a_small_text_csv(tmp_p
     assert {t["rung"] for t in plan_of(out)["trials"]} == {"zero_shot", "contrastive"}
     r, _ = invoke(["predict", str(out), "a quiet triumph", "--format", "json"])
     assert json.loads(r.output)[0]["label"] in ("fresh", "rotten")
+
+
+def test_plan_runs_the_lora_rung_when_asked_and_its_pick_reloads(tmp_path):
+    """lora (not in the default ladder) climbs like a fine-tune from a quarter of its epochs; the
+    bundle of the pick keeps adapter + head and predicts after reloading."""
+    data = text_csv(tmp_path / "t.csv", rotten_rows()[:32])
+    out = tmp_path / "b"
+    r, _ = invoke(["plan", str(data), "--backbone", "tiny:bert", "--rungs", "lora", "--out", str(out),
+                   "--cache-dir", str(tmp_path / "c")])
+    assert re.search(r"lora\s+0\.25\s+held-out", r.output), r.output
+    assert {t["rung"] for t in plan_of(out)["trials"]} == {"lora"}
+    meta = json.loads((out / "headstart.json").read_text())
+    assert meta["strategy"]["name"] == "lora"
+    r, _ = invoke(["predict", str(out), "a quiet triumph", "--format", "json"])
+    assert json.loads(r.output)[0]["label"] in ("fresh", "rotten")
