@@ -3,13 +3,13 @@
 ``timm:convnext_tiny.fb_in1k``, ``hf:bert-base-uncased``, ``torchvision:resnet50``,
 ``local:/path``, ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data),
 ``ts:fcn`` (a 1-D CNN for time series that headstart pretrains), ``rocket:10000`` (random
-convolutional kernels, the time-series baseline),
+convolutional kernels, the time-series baseline), ``aisfx:cnn`` (a sound-effects CNN),
 a catalog alias (``efficientnet_lite0``, ``minilm``), and
 ``scratch:<any of those>`` for the same architecture randomly initialised.
 """
 from __future__ import annotations
 
-from headstart.backbones import local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
+from headstart.backbones import aisfx, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones._sources import SOURCES
 from headstart.backbones.catalog import CATALOG, available_offline, build_alias
@@ -22,6 +22,7 @@ SOURCES.register("tiny")(tiny.build)
 SOURCES.register("tfidf")(tfidf.build)
 SOURCES.register("ts")(ts_pretrain.build)
 SOURCES.register("rocket")(rocket.build)
+SOURCES.register("aisfx")(aisfx.build)
 
 
 def build_backbone(spec: str, pretrained: bool = True) -> Backbone:

@@ -15,6 +15,7 @@ OFFLINE_SPECS = {
     "tfidf": ["tfidf:1-2", "tfidf:1-1"],
     "ts": ["ts:fcn_tiny", "scratch:ts:fcn"],
     "rocket": ["rocket:64", "rocket:50-3"],
+    "aisfx": ["scratch:aisfx:cnn"],
 }
 
 
