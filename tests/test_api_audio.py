@@ -45,9 +45,8 @@ def test_an_ast_fit_says_it_resamples_the_8_khz_clips_to_16_khz(tmp_path, audio_
     assert est.predict_proba(str(test)).shape == (4, 2)
 
 
-def test_the_aisfx_architecture_fits_through_the_trainer_at_44_1_khz(tmp_path, audio_tones, capsys):
+def test_the_aisfx_architecture_fits_at_44_1_khz_and_says_so(tmp_path, audio_tones, capsys):
     train, test, _ = audio_tones
-    est = Headstart(backbone="scratch:aisfx:cnn", strategy="fine_tuning", strategy_params={"steps": 1},
-                    runtime={"batch_size": 4, "cache_dir": False}).fit(str(train), test=str(test))
+    est = Headstart(backbone="scratch:aisfx:cnn", runtime={"cache_dir": False}).fit(str(train), test=str(test))
     assert "resampling 8 kHz -> 44.1 kHz for scratch:aisfx:cnn" in capsys.readouterr().out
     assert est.predict_proba(str(test)).shape == (4, 2)
