@@ -193,3 +193,16 @@ def test_hubert_is_an_hf_audio_encoder_pooled_over_the_clip(tmp_path):
     with torch.no_grad():
         alone = bb({"waveform": both["waveform"][:1, :6000], "lengths": both["lengths"][:1]})
         assert bb(both).shape == (2, 16) and torch.allclose(bb(both)[0], alone[0], atol=1e-4)
+
+
+def test_clips_longer_than_the_ast_window_are_said_to_be_cut(ast_dir, tmp_path):
+    from headstart.backbones.prepare import prepare_backbone, window_note
+    from headstart.data import read_data
+    from headstart.testing.audio import tone_folder
+
+    long = read_data(tone_folder(tmp_path / "long", 1, seconds=1.5))
+    bb = prepare_backbone(f"hf:{ast_dir}", long)  # the tiny AST reads 1 s
+    assert window_note(long, bb) == (f"clips up to 1.5 s are longer than the 1 s window of hf:{ast_dir}: predictions "
+                                     "read their first 1 s, training a random 1 s of each")
+    short = read_data(tone_folder(tmp_path / "short", 1, seconds=0.5))
+    assert window_note(short, prepare_backbone(f"hf:{ast_dir}", short)) is None
