@@ -457,7 +457,10 @@ def _compare_data(data: Path, test: Path | None, cols: dict[str, str], task: str
 def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per class), or CSV/JSONL"),
          backbone: str = typer.Option("auto", help="catalog alias or source:name"),
          budget: Optional[str] = typer.Option(None, help="time budget, e.g. 10m (default: none)"),
-         rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder"),
+         rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder: linear_probe, "
+                                             "prototype, zero_shot, mlp_head, partial_ft, contrastive, full_ft, "
+                                             "scratch, tfidf, rocket (adaptation: feature_align, feature_align_st, "
+                                             "dann, coral, mmd)"),
          margin: float = typer.Option(0.01, help="accuracy a costlier rung must add to be climbed"),
          out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),
          test: Optional[Path] = typer.Option(None, help="explicit test data (else a stratified split)"),
@@ -471,8 +474,12 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
                                                          "without target labels")) -> None:
     """Climb the ladder — linear probe, prototypes, MLP head, partial and full fine-tuning, and a
     from-scratch rung — cheap rungs by cross-validation, costly ones on a held-out fold, within the
-    budget, and say which strategy to use and why. With --target-unlabeled, adaptation rungs
-    (feature alignment, DANN, CORAL, MMD) too, picked by information maximisation on the target."""
+    budget, and say which strategy to use and why. Text adds zero-shot (prompts of the class names,
+    no training label; when the names are words) and contrastive body tuning (at most 64 examples
+    per class); partial fine-tuning is skipped for text, asked for with --rungs (as is zero_shot for
+    images, with a CLIP-style --backbone). With
+    --target-unlabeled, adaptation rungs (feature alignment, DANN, CORAL, MMD) too, picked by
+    information maximisation on the target."""
     started = time.perf_counter()  # the budget counts from here, the library's imports included
     from headstart.api import Headstart
     from headstart.config import Runtime
@@ -608,35 +615,40 @@ def shift(source: Annotated[Path, typer.Argument(help="the training data: image 
 
 
 @app.command()
-def zeroshot(data: Path = typer.Argument(..., help="CSV/TSV/JSONL of the texts to classify (and calibrate on); a "
-                                         "label column, if present, only scores the result"),
+def zeroshot(data: Path = typer.Argument(..., help="what to classify (and calibrate on): a CSV/TSV/JSONL of texts "
+                                         "or of image paths, or an image folder (flat, or one subfolder per "
+                                         "class); labels, if present, only score the result"),
              labels: str = typer.Option(..., help="the classes: 'positive,negative', 'fresh: a positive review,"
                                         "rotten: a negative review', or a .txt (one per line, 'label: description' "
                                         "optional) / .json {label: description} file"),
              template: list[str] = typer.Option([], "--template", help="prompt with a {label} slot, e.g. 'This "
-                                                "review is {label}.' (repeatable: averaged; default: a generic set)"),
-             backbone: str = typer.Option("mpnet", help="a sentence encoder: mpnet, minilm, hf:NAME ..."),
+                                                "review is {label}.' (repeatable: averaged; default: a generic set; "
+                                                "images: 'a photo of a {label}.' and CLIP's 7 ImageNet templates)"),
+             backbone: str = typer.Option("mpnet", help="texts: a sentence encoder (mpnet, minilm, hf:NAME); images: "
+                                          "a CLIP-style dual encoder (hf:openai/clip-vit-base-patch32, "
+                                          "hf:google/siglip-base-patch16-224, open_clip:ViT-B-32/laion2b_s34b_b79k)"),
              no_calibrate: bool = typer.Option(False, "--no-calibrate", help="keep the raw similarities (no "
-                                               "per-class centring on DATA's texts)"),
-             no_self_train: bool = typer.Option(False, "--no-self-train", help="no probe on the surest texts"),
+                                               "per-class centring on DATA's inputs)"),
+             no_self_train: bool = typer.Option(False, "--no-self-train", help="no probe on the surest inputs"),
              out: Path = typer.Option(Path("headstart-zeroshot"), help="bundle directory to write"),
-             text_column: TextColumn = "text", label_column: LabelColumn = "label",
+             text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",
              batch_size: int = typer.Option(64), seed: int = typer.Option(0),
              cache_dir: CacheDir = None, device: Device = None, quiet: bool = typer.Option(False)) -> None:
-    """Classify texts with no labeled examples: similarity to the class names or descriptions,
-    calibrated and self-trained on DATA's own texts; writes a bundle predict/serve use."""
+    """Classify texts or images with no labeled examples: similarity to prompts made from the class
+    names or descriptions (averaged over templates), calibrated and self-trained on DATA's own
+    inputs; writes a bundle predict/serve use."""
     from headstart.zeroshot import zero_shot
 
     try:
         zero_shot(data, labels, templates=template or None, backbone=backbone, calibrate=not no_calibrate,
                   self_train=not no_self_train, out=out, seed=seed, verbose=not quiet,
                   runtime={"device": device, "batch_size": batch_size, "cache_dir": cache_dir},
-                  data_spec={"text_column": text_column, "label_column": label_column})
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
+                  data_spec={"text_column": text_column, "path_column": path_column, "label_column": label_column})
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:  # bad input, unknown backbone, no open_clip
+        typer.echo(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", err=True)
         raise typer.Exit(1) from None
     if not quiet:
-        typer.echo(f"next:\n  headstart predict {out} TEXTS.csv --out predictions.csv\n  headstart serve {out}")
+        typer.echo(f"next:\n  headstart predict {out} INPUTS --out predictions.csv\n  headstart serve {out}")
 
 
 @app.command()

@@ -69,6 +69,20 @@ def mlp_head() -> dict[str, Any]:
     return {"strategy": "feature_extraction", "head": "mlp"}
 
 
+def contrastive(fidelity: float = 1.0) -> dict[str, Any]:
+    """Contrastive body tuning (``task="contrastive"``) at a fraction of its optimizer-step budget
+    (``CONTRASTIVE_TUNING``: 40 steps of 16 texts), then a probe on the tuned body."""
+    steps = max(4, round(CONTRASTIVE_TUNING["max_steps"] * fidelity))
+    return {"task": "contrastive", "strategy": "fine_tuning",
+            "strategy_params": {**CONTRASTIVE_TUNING, "steps": steps, "max_steps": steps}}
+
+
+def zero_shot() -> dict[str, Any]:
+    """Zero-shot: similarity to prompts made from the class names (``headstart.zeroshot``); the
+    planner fits it with no training label (``strategy`` names it, ``Headstart`` never sees it)."""
+    return {"strategy": "zero_shot", "head": "cosine"}
+
+
 def adaptation(method: str, modality: str = "image", fidelity: float = 1.0, **task_params: Any) -> dict[str, Any]:
     """Domain adaptation to an unlabeled target: ``feature_align`` is a linear probe on the
     per-domain standardised cached features (no training); the others (dann, coral, mmd, entropy)

@@ -1,10 +1,14 @@
-"""Zero-shot text classification: no labeled examples, only the class names or descriptions.
+"""Zero-shot classification of texts or images: no labeled examples, only the class names or
+descriptions.
 
-Each class becomes prompts ("This review is positive.", several templates averaged); a sentence
-encoder embeds the prompts and the texts, and a text's scores are its cosine similarities to
-each class's mean prompt vector (the ``cosine`` head holds those vectors, so the result is an
-ordinary bundle that ``load`` / ``predict`` / ``serve`` use). Two steps use the unlabeled texts
-of DATA themselves (their labels, if any, are used only to score the result):
+Each class becomes prompts ("This review is positive.", several templates averaged: a prompt
+ensemble, as in CLIP's paper, Radford et al. 2021 — each prompt's embedding normalised, then the
+class's mean); an encoder embeds the prompts and the inputs, and an input's scores are its cosine
+similarities to each class's mean prompt vector (the ``cosine`` head holds those vectors, so the
+result is an ordinary bundle that ``load`` / ``predict`` / ``serve`` use). Texts need a sentence
+encoder; images a CLIP-style dual encoder (``hf:`` CLIP / SigLIP ids, ``open_clip:`` specs: see
+``headstart.backbones.clip``), whose text tower embeds the prompts into its image space. Two
+steps use the unlabeled inputs of DATA themselves (their labels, if any, only score the result):
 
 1. calibration: each class's mean similarity over DATA is subtracted, so a prompt that is close
    to every text (a generic word, a longer prompt) does not swallow all the predictions;
@@ -12,7 +16,8 @@ of DATA themselves (their labels, if any, are used only to score the result):
    surest of (the top ``SELF_TRAIN_SHARE`` per class by margin), and replaces the class vectors.
    Skipped, saying why, when a class has fewer than ``SELF_TRAIN_MIN`` such texts.
 
-Measured on Rotten Tomatoes in ``benchmarks/zero_shot.py``.
+Measured on Rotten Tomatoes in ``benchmarks/zero_shot.py``; images only on tiny random CLIPs
+(no CLIP weights ship offline here).
 """
 from __future__ import annotations
 
@@ -26,11 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from headstart.api import Headstart
-from headstart.backbones import build_backbone
+from headstart.backbones import DualEncoder, build_backbone
 from headstart.backbones.prepare import resolve_device
 from headstart.config import DataSpec, Runtime
 from headstart.data._base import LabeledData
+from headstart.data._base import IMAGE_EXTENSIONS
 from headstart.data.sources import from_sequences, read_data
+from headstart.data.unlabeled import read_image_files
 from headstart.features.cache import FeatureCache, extract_features
 from headstart.heads import build_head
 from headstart.heads.probe import fit_probe
@@ -39,6 +46,11 @@ from headstart.tasks import build_task
 
 # Used when no template is given: generic enough for any text, averaged (a prompt ensemble).
 DEFAULT_TEMPLATES = ("{label}", "This is {label}.", "This text is about {label}.", "It is {label}.")
+# Images: "a photo of a {label}." and the 7 templates the CLIP authors selected for ImageNet from
+# their 80 (github.com/openai/CLIP, notebooks/Prompt_Engineering_for_ImageNet.ipynb).
+DEFAULT_IMAGE_TEMPLATES = ("a photo of a {label}.", "itap of a {label}.", "a bad photo of the {label}.",
+                           "a origami {label}.", "a photo of the large {label}.", "a {label} in a video game.",
+                           "art of the {label}.", "a photo of the small {label}.")
 SELF_TRAIN_SHARE = 0.1  # of the texts, per class (N / C * share), the surest by calibrated margin
 SELF_TRAIN_MIN = 8  # per class, or self-training is skipped
 
@@ -90,10 +102,11 @@ def parse_labels(labels: str | Path | Sequence[str] | Mapping[str, str]) -> dict
     return dict(pairs)
 
 
-def check_templates(templates: Sequence[str] | None) -> tuple[str, ...]:
-    """The templates, each with a ``{label}`` slot (default: ``DEFAULT_TEMPLATES``)."""
+def check_templates(templates: Sequence[str] | None, modality: str = "text") -> tuple[str, ...]:
+    """The templates, each with a ``{label}`` slot (default: ``DEFAULT_TEMPLATES``, for images
+    ``DEFAULT_IMAGE_TEMPLATES``)."""
     if not templates:
-        return DEFAULT_TEMPLATES
+        return DEFAULT_IMAGE_TEMPLATES if modality == "image" else DEFAULT_TEMPLATES
     bad = [t for t in templates if "{label}" not in t]
     if bad:
         raise ValueError(f"template(s) {bad} have no {{label}} slot, e.g. 'This review is {{label}}.'")
@@ -103,6 +116,13 @@ def check_templates(templates: Sequence[str] | None) -> tuple[str, ...]:
 def prompts(descriptions: Sequence[str], templates: Sequence[str]) -> list[str]:
     """Every class's prompts, class by class (C * T strings)."""
     return [t.replace("{label}", d) for d in descriptions for t in templates]
+
+
+def class_vectors(p: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The prompt ensemble: prompt embeddings (C * T, D), class by class -> (C, D), each class
+    the mean of its T prompts' unit vectors (CLIP's ensembling; the head normalises the mean)."""
+    v = p.reshape(n_classes, len(p) // n_classes, -1)  # (C, T, D)
+    return F.normalize(v.double(), dim=-1).mean(1)
 
 
 def check_labels(data: LabeledData, classes: Sequence[str]) -> None:
@@ -117,21 +137,33 @@ def check_labels(data: LabeledData, classes: Sequence[str]) -> None:
                          f"({', '.join(classes)}): {shown}")
 
 
+def _read_folder(root: Path) -> LabeledData:
+    """An image folder: flat (unlabeled), or one subfolder per class (the names score the result)."""
+    if any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in root.iterdir()):
+        return read_image_files(root)
+    return read_data(root)
+
+
 def _read(data: Any, spec: DataSpec) -> LabeledData:
     if isinstance(data, LabeledData):
         out = data
     elif isinstance(data, (str, Path)):
-        if not Path(data).is_file():
-            raise FileNotFoundError(f"{data}: no such file (a CSV/TSV/JSONL with a {spec.text_column!r} column)")
-        out = read_data(Path(data), text_column=spec.text_column, path_column=spec.path_column,
-                        label_column=spec.label_column)
-    elif isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):  # (texts, labels)
-        out = from_sequences(list(data[0]), list(data[1]), "text")
+        p = Path(data)
+        if p.is_dir():
+            out = _read_folder(p)
+        elif not p.is_file():
+            raise FileNotFoundError(f"{data}: no such file or folder (a CSV/TSV/JSONL with a {spec.text_column!r} "
+                                    f"or {spec.path_column!r} column, or an image folder)")
+        else:
+            out = read_data(p, text_column=spec.text_column, path_column=spec.path_column,
+                            label_column=spec.label_column)
+    elif isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):  # (inputs, labels)
+        out = from_sequences(list(data[0]), list(data[1]))
     else:
-        out = from_sequences(list(data), None, "text")
-    if out.modality != "text":
-        raise ValueError(f"zero-shot classifies texts; {data} holds {out.modality} inputs")
-    empty = [o for o, t in zip(out.origins, out.items) if not str(t).strip()]
+        out = from_sequences(list(data), None)
+    if out.modality not in ("text", "image"):
+        raise ValueError(f"zero-shot classifies texts or images; {data} holds {out.modality} inputs")
+    empty = [] if out.modality == "image" else [o for o, t in zip(out.origins, out.items) if not str(t).strip()]
     if empty:
         raise ValueError(f"{len(empty)} empty text(s): {', '.join(empty[:10])}")
     return out
@@ -145,10 +177,10 @@ def logit_scale(sims: np.ndarray) -> float:
 
 
 def confident_rows(scores: np.ndarray, share: float = SELF_TRAIN_SHARE, minimum: int = SELF_TRAIN_MIN,
-                   names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """Rows to self-train on: per class, the ``share * N / C`` texts predicted as that class with
+                   names: Sequence[str] | None = None, noun: str = "texts") -> tuple[np.ndarray, np.ndarray, str]:
+    """Rows to self-train on: per class, the ``share * N / C`` inputs predicted as that class with
     the largest margin over the runner-up. Returns (rows, their classes, "") or empty arrays and
-    why not."""
+    why not (``noun``: what the inputs are called in it)."""
     n, c = scores.shape
     pred = scores.argmax(1)
     top2 = np.sort(scores, 1)[:, -2:]
@@ -160,8 +192,8 @@ def confident_rows(scores: np.ndarray, share: float = SELF_TRAIN_SHARE, minimum:
         take = mine[np.argsort(-margin[mine], kind="stable")][:k]
         if len(take) < minimum:
             return (np.empty(0, int), np.empty(0, int),
-                    f"class {names[j] if names else j!r} has {len(take)} confident texts (of {n}: {share:.0%} per class, at least "
-                    f"{minimum} needed); more unlabeled texts would allow it")
+                    f"class {names[j] if names else j!r} has {len(take)} confident {noun} (of {n}: {share:.0%} per class, at "
+                    f"least {minimum} needed); more unlabeled {noun} would allow it")
         rows.append(take)
         cls.append(np.full(len(take), j))
     return np.concatenate(rows), np.concatenate(cls), ""
@@ -172,13 +204,15 @@ def _accuracy(scores: np.ndarray, targets: np.ndarray | None) -> float | None:
 
 
 class ZeroShot:
-    """The steps, on embedded texts ``x`` (N, D) and class vectors ``v`` (C, D); ``stages_``
-    holds each stage's (N, C) scores and ``head`` the final one's weights."""
+    """The steps, on embedded inputs ``x`` (N, D) and class vectors ``v`` (C, D); ``stages_``
+    holds each stage's (N, C) scores and ``head`` the final one's weights. ``noun``: what the
+    inputs are called in the messages."""
 
     def __init__(self, calibrate: bool = True, self_train: bool = True, seed: int = 0,
-                 classes: Sequence[str] | None = None) -> None:
+                 classes: Sequence[str] | None = None, noun: str = "texts") -> None:
         self.calibrate = calibrate
         self.classes = classes
+        self.noun = noun
         self.self_train = self_train
         self.seed = seed
 
@@ -194,20 +228,33 @@ class ZeroShot:
         self.self_training_ = "off"
         if self.self_train:
             rows, cls, why = confident_rows(self.stages_["calibrated" if self.calibrate else "raw"],
-                                             names=self.classes)
+                                             names=self.classes, noun=self.noun)
             if why:
                 self.self_training_ = f"skipped: {why}"
             else:
                 info = fit_probe(xn[rows].float(), cls, head, seed=self.seed)
                 with torch.no_grad():
                     self.stages_["self_trained"] = head(x.float()).double().numpy()
-                self.self_training_ = (f"probe on the {len(rows)} texts the calibrated scores are surest of "
+                self.self_training_ = (f"probe on the {len(rows)} {self.noun} the calibrated scores are surest of "
                                        f"({len(rows) // sims.shape[1]} per class), C={info['C']:g}")
         return self
 
 
+def _encoder(spec: str, modality: str) -> Any:
+    """The backbone for this modality: a text encoder for texts, a dual encoder for images."""
+    bb = build_backbone(spec)
+    if modality == "image" and not isinstance(bb, DualEncoder):
+        raise ValueError(f"backbone {spec!r} has no text tower: zero-shot images need a CLIP-style dual encoder "
+                         "(hf:openai/clip-vit-base-patch32, hf:google/siglip-base-patch16-224, "
+                         "open_clip:ViT-B-32/laion2b_s34b_b79k ...)")
+    if modality == "text" and bb.modality != "text":
+        raise ValueError(f"backbone {spec!r} is for {bb.modality}; zero-shot text needs a text encoder")
+    return bb
+
+
 def _encode(backbone: Any, data: LabeledData, texts: list[str], rt: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) embeddings of DATA (through the feature cache) and (P, D) of the prompts."""
+    """(N, D) embeddings of DATA (through the feature cache) and (P, D) of the prompts (a dual
+    encoder's text tower for images)."""
     device = resolve_device(rt.device)
     backbone.to(device)
     bs = max(64, rt.batch_size)
@@ -215,6 +262,8 @@ def _encode(backbone: Any, data: LabeledData, texts: list[str], rt: Runtime) -> 
         x = extract_features(backbone, data, batch_size=bs, device=device)
     else:
         x = FeatureCache(rt.cache_dir).features(backbone, data, batch_size=bs, device=device)
+    if isinstance(backbone, DualEncoder):
+        return x, backbone.encode_text(texts, batch_size=bs)
     p = extract_features(backbone, LabeledData(texts, None, "text"), batch_size=bs, device=device)
     return x, p
 
@@ -224,27 +273,26 @@ def zero_shot(data: Any, labels: str | Path | Sequence[str] | Mapping[str, str],
               self_train: bool = True, out: str | Path | None = None, seed: int = 0,
               runtime: Runtime | dict[str, Any] | None = None, data_spec: DataSpec | dict[str, Any] | None = None,
               verbose: bool = True) -> Headstart:
-    """A fitted ``Headstart`` that classifies texts into ``labels`` without labeled examples.
+    """A fitted ``Headstart`` that classifies texts or images into ``labels`` without labeled examples.
 
-    ``data``: the texts to classify and calibrate on (a CSV/TSV/JSONL, LabeledData, a list, or
-    a (texts, labels) tuple);
-    a label column, when present, is used only to score the result (``metrics_["zero_shot"]``:
-    accuracy per stage beside the majority-class rate). ``out``: write the bundle there."""
+    ``data``: the inputs to classify and calibrate on (a CSV/TSV/JSONL of texts or image paths,
+    an image folder — flat, or one subfolder per class —, LabeledData, a list, or an (inputs,
+    labels) tuple); labels, when present, only score the result (``metrics_["zero_shot"]``:
+    accuracy per stage beside the majority-class rate). ``backbone``: a sentence encoder for
+    texts, a CLIP-style dual encoder for images. ``out``: write the bundle there."""
     t0 = time.perf_counter()
     desc = parse_labels(labels)
-    classes, temps = list(desc), check_templates(templates)
     rt, spec = Runtime.coerce(runtime), DataSpec.coerce(data_spec)
     ds = _read(data, spec)
+    classes, temps = list(desc), check_templates(templates, ds.modality)
     check_labels(ds, classes)  # before the encoder runs
-    bb = build_backbone(backbone)
-    if bb.modality != "text":
-        raise ValueError(f"backbone {backbone!r} is for {bb.modality}; zero-shot text needs a text encoder")
+    bb = _encoder(backbone, ds.modality)
     x, p = _encode(bb, ds, prompts(list(desc.values()), temps), rt)
-    v = p.reshape(len(classes), len(temps), -1)  # (C, T, D)
-    v = F.normalize(v.double(), dim=-1).mean(1)  # (C, D): the template ensemble, one vector per class
     head = build_head("cosine", bb.num_features, len(classes))
-    zs = ZeroShot(calibrate, self_train, seed, classes).fit(x, v, head)
+    noun = "images" if ds.modality == "image" else "texts"
+    zs = ZeroShot(calibrate, self_train, seed, classes, noun).fit(x, class_vectors(p, len(classes)), head)
     est = _estimator(bb.cpu(), head, classes, desc, temps, backbone, rt, spec, out, verbose, seed)
+    est.modality_ = ds.modality
     est.metrics_ = {"zero_shot": _report(zs, ds, classes), "n_train": 0}
     est.fit_seconds_ = est.metrics_["fit_seconds"] = time.perf_counter() - t0
     if out is not None:
@@ -272,8 +320,8 @@ def _estimator(bb: Any, head: Any, classes: list[str], desc: dict[str, str], tem
 
 def _report(zs: ZeroShot, data: LabeledData, classes: list[str]) -> dict[str, Any]:
     """What was done, and with DATA's labels, the accuracy per stage and the majority rate."""
-    rep: dict[str, Any] = {"n": len(data), "stages": list(zs.stages_), "self_training": zs.self_training_,
-                           "logit_scale": zs.scale_}
+    rep: dict[str, Any] = {"n": len(data), "inputs": zs.noun, "stages": list(zs.stages_),
+                           "self_training": zs.self_training_, "logit_scale": zs.scale_}
     labeled = [i for i, lab in enumerate(data.labels or []) if lab is not None]
     if labeled:
         idx = {c: j for j, c in enumerate(classes)}
@@ -285,7 +333,7 @@ def _report(zs: ZeroShot, data: LabeledData, classes: list[str]) -> dict[str, An
 
 
 def format_report(rep: dict[str, Any]) -> str:
-    lines = [f"zero-shot on {rep['n']} texts; self-training: {rep['self_training']}"]
+    lines = [f"zero-shot on {rep['n']} {rep.get('inputs', 'texts')}; self-training: {rep['self_training']}"]
     if "accuracy" in rep:
         acc = "  ".join(f"{k} {100 * v:.1f}%" for k, v in rep["accuracy"].items())
         lines.append(f"accuracy on DATA's {rep['scored_on']} labels: {acc}  (majority class "

@@ -1,5 +1,7 @@
-"""Zero-shot text classification (headstart.zeroshot) and ``headstart zeroshot``: tiny random
-encoders for the mechanics, synthetic embeddings for what calibration and self-training do."""
+"""Zero-shot classification (headstart.zeroshot) and ``headstart zeroshot``: tiny random
+encoders for the mechanics (texts: tiny:bert; images: tiny random CLIP / SigLIP checkpoints,
+since no CLIP weights ship offline — so no test here says what a real CLIP scores), synthetic
+embeddings for what calibration and self-training do."""
 import csv
 import json
 import random
@@ -12,7 +14,16 @@ from typer.testing import CliRunner
 import headstart
 from headstart.cli import app
 from headstart.heads import build_head
-from headstart.zeroshot import DEFAULT_TEMPLATES, ZeroShot, confident_rows, parse_labels, prompts, zero_shot
+from headstart.zeroshot import (
+    DEFAULT_IMAGE_TEMPLATES,
+    DEFAULT_TEMPLATES,
+    ZeroShot,
+    class_vectors,
+    confident_rows,
+    parse_labels,
+    prompts,
+    zero_shot,
+)
 
 runner = CliRunner()
 WORDS = {"pos": ["great", "wonderful", "superb"], "neg": ["awful", "boring", "dreadful"]}
@@ -157,3 +168,79 @@ def test_mpnet_zero_shot_beats_the_majority_class_on_the_shipped_reviews(tmp_pat
     rep = est.metrics_["zero_shot"]
     assert est.model_.backbone.num_features == 768
     assert rep["accuracy"]["calibrated"] > rep["majority"] + 0.10
+
+
+# -- images, with CLIP-style dual encoders ---------------------------------------------------
+def test_the_prompt_ensemble_averages_unit_prompt_vectors_per_class():
+    p = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [5.0, 0.0]])  # 2 classes x 2 templates
+    v = class_vectors(p, 2)  # by hand: mean([.6, .8], [1, 0]); mean([0, 1], [1, 0])
+    assert torch.allclose(v, torch.tensor([[0.8, 0.4], [0.5, 0.5]], dtype=torch.float64))
+
+
+def _clip(tmp_path, kind="clip"):
+    from headstart.testing.clip import tiny_clip_dir
+
+    return f"hf:{tiny_clip_dir(tmp_path / kind, kind)}"
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_zero_shot_images_predict_the_argmax_of_similarity_to_the_class_prompt_ensembles(image_data, tmp_path, kind):
+    from headstart.data.sources import read_folder
+    from headstart.features.cache import extract_features
+
+    folder = image_data[1]  # 3 colour classes x 6 images
+    est = zero_shot(folder, "red,green,blue", backbone=_clip(tmp_path, kind), calibrate=False, self_train=False,
+                    verbose=False, runtime={"cache_dir": False})
+    assert est.modality_ == "image" and est.meta_["strategy"]["params"]["templates"] == list(DEFAULT_IMAGE_TEMPLATES)
+    bb, data = est.model_.backbone, read_folder(folder)
+    x = torch.nn.functional.normalize(extract_features(bb, data).double(), dim=1)  # (18, E) image embeddings
+    t = bb.encode_text(prompts(["red", "green", "blue"], DEFAULT_IMAGE_TEMPLATES)).double()  # (3 * 8, E)
+    v = torch.nn.functional.normalize(t, dim=1).reshape(3, 8, -1).mean(1)  # the ensemble, by hand
+    sims = x @ torch.nn.functional.normalize(v, dim=1).T  # (18, 3) cosine similarities
+    assert est.predict(data).tolist() == [["red", "green", "blue"][j] for j in sims.argmax(1).tolist()]
+    rep = est.metrics_["zero_shot"]
+    assert rep["inputs"] == "images" and rep["scored_on"] == 18 and rep["majority"] == pytest.approx(1 / 3)
+
+
+def test_zero_shot_images_need_a_dual_encoder(image_data):
+    with pytest.raises(ValueError, match="no text tower: zero-shot images need a CLIP-style dual encoder"):
+        zero_shot(image_data[1], "red,green,blue", backbone="tiny:cnn", verbose=False)
+
+
+def test_a_flat_image_folder_is_classified_without_labels(image_data, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sorted(image_data[1].rglob("*.png"))[:5]:
+        shutil.copy(f, flat / f.name)
+    est = zero_shot(flat, "red,green,blue", backbone=_clip(tmp_path), templates=["a {label} square."],
+                    verbose=False, runtime={"cache_dir": tmp_path / "c"})
+    assert "accuracy" not in est.metrics_["zero_shot"] and est.metrics_["zero_shot"]["n"] == 5
+    assert set(est.predict(sorted(flat.iterdir()))) <= {"red", "green", "blue"}
+
+
+def test_cli_zeroshot_on_an_image_folder_writes_a_bundle_that_predict_loads(image_data, tmp_path):
+    out = tmp_path / "zs"
+    r = runner.invoke(app, ["zeroshot", str(image_data[1]), "--labels", "red: a red square,green,blue",
+                            "--backbone", _clip(tmp_path), "--out", str(out), "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert "zero-shot on 18 images" in r.output and "majority class 33.3%" in r.output
+    assert "self-training: skipped: class" in r.output  # 18 images: 0 per class at 10%, 8 needed
+    img = sorted((image_data[1] / "red").iterdir())[0]
+    r = runner.invoke(app, ["predict", str(out), str(img), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["label"] in ("red", "green", "blue")
+    same = headstart.load(out)
+    assert same.model_.backbone.num_features == 16 and same.meta_["strategy"]["name"] == "zero_shot"
+
+
+def test_a_csv_of_image_paths_is_read_through_its_path_column(image_data, tmp_path):
+    files = sorted(image_data[1].rglob("*.png"))
+    with open(tmp_path / "imgs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "colour"])
+        w.writerows([str(p), p.parent.name] for p in files)
+    est = zero_shot(tmp_path / "imgs.csv", "red,green,blue", backbone=_clip(tmp_path, "siglip"), verbose=False,
+                    data_spec={"path_column": "file", "label_column": "colour"}, runtime={"cache_dir": False})
+    assert est.modality_ == "image" and est.metrics_["zero_shot"]["scored_on"] == len(files) == 18

@@ -1,7 +1,8 @@
 """Pretrained feature extractors, addressed by spec strings with a source prefix.
 
 ``timm:convnext_tiny.fb_in1k``, ``hf:bert-base-uncased``, ``torchvision:resnet50``,
-``local:/path``, ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data),
+``local:/path``, ``open_clip:ViT-B-32/laion2b_s34b_b79k`` (a CLIP-style dual encoder; ``hf:`` CLIP
+and SigLIP ids are dual encoders too, see ``clip``), ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data),
 ``ts:fcn`` (a 1-D CNN for time series that headstart pretrains), ``rocket:10000`` (random
 convolutional kernels, the time-series baseline), ``aisfx:cnn`` (a sound-effects CNN),
 a catalog alias (``efficientnet_lite0``, ``minilm``), and
@@ -9,9 +10,10 @@ a catalog alias (``efficientnet_lite0``, ``minilm``), and
 """
 from __future__ import annotations
 
-from headstart.backbones import aisfx, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
+from headstart.backbones import aisfx, clip, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones._sources import SOURCES
+from headstart.backbones.clip import DualEncoder
 from headstart.backbones.catalog import CATALOG, available_offline, build_alias
 
 SOURCES.register("timm")(timm.build)
@@ -23,6 +25,7 @@ SOURCES.register("tfidf")(tfidf.build)
 SOURCES.register("ts")(ts_pretrain.build)
 SOURCES.register("rocket")(rocket.build)
 SOURCES.register("aisfx")(aisfx.build)
+SOURCES.register("open_clip")(clip.build)
 
 
 def build_backbone(spec: str, pretrained: bool = True) -> Backbone:
@@ -43,5 +46,5 @@ def build_backbone(spec: str, pretrained: bool = True) -> Backbone:
     return bb
 
 
-__all__ = ["IMAGE", "TEXT", "Backbone", "PretrainedCfg", "SOURCES", "CATALOG", "build_backbone",
+__all__ = ["IMAGE", "TEXT", "Backbone", "DualEncoder", "PretrainedCfg", "SOURCES", "CATALOG", "build_backbone",
            "available_offline"]

@@ -30,6 +30,10 @@ def load_local(directory: str | Path, pretrained: bool = True, spec: str | None 
             from headstart.backbones.tfidf import TfidfBackbone
 
             bb = TfidfBackbone.from_config(cfg)
+        elif cfg["source"] == "open_clip":  # its architecture file sits in the same folder
+            from headstart.backbones.clip import load_open_clip_dir
+
+            bb = load_open_clip_dir(d)
         else:
             bb = SOURCES.get(cfg["source"])(cfg["arch"], pretrained=False)
         bb.spec = cfg.get("spec") or spec or f"local:{d}"

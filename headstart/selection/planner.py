@@ -1,7 +1,14 @@
 """The transfer planner: which strategy for the N examples at hand, decided by measurement.
 
-A ladder from cheap to costly — linear probe, prototypes, MLP head (all on cached features),
-partial fine-tuning (last groups), full fine-tuning — plus a from-scratch rung. The cheap rungs
+A ladder from cheap to costly — linear probe, prototypes, zero-shot, MLP head (all on cached
+features), partial fine-tuning (last groups), contrastive body tuning (text, few labels), full
+fine-tuning — plus a from-scratch rung. Zero-shot (text) uses the class names in the data as
+its labels and no training label: it scores prompts made from the names against the inputs,
+calibrated and self-trained on the fold's own inputs (``headstart.zeroshot``); it applies when the
+class names are words. Contrastive tuning (``task="contrastive"``, SetFit-style) applies to text
+with at most ``CONTRASTIVE_MAX_PER_CLASS`` examples per class; it stands beside the climb (another
+objective, not a larger budget): a fine-tune that fails does not skip it, and its failure does
+not stop the climb. The cheap rungs
 (seconds each on cached features) are scored by k-fold stratified cross-validation, the same
 folds for every rung, so each example is predicted once by a model that did not see it and the
 paired comparisons use all N examples. The costly rungs (they train the backbone) train on all
@@ -46,6 +53,9 @@ CALLER_SECONDS = 4.0  # ... and at least this (MiniLM on 2 CPU cores: bundle 2.8
 SETUP_PRIOR = 3.0  # a first costly run costs at least this many linear-probe folds (its setup)
 GUARD_AFTER = 3  # steps of a costly run before its measured pace may stop it
 ADAPT_TOLERANCE = 0.05  # an adaptation rung may lose at most this much source accuracy (held-out) to be picked
+# contrastive tuning was built and measured for few labels (8 and 64 per class, benchmarks/few_shot.py);
+# above this, full fine-tuning covers the size and the text ladder keeps one costly rung (issue 12)
+CONTRASTIVE_MAX_PER_CLASS = 64
 
 
 @dataclass(frozen=True)
@@ -65,15 +75,54 @@ class Rung:
     # trains with the unlabeled target data, chosen by a label-free criterion: "both" (one model for
     # either domain) or "target" (it carries the target's statistics: its source accuracy means nothing)
     adapts: str = ""
+    # fits the estimator itself, (params, data) -> a fitted estimator, instead of Headstart(**params).fit
+    fit: Callable[[dict[str, Any], LabeledData], Any] | None = None
+    # why it does not apply to these (labeled) data, "" when it does: checked for the default ladder
+    applies: Callable[[LabeledData], str] | None = None
+    # beside the climb, not above it (another objective, not a larger budget): never skipped
+    # because the climb stopped, and not stopping it when it loses
+    beside: bool = False
+
+
+def _fit_zero_shot(params: dict[str, Any], data: LabeledData) -> Any:
+    """The zero_shot rung: the class names found in ``data`` are the labels; the inputs are passed
+    without their labels, so none is used to fit (calibration and self-training read the inputs)."""
+    from headstart.zeroshot import zero_shot
+
+    names = {str(c): str(c) for c in sorted(set(data.labels), key=str)}  # a mapping: names are not parsed
+    inputs = LabeledData(list(data.items), None, data.modality, list(data.origins))
+    return zero_shot(inputs, names, backbone=params["backbone"], seed=params.get("seed", 0),
+                     runtime=params.get("runtime"), data_spec=params.get("data"), verbose=False)
+
+
+def _names_are_words(data: LabeledData) -> str:
+    """zero_shot applies when every class name has a letter (not codes such as 0/1)."""
+    bad = sorted({str(c) for c in data.labels if not any(ch.isalpha() for ch in str(c))}, key=str)
+    return (f"the class names {bad[:5]} are not words: zero-shot needs names or descriptions "
+            "(headstart zeroshot --labels 'NAME: description,...')") if bad else ""
+
+
+def _few_per_class(data: LabeledData) -> str:
+    """contrastive applies with at most CONTRASTIVE_MAX_PER_CLASS examples per class (on average)."""
+    per = len(data) / max(1, len(set(data.labels)))
+    return "" if per <= CONTRASTIVE_MAX_PER_CLASS else (
+        f"{per:.0f} examples per class: contrastive tuning is for few labels (at most {CONTRASTIVE_MAX_PER_CLASS} "
+        "per class; measured at 8 and 64), full fine-tuning covers this size")
 
 
 RUNGS: Registry[Rung] = Registry("planner rung")
 for _rung in [
     Rung("linear_probe", "logistic regression on cached features", False, True, lambda m, f: recipes.probe()),
     Rung("prototype", "nearest class mean on cached features", False, True, lambda m, f: recipes.prototypes()),
+    Rung("zero_shot", "similarity to prompts of the class names (no training label), calibrated + self-trained",
+         # prior: 7.6 s a fold against 2.3 s for prototypes (Rotten Tomatoes N=126, MiniLM, 2 busy cores): the
+         # encoder is built, the prompts embedded and a self-training probe fitted in each fold
+         False, True, lambda m, f: recipes.zero_shot(), prior=2.0, fit=_fit_zero_shot, applies=_names_are_words),
     Rung("mlp_head", "MLP(1024) on cached features", False, True, lambda m, f: recipes.mlp_head(), prior=13.0),
     Rung("partial_ft", "fine-tune the last 2 layer groups", True, True,
          lambda m, f: recipes.fine_tuning(m, f, freeze="all-but-last:2")),
+    Rung("contrastive", "tune the body on pairs of the labels (SetFit-style), then a probe", True, True,
+         lambda m, f: recipes.contrastive(f), applies=_few_per_class, beside=True),
     Rung("full_ft", "fine-tune everything, layer-wise lr decay", True, True, recipes.fine_tuning),
     Rung("scratch", "small CNN from random initialisation", True, False, recipes.scratch),
     Rung("tfidf", "TF-IDF word 1-2-grams + logistic regression, from scratch", False, False,
@@ -82,7 +131,9 @@ for _rung in [
          lambda m, f: recipes.scratch("timeseries"), prior=3.0),
 ]:
     RUNGS.register(_rung.name)(_rung)
-LADDER = ("linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch", "tfidf", "rocket")
+LADDER = ("linear_probe", "prototype", "zero_shot", "mlp_head", "partial_ft", "contrastive", "full_ft", "scratch",
+          "tfidf", "rocket")
+TEXT_ONLY = ("zero_shot", "contrastive", "tfidf")
 # With unlabeled target data: adaptation rungs, the ones on cached features first (seconds), then
 # the fine-tunes with an adaptation loss (each about a transfer fine-tune's cost, or more).
 for _rung in [
@@ -103,15 +154,30 @@ ADAPT_LADDER = ("feature_align", "feature_align_st", "dann", "coral", "mmd")
 
 def ladder_for(modality: str) -> list[str]:
     """Rungs that apply. From scratch, images get the small CNN, texts TF-IDF + logistic
-    regression, time series ROCKET + logistic regression. Text also skips partial fine-tuning,
+    regression, time series ROCKET + logistic regression. Zero-shot and contrastive tuning are for
+    text (zero-shot images need a CLIP-style backbone: ask for it with ``rungs=``). Text also skips partial fine-tuning,
     which costs a text encoder nearly what full fine-tuning does (the forward pass dominates) and
     lands below it (Rotten Tomatoes N=500: 75.5% in 110 s against 77.7% in 134 s,
     benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
-        return [r for r in LADDER if r not in ("tfidf", "rocket")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, "rocket")]
     if modality == "timeseries":  # from scratch: ROCKET (benchmarks/timeseries.py: it often wins)
-        return [r for r in LADDER if r not in ("scratch", "tfidf")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, "scratch")]
     return [r for r in LADDER if r not in ("scratch", "partial_ft", "rocket")]
+
+
+def default_ladder(data: LabeledData) -> tuple[list[str], list[str]]:
+    """The rungs of ``ladder_for(data.modality)`` that apply to these labeled data, and a line
+    for each one left out saying why (zero-shot: class names that are not words; contrastive:
+    more than ``CONTRASTIVE_MAX_PER_CLASS`` examples per class)."""
+    keep, left_out = [], []
+    for rung in ladder_for(data.modality):
+        why = RUNGS.get(rung).applies(data) if RUNGS.get(rung).applies else ""
+        if why:
+            left_out.append(f"{rung}: not run — {why}")
+        else:
+            keep.append(rung)
+    return keep, left_out
 
 
 @dataclass
@@ -247,7 +313,19 @@ def planned_steps(params: dict[str, Any], n: int) -> int:
     bs = _batch_size(params)
     epochs = sp.get("epochs") or steps_to_epochs(n, bs, sp.get("steps", recipes.IMAGE_FT_STEPS), min_epochs=2,
                                                  max_epochs=sp.get("max_epochs", 60))
-    return int(epochs) * math.ceil(n / bs)
+    steps = int(epochs) * math.ceil(n / bs)
+    return min(steps, int(sp["max_steps"])) if sp.get("max_steps") else steps  # an exact budget caps it
+
+
+def _examples(params: dict[str, Any], n: int) -> int:
+    """Examples a fine-tuning run passes through (steps x batch): runs with different batch
+    sizes (contrastive: 16 texts a step, text fine-tuning: 8) are costed per example."""
+    return planned_steps(params, n) * _step_size(params, n)
+
+
+def _step_size(params: dict[str, Any], n: int) -> int:
+    """Examples in one optimizer step of a run on ``n`` examples."""
+    return min(n, _batch_size(params))
 
 
 def _s(seconds: float) -> str:
@@ -266,7 +344,7 @@ class _Run:
     models: dict[tuple[str, float], Any] = field(default_factory=dict)  # (rung, fidelity) -> trained on fit
     fold_seconds: dict[str, list[float]] = field(default_factory=dict)  # cheap rung -> seconds of each fold
     per_item: float = 0.0  # seconds to compute one example's features (measured on the first fold)
-    paces: dict[str, float] = field(default_factory=dict)  # transfer costly rung -> seconds a step, measured
+    paces: dict[str, float] = field(default_factory=dict)  # transfer costly rung -> seconds an example, measured
     full: set[str] = field(default_factory=set)  # costly rungs whose training on all the data is at full budget
 
     def __post_init__(self) -> None:
@@ -305,8 +383,9 @@ class Ladder:
         if start > 0:
             before = RUNGS.get(rung).params(modality, start)["strategy_params"]
             sp = dict(p["strategy_params"])
-            key = "epochs" if sp.get("epochs") else "steps"
-            sp[key] = max(1, sp[key] - before[key])
+            keys = ["epochs"] if sp.get("epochs") else ["steps"] + (["max_steps"] if sp.get("max_steps") else [])
+            for key in keys:
+                sp[key] = max(1, sp[key] - before[key])
             p = {**p, "strategy_params": sp}
         out = {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": None, "verbose": False}
         if out.get("backbone", "auto") == "auto":  # the ladder's own rungs compare transfer with scratch
@@ -330,7 +409,9 @@ class Ladder:
         extra = {}
         if RUNGS.get(rung).adapts:  # the target was tested for a shift once, by the planner
             params["run"], extra = {**(params["run"] or {}), "check_shift": False}, {"unlabeled": self.target}
-        if start is None:
+        if RUNGS.get(rung).fit is not None:
+            est = RUNGS.get(rung).fit(params, fit)
+        elif start is None:
             est = Headstart(**params).fit(fit, **extra)
         else:  # the base parameters carry the user's warm_start: the continuation sets it once
             est = start[0].set_params(**{**params, "warm_start": True}).fit(fit, **extra)
@@ -407,7 +488,10 @@ class Ladder:
         folds = stratified_folds(data.labels, self.folds, self.base.get("seed", 0) + 7)
         r = _Run(data, folds, Plan(budget=self.budget, folds=len(folds)), self._now())
         r.plan.n_fit, r.plan.n_val = len(r.fit), len(r.val)
-        rungs = [x for x in self.rungs or [] if not RUNGS.get(x).adapts] or ladder_for(data.modality)
+        rungs = [x for x in self.rungs or [] if not RUNGS.get(x).adapts]
+        if not rungs:
+            rungs, left_out = default_ladder(data)
+            r.plan.decisions += left_out
         adapting = [x for x in self.rungs or [] if RUNGS.get(x).adapts] or list(ADAPT_LADDER if target else ())
         if adapting and target is None:
             raise ValueError(f"rung(s) {adapting} adapt to unlabeled target data: give it (Planner.fit(..., "
@@ -491,7 +575,7 @@ class Ladder:
             est, correct, secs = self._run(rung, f, r.fit, r.val, start=warm, deadline=self._end(r) - reserve)
         except OutOfBudget as e:
             if RUNGS.get(rung).transfer:
-                r.paces[rung] = e.pace
+                r.paces[rung] = e.pace / _step_size(self._params(rung, r.fit.modality, f), len(r.fit))
             r.plan.decisions.append(
                 f"{what}: stopped after {e.steps} of {e.total} steps ({_s(self._now() - t0)}): at {_s(e.pace)} "
                 f"a step it would end ~{_s(e.late)} past the budget" + ("; the run it continued is lost" if start else ""))
@@ -499,7 +583,7 @@ class Ladder:
             return None
         r.models[(rung, f)] = est
         if RUNGS.get(rung).transfer and RUNGS.get(rung).trains_backbone and not start:  # setup included: an upper bound
-            r.paces[rung] = secs / planned_steps(self._params(rung, r.fit.modality, f), len(r.fit))
+            r.paces[rung] = secs / _examples(self._params(rung, r.fit.modality, f), len(r.fit))
         correct = np.asarray(correct, dtype=bool)
         t = Trial(rung, f, float(np.mean(correct)), secs, correct, start, index=r.held)
         r.plan.trials.append(t)
@@ -510,14 +594,14 @@ class Ladder:
 
     def _first_run_estimate(self, r: _Run, rung: str, f: float) -> float:
         """A costly rung with no run of its own: at least its setup (``SETUP_PRIOR`` probe folds);
-        a transfer rung also at least the pace of the transfer rungs measured before it (same
-        backbone, same batches: full fine-tuning trains what partial fine-tuning trains, and more)."""
+        a transfer rung also at least the pace per example of the transfer rungs measured before it
+        (same backbone: full fine-tuning trains what partial fine-tuning trains, and more)."""
         need = self._unmeasured_fit(r, SETUP_PRIOR)
         if RUNGS.get(rung).adapts and not any(RUNGS.get(t.rung).adapts for t in r.plan.trials):
             need += r.per_item * len(self.target or [])  # the target's features, computed once
         others = [p for x, p in r.paces.items() if x != rung]
         if RUNGS.get(rung).transfer and RUNGS.get(rung).trains_backbone and others:
-            need = max(need, min(others) * planned_steps(self._params(rung, r.fit.modality, f), len(r.fit)))
+            need = max(need, min(others) * _examples(self._params(rung, r.fit.modality, f), len(r.fit)))
         return need
 
     def _best_on(self, r: _Run, t: Trial | None = None) -> Trial | None:
@@ -530,7 +614,8 @@ class Ladder:
         stopped = False
         for rung in costly:
             transfer = RUNGS.get(rung).transfer
-            if transfer and stopped:
+            climbs = transfer and not RUNGS.get(rung).beside  # a rung beside the climb neither stops nor is stopped
+            if climbs and stopped:
                 continue
             top = self._best_on(r)
             perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
@@ -539,20 +624,24 @@ class Ladder:
                 r.plan.decisions.append(f"{rung}: not run — even 100% on {len(r.held)} held-out examples would "
                                         f"not clearly beat {top.rung} "
                                         f"({100 * self._paired_accuracy(top, r.held):.1f}% on them)")
-                stopped = stopped or transfer
+                stopped = stopped or climbs
                 continue
             t = self._attempt(r, rung, FIDELITIES[0])
             if t is None:
                 continue
             below = self._best_on(r, t)
             if below is not None and not self.beats(t, below):
-                if transfer:
+                if climbs:
                     stopped = True
                     r.plan.decisions.append(
                         f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
                         f"{below.rung} ({100 * self._paired_accuracy(below, r.held):.1f}% on the same "
                         f"{len(r.held)} held-out examples) by {100 * self.margin:.1f} points with paired "
                         f"z >= {self.z:g}; stop climbing")
+                elif transfer:
+                    r.plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% does not clearly beat {below.rung} "
+                                            f"({100 * self._paired_accuracy(below, r.held):.1f}% on the same held-out "
+                                            "examples); beside the climb, so the climb goes on")
                 else:
                     r.plan.decisions.append(f"{rung}: {100 * t.val_accuracy:.1f}% — below the transfer rungs")
                 continue
@@ -732,7 +821,8 @@ class Ladder:
             est, _, secs = self._run(choice.rung, choice.fidelity, r.data, None, deadline=self._end(r))
         except OutOfBudget as e:
             if RUNGS.get(choice.rung).transfer:
-                r.paces[choice.rung] = e.pace
+                r.paces[choice.rung] = e.pace / _step_size(self._params(choice.rung, r.data.modality, choice.fidelity),
+                                                           len(r.data))
             r.plan.decisions.append(f"{kept}: training it again on all {len(r.data)} examples stopped after "
                                     f"{e.steps} of {e.total} steps, at {_s(e.pace)} a step it would overrun")
             return est

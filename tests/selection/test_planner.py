@@ -14,7 +14,8 @@ class ScriptedPlanner(Ladder):
     pass its deadline is stopped as the step guard stops it: after 3 of its 100 steps."""
 
     def __init__(self, accs, seconds=None, **kw):
-        kw.setdefault("rungs", [r for r in LADDER if r not in ("scratch", "tfidf")])  # the whole transfer ladder
+        # the transfer ladder of images (zero-shot and contrastive tuning: the tests that name them)
+        kw.setdefault("rungs", [r for r in LADDER if r not in ("scratch", "tfidf", "zero_shot", "contrastive")])
         super().__init__({"seed": 0}, log=None, **kw)
         self.accs, self.secs, self.calls, self.starts = accs, seconds or {}, [], []
         self.clock = 0.0
@@ -170,8 +171,8 @@ def test_stratified_folds_partition_every_class_and_never_hold_out_a_singleton()
 
 def test_each_modality_gets_its_own_scratch_rung_and_text_skips_partial_fine_tuning():
     from headstart.selection.planner import ladder_for
-    assert ladder_for("text") == ["linear_probe", "prototype", "mlp_head", "full_ft", "tfidf"]
-    assert ladder_for("image") == [r for r in LADDER if r not in ("tfidf", "rocket")]
+    assert ladder_for("text") == ["linear_probe", "prototype", "zero_shot", "mlp_head", "contrastive", "full_ft", "tfidf"]
+    assert ladder_for("image") == ["linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "scratch"]
     assert ladder_for("timeseries") == ["linear_probe", "prototype", "mlp_head", "partial_ft", "full_ft", "rocket"]
 
 
@@ -333,3 +334,83 @@ def test_adaptation_rungs_run_at_the_budget_a_fine_tune_reached_and_within_the_p
 def test_adaptation_rungs_need_target_data(data):
     with pytest.raises(ValueError, match="adapt to unlabeled target data"):
         ScriptedAdapting({}, {}, rungs=["linear_probe", "dann"]).run(data)
+
+
+# -- zero-shot and contrastive rungs ------------------------------------------------------------
+def test_the_default_text_ladder_says_why_zero_shot_and_contrastive_do_not_apply(data):
+    """200 texts of 2 classes: 100 per class is above contrastive tuning's 64; classes named 0/1
+    give zero-shot no words to prompt with."""
+    coded = headstart.data.sources.from_sequences(data.items, ["0", "1"] * 100, "text")
+    plan, _ = ScriptedPlanner({"linear_probe": 0.8}, rungs=None).run(coded)
+    assert {t.rung for t in plan.trials}.isdisjoint({"zero_shot", "contrastive"})
+    assert any(d.startswith("zero_shot: not run — the class names ['0', '1'] are not words") for d in plan.decisions)
+    assert any(d.startswith("contrastive: not run — 100 examples per class") for d in plan.decisions)
+    plan, _ = ScriptedPlanner({"linear_probe": 0.8}, rungs=None).run(data)  # classes a/b: words
+    assert "zero_shot" in {t.rung for t in plan.trials}
+
+
+def test_a_zero_shot_rung_that_clearly_beats_the_probe_is_picked_after_cross_validation(data):
+    p = ScriptedPlanner({"linear_probe": 0.70, "prototype": 0.65, "zero_shot": 0.85},
+                        rungs=["linear_probe", "prototype", "zero_shot"])
+    plan, model = p.run(data)
+    zs = plan.best("zero_shot")
+    assert zs.folds == 5 and len(zs.correct) == 200  # cross-validated like the other cheap rungs
+    assert plan.pick == "zero_shot" and model == "model:zero_shot:1.0:200" and not plan.negative_transfer
+
+
+def test_a_losing_contrastive_rung_does_not_stop_the_climb_nor_is_skipped_by_it(data):
+    p = ScriptedPlanner({"linear_probe": 0.80, "contrastive": 0.70, "full_ft": 0.95},
+                        rungs=["linear_probe", "contrastive", "full_ft"])
+    plan, _ = p.run(data)
+    assert ("full_ft", 0.25, 160) in p.calls and plan.pick == "full_ft"
+    assert any("beside the climb, so the climb goes on" in d for d in plan.decisions)
+    p = ScriptedPlanner({"linear_probe": 0.80, "full_ft": 0.70, "contrastive": 0.95},
+                        rungs=["linear_probe", "full_ft", "contrastive"])
+    plan, _ = p.run(data)
+    assert ("contrastive", 0.25, 160) in p.calls and plan.pick == "contrastive"
+
+
+def test_contrastive_is_costed_in_exact_optimizer_steps_and_continued_runs_add_only_the_difference():
+    from headstart import recipes
+    from headstart.selection.planner import _examples, planned_steps
+
+    params = {**recipes.contrastive(1.0), "runtime": {}}
+    assert planned_steps(params, 500) == 40 and _examples(params, 500) == 640  # 40 steps of 16 texts
+    assert _examples({**recipes.fine_tuning("text"), "runtime": {}}, 500) == 5 * 63 * 8  # 5 epochs, batch 8
+    sp = Ladder({"seed": 0})._params("contrastive", "text", 0.5, start=0.25)["strategy_params"]
+    assert (sp["steps"], sp["max_steps"]) == (10, 10)  # 20 at half budget, 10 of them already run
+
+
+def test_the_zero_shot_rung_fits_on_the_inputs_alone_with_the_class_names_as_labels(text_data, tmp_path):
+    from headstart.data.sources import read_data
+
+    data = read_data(text_data[0])
+    params = Ladder({"seed": 0, "backbone": "tiny:bert", "runtime": {"cache_dir": tmp_path}})._params(
+        "zero_shot", "text", 1.0)
+    est = RUNGS.get("zero_shot").fit(params, data)
+    assert sorted(est.classes_) == ["neg", "pos"] and est.meta_["strategy"]["name"] == "zero_shot"
+    assert "accuracy" not in est.metrics_["zero_shot"]  # no label reached it: nothing to score with
+
+
+def test_plan_picks_the_zero_shot_rung_and_bundles_it(text_data, tmp_path):
+    planner = headstart.Planner(headstart.Headstart(backbone="tiny:bert", run={"out": tmp_path / "b"},
+                                                    runtime={"cache_dir": tmp_path / "c"}, verbose=False),
+                                rungs=["zero_shot"], verbose=False)
+    est = planner.fit(text_data[0], test=text_data[1]).best_estimator_
+    assert est.plan_.pick == "zero_shot" and est.meta_["strategy"]["name"] == "zero_shot"
+    loaded = headstart.load(tmp_path / "b")
+    assert loaded.predict(text_data[1]).tolist() == est.metrics_["test"]["predictions"]
+    import json
+
+    assert json.loads((tmp_path / "b" / "headstart.json").read_text())["plan"]["pick"] == "zero_shot"
+
+
+def test_the_zero_shot_rung_classifies_images_with_a_dual_encoder_backbone(image_data, tmp_path):
+    from headstart.data.sources import read_folder
+    from headstart.testing.clip import tiny_clip_dir
+
+    params = Ladder({"seed": 0, "backbone": f"hf:{tiny_clip_dir(tmp_path / 'clip')}",
+                     "runtime": {"cache_dir": tmp_path / "c"}})._params("zero_shot", "image", 1.0)
+    est = RUNGS.get("zero_shot").fit(params, read_folder(image_data[1]))
+    assert est.modality_ == "image" and sorted(est.classes_) == ["blue", "green", "red"]
+    assert len(est.predict(read_folder(image_data[0]))) == 36

@@ -202,3 +202,17 @@ def test_plan_takes_unlabeled_target_data_and_fit_refuses_a_fixed_method_with_a_
     r = runner.invoke(app, ["fit", str(source), "--budget", "1m", "--adapt", "dann", "--target-unlabeled", str(target)])
     said = " ".join(r.output.replace("│", " ").split())  # the error box wraps lines
     assert r.exit_code != 0 and "the planner chooses the adaptation method itself" in said
+
+
+def test_plan_runs_the_zero_shot_and_contrastive_rungs_on_a_small_text_csv(tmp_path):
+    """Zero-shot (the class names fresh/rotten as labels) cross-validated, contrastive tuning at a
+    quarter of its 40 steps on the held-out fold; the pick is bundled and predicts."""
+    data = text_csv(tmp_path / "t.csv", rotten_rows()[:32])
+    out = tmp_path / "b"
+    r, _ = invoke(["plan", str(data), "--backbone", "tiny:bert", "--rungs", "zero_shot,contrastive", "--out", str(out),
+                   "--cache-dir", str(tmp_path / "c")])
+    assert re.search(r"zero_shot\s+1\.00\s+CV 5/5", r.output), r.output
+    assert re.search(r"contrastive\s+0\.25\s+held-out", r.output), r.output
+    assert {t["rung"] for t in plan_of(out)["trials"]} == {"zero_shot", "contrastive"}
+    r, _ = invoke(["predict", str(out), "a quiet triumph", "--format", "json"])
+    assert json.loads(r.output)[0]["label"] in ("fresh", "rotten")
