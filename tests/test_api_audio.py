@@ -33,3 +33,20 @@ def test_fine_tuning_trains_the_whisper_encoder_through_the_trainer(tmp_path, au
     est.fit(str(train), test=str(test))
     after = est.model_.backbone.model.layers[1].fc1.weight
     assert est.strategy_.name == "fine_tuning" and not torch.equal(before, after)
+
+
+def test_an_ast_fit_says_it_resamples_the_8_khz_clips_to_16_khz(tmp_path, audio_tones, capsys):
+    from headstart.testing.audio import tiny_ast_dir
+
+    train, test, _ = audio_tones
+    ast = tiny_ast_dir(tmp_path / "ast")
+    est = Headstart(backbone=f"hf:{ast}", runtime={"cache_dir": False}).fit(str(train), test=str(test))
+    assert f"resampling 8 kHz -> 16 kHz for hf:{ast}" in capsys.readouterr().out
+    assert est.predict_proba(str(test)).shape == (4, 2)
+
+
+def test_the_aisfx_architecture_fits_at_44_1_khz_and_says_so(tmp_path, audio_tones, capsys):
+    train, test, _ = audio_tones
+    est = Headstart(backbone="scratch:aisfx:cnn", runtime={"cache_dir": False}).fit(str(train), test=str(test))
+    assert "resampling 8 kHz -> 44.1 kHz for scratch:aisfx:cnn" in capsys.readouterr().out
+    assert est.predict_proba(str(test)).shape == (4, 2)

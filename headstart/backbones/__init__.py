@@ -4,13 +4,13 @@
 ``local:/path``, ``open_clip:ViT-B-32/laion2b_s34b_b79k`` (a CLIP-style dual encoder; ``hf:`` CLIP
 and SigLIP ids are dual encoders too, see ``clip``), ``tiny:cnn``, ``tfidf:1-2`` (the classic text baseline, learned from the data),
 ``ts:fcn`` (a 1-D CNN for time series that headstart pretrains), ``rocket:10000`` (random
-convolutional kernels, the time-series baseline),
+convolutional kernels, the time-series baseline), ``aisfx:cnn`` (a sound-effects CNN),
 a catalog alias (``efficientnet_lite0``, ``minilm``), and
 ``scratch:<any of those>`` for the same architecture randomly initialised.
 """
 from __future__ import annotations
 
-from headstart.backbones import clip, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
+from headstart.backbones import aisfx, clip, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones._sources import SOURCES
 from headstart.backbones.clip import DualEncoder
@@ -24,6 +24,7 @@ SOURCES.register("tiny")(tiny.build)
 SOURCES.register("tfidf")(tfidf.build)
 SOURCES.register("ts")(ts_pretrain.build)
 SOURCES.register("rocket")(rocket.build)
+SOURCES.register("aisfx")(aisfx.build)
 SOURCES.register("open_clip")(clip.build)
 
 

@@ -1,4 +1,4 @@
-"""Audio encoders from transformers (Whisper's encoder, wav2vec2, HuBERT, WavLM) with their
+"""Audio encoders from transformers (Whisper's encoder, wav2vec2, HuBERT, WavLM, AST) with their
 feature extractors, pooled over the frames that hold the clip.
 
 The data layer hands over waveforms at the checkpoint's rate (``pretrained_cfg.sampling_rate``)
@@ -8,6 +8,14 @@ preprocessing travels with the weights. Whisper's encoder reads a fixed window (
 trained; ``prepare_backbone`` shortens it to the data's longest clip, in whole seconds): the mean
 is taken over the frames the clip covers, not the padding (``pooling="mean"``; ``"mean_all"``
 averages every frame of the window).
+
+AST (Audio Spectrogram Transformer, ``hf:MIT/ast-finetuned-audioset-10-10-0.4593``) reads a
+128-bin Kaldi fbank of a fixed number of 10 ms frames (``max_length``: 1024, 10.24 s); its
+feature extractor pads or cuts to that length and normalises with AudioSet's mean/std, and its
+patch grid has no position for longer inputs, so the window stays the checkpoint's. It pools as
+it was trained: the mean of its [CLS] and distillation tokens (``pooling="cls"``;
+``"mean_all"`` averages every token). Every checkpoint states the rate its feature extractor
+expects (16 kHz for all of these); the data layer resamples each clip to it and ``fit`` says so.
 """
 from __future__ import annotations
 
@@ -20,8 +28,24 @@ from torch import nn
 
 from headstart.backbones._base import AUDIO, Backbone, PretrainedCfg, block_layer_groups
 
-AUDIO_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat")
-POOLINGS = ("mean", "mean_all")
+AST = "audio-spectrogram-transformer"
+AUDIO_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", AST)
+POOLINGS = ("mean", "mean_all", "cls")
+
+
+def audio_pooling(model_type: str, pooling: str) -> str:
+    """The pooling a checkpoint supports: AST pools its [CLS]/distillation tokens ("mean" -> "cls"),
+    the frame encoders average frames ("cls" -> "mean")."""
+    if model_type == AST:
+        return "cls" if pooling == "mean" else pooling
+    return "mean" if pooling == "cls" else pooling
+
+
+def _window_seconds(model_type: str, feature_extractor: Any) -> float:
+    """The longest clip the encoder reads: AST's ``max_length`` 10 ms frames, Whisper's chunk."""
+    if model_type == AST:
+        return float(feature_extractor.max_length) / 100.0
+    return float(getattr(feature_extractor, "chunk_length", None) or 30)
 
 
 class HFAudioBackbone(Backbone):
@@ -33,11 +57,14 @@ class HFAudioBackbone(Backbone):
         self.model = model  # the encoder alone: (N, ...) -> last_hidden_state (N, F, D)
         self.feature_extractor = feature_extractor
         self.spec = spec
-        self.whisper = model.config.model_type == "whisper"
-        chunk = getattr(feature_extractor, "chunk_length", None) or 30
+        kind = model.config.model_type
+        self.whisper, self.ast = kind == "whisper", kind == AST
+        if (pooling == "cls") != self.ast:
+            raise ValueError(f"{spec}: pooling {pooling!r} does not apply to a {kind} encoder "
+                             f"(use {audio_pooling(kind, pooling)!r})")
         self.pretrained_cfg = PretrainedCfg(
             modality=AUDIO, source=spec, license=license, pooling=pooling,
-            sampling_rate=int(feature_extractor.sampling_rate), max_seconds=float(chunk))
+            sampling_rate=int(feature_extractor.sampling_rate), max_seconds=_window_seconds(kind, feature_extractor))
         self.num_features = int(getattr(model.config, "d_model", None) or model.config.hidden_size)
 
     def set_pretrained_cfg(self, cfg: PretrainedCfg) -> None:
@@ -73,6 +100,9 @@ class HFAudioBackbone(Backbone):
             feats = self.feature_extractor(clips, sampling_rate=sr, return_tensors="pt",
                                            device=str(wave.device)).input_features
             return {"input_features": feats.to(wave.device)}
+        if self.ast:  # (N, max_length, 128) normalised fbank, padded or cut to the checkpoint's length
+            feats = self.feature_extractor(clips, sampling_rate=sr, return_tensors="pt").input_values
+            return {"input_values": feats.to(wave.device)}
         enc = self.feature_extractor(clips, sampling_rate=sr, padding=True, return_tensors="pt",
                                      return_attention_mask=True)
         out = {"input_values": enc.input_values.to(wave.device)}  # (N, T)
@@ -91,7 +121,10 @@ class HFAudioBackbone(Backbone):
 
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # -> (N, D)
         wave, lengths = batch["waveform"], batch["lengths"]  # (N, T), (N,)
-        hidden = self.model(**self._inputs(wave, lengths)).last_hidden_state  # (N, F, D)
+        out = self.model(**self._inputs(wave, lengths))
+        if self.pretrained_cfg.pooling == "cls":  # AST: ([CLS] + [DIST]) / 2
+            return out.pooler_output
+        hidden = out.last_hidden_state  # (N, F, D)
         if self.pretrained_cfg.pooling == "mean_all":
             return hidden.mean(1)
         keep = torch.arange(hidden.shape[1], device=hidden.device)[None] < self.frames(
@@ -133,7 +166,8 @@ def from_pretrained_dir(name_or_path: str | Path, config: Any, pretrained: bool 
 
     fe = AutoFeatureExtractor.from_pretrained(str(name_or_path))
     model = encoder_from_config(config, name_or_path, pretrained)
-    return HFAudioBackbone(model, fe, spec or f"hf:{name_or_path}", pooling=pooling, license=license)
+    return HFAudioBackbone(model, fe, spec or f"hf:{name_or_path}", pooling=audio_pooling(config.model_type, pooling),
+                           license=license)
 
 
 def whisper_from_ct2_dir(directory: str | Path, pretrained: bool = True, spec: str = "whisper_tiny_en",

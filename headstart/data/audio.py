@@ -41,7 +41,7 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def read_audio(item: Any, origin: str = "") -> tuple[np.ndarray, int]:
-    """(samples (T,) float32 mono, native rate) of a file; a 1-D float array is taken as is
+    """(samples (T,) float32 mono, native rate) of a file (or file-like object); a 1-D float array is taken as is
     (rate 0: already at the model's rate). Unreadable, empty or non-finite audio raises
     ``BadSampleError`` naming the file."""
     where = _where(item, origin)
@@ -53,7 +53,8 @@ def read_audio(item: Any, origin: str = "") -> tuple[np.ndarray, int]:
         import soundfile as sf
 
         try:
-            data, rate = sf.read(str(item), dtype="float32", always_2d=True)  # (T, C)
+            src = item if hasattr(item, "read") else str(item)  # a path, or bytes already in memory (serve)
+            data, rate = sf.read(src, dtype="float32", always_2d=True)  # (T, C)
         except FileNotFoundError:
             raise BadSampleError(f"{where}: file not found") from None
         except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError, TypeError ...

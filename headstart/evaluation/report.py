@@ -5,7 +5,7 @@ Sections: the verdict, the comparison table (the task's headline metric — accu
 MAE — with its 95% CI over seeds, the secondary metrics, time, peak memory), learning curves
 (the headline against labels and against wall time), per-epoch training curves, what the task
 shows of the best transfer run (classification: the confusion matrix, per-class metrics and the
-most confidently wrong test examples as thumbnails or snippets; multi-label: per-label metrics;
+most confidently wrong test examples as thumbnails, snippets, or audio players with spectrograms; multi-label: per-label metrics;
 regression: predicted-against-true and residual plots), and the pre-flight data summary.
 ``fit`` writes the same page for its single run."""
 from __future__ import annotations
@@ -151,6 +151,41 @@ def _thumb(item: Any) -> str:
     return f'<img alt="example" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+AUDIO_RATE, AUDIO_SECONDS = 16000, 4.0  # what the page embeds of a clip: 16 kHz mono, the first 4 s
+
+
+def _audio_cell(item: Any) -> str:
+    """An ``<audio>`` player (16-bit WAV as a data URI) and a spectrogram of a clip's first
+    seconds; a clip that no longer reads is named instead."""
+    import soundfile as sf
+
+    from headstart.data.audio import load_audio
+
+    try:
+        wave = load_audio(item, sampling_rate=AUDIO_RATE)[: int(AUDIO_RATE * AUDIO_SECONDS)]
+    except Exception as e:  # noqa: BLE001 - the page still renders; the clip says why it is missing
+        return f"<q>{html.escape(str(item)[:120])}: {html.escape(str(e)[:160])}</q>"
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wave, -1, 1), AUDIO_RATE, format="WAV", subtype="PCM_16")
+    fig, ax = _figure(2.2, 1.5)
+    ax.specgram(wave, NFFT=400, Fs=AUDIO_RATE, noverlap=240, cmap="magma")
+    ax.set_xlabel("s", fontsize=7)
+    ax.set_ylabel("Hz", fontsize=7)
+    ax.tick_params(labelsize=6)
+    name = Path(str(item)).name if isinstance(item, (str, Path)) else "clip"
+    return (f'<audio controls preload="none" style="width:146px" src="data:audio/wav;base64,'
+            f'{base64.b64encode(buf.getvalue()).decode()}"></audio>{_img(_png(fig), f"spectrogram of {name}")}'
+            f"<br><small>{html.escape(name[:40])}</small>")
+
+
+def _example_cell(item: Any, modality: str) -> str:
+    if modality == "image":
+        return _thumb(item)
+    if modality == "audio":
+        return _audio_cell(item)
+    return f"<q>{html.escape(str(item)[:240])}</q>"
+
+
 def confidently_wrong(items: Sequence[Any], labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
                       modality: str, k: int = 8) -> str:
     """The k test examples predicted wrong with the highest confidence."""
@@ -162,7 +197,7 @@ def confidently_wrong(items: Sequence[Any], labels: Sequence[Any], proba: np.nda
         return "<p>No test example was misclassified.</p>"
     cells = []
     for i in wrong[:k]:
-        what = _thumb(items[i]) if modality == "image" else f"<q>{html.escape(str(items[i])[:240])}</q>"
+        what = _example_cell(items[i], modality)
         cells.append(f'<div class="wrong">{what}<br>true <b>{html.escape(str(labels[i]))}</b>, predicted '
                      f'<b>{html.escape(str(classes[pred[i]]))}</b> ({100 * proba[i, pred[i]]:.0f}%)</div>')
     return "".join(cells)
@@ -413,6 +448,16 @@ def adaptation_verdict(ad: Any) -> str | None:
             f"target test by {abs(gain):.1f} points ({_pct(acc['source_only'])}% -> {_pct(acc['adapted'])}%).")
 
 
+def _audio_input_note(backbone: Any) -> str:
+    """What an audio model heard: the rate every clip was resampled to, the window, the pooling."""
+    cfg = backbone.pretrained_cfg
+    if cfg.modality != "audio":
+        return ""
+    return (f"<p>Audio in: mono, resampled to {cfg.sampling_rate / 1000:g} kHz (the rate {html.escape(backbone.spec)}"
+            f"'s weights were trained at), clips cut to {cfg.max_seconds:g} s, features pooled by "
+            f"{html.escape(cfg.pooling)}.</p>")
+
+
 def write_fit_report(est: Any, out_dir: str | Path) -> Path:
     """The same page for one ``fit``: its test metrics, training curves, confusion matrix,
     mistakes, the planner's ladder or the from-scratch comparison when there is one."""
@@ -437,7 +482,7 @@ def write_fit_report(est: Any, out_dir: str | Path) -> Path:
                             "run `headstart compare` for several).")
     if rows:
         note = f"<p>{html.escape(m['estimate'])}.</p>" if m.get("estimate") else ""
-        sections.append(("Result", _table(rows, header) + note))
+        sections.append(("Result", _table(rows, header) + note + _audio_input_note(est.model_.backbone)))
     plan = getattr(est, "plan_", None)
     if plan is not None:
         prow = [[t.rung, f"{t.fidelity:g}", f"{100 * t.val_accuracy:.2f}", f"{t.seconds:.1f}"] for t in plan.trials]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from headstart.serving.batcher import MicroBatcher
-from headstart.serving.inputs import form_inputs, json_inputs
+from headstart.serving.inputs import AUDIO_FORMATS, form_inputs, json_inputs
 from headstart.serving.limits import InputError, Limits
 from headstart.serving.models import ServedModel, load_models
 
@@ -70,8 +70,10 @@ def predict_body(modality: str, limits: Limits) -> dict[str, Any]:
         doc = {"type": "object", "required": ["texts"], "properties": {"texts": {"type": "array", "items": item, **many}},
                "example": {"texts": ["a text to classify"]}}
     else:
-        doc = {"type": "object", "required": ["images"], "description": "base64-encoded image files",
-               "properties": {"images": {"type": "array", "items": {"type": "string", "format": "byte"}, **many}}}
+        key, what = ("audio", f"base64-encoded sound files ({AUDIO_FORMATS}, at most {limits.max_audio_seconds} s each)"
+                     ) if modality == "audio" else ("images", "base64-encoded image files")
+        doc = {"type": "object", "required": [key], "description": what,
+               "properties": {key: {"type": "array", "items": {"type": "string", "format": "byte"}, **many}}}
     form = {"type": "object", "required": ["files"],
             "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}, **many}}}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": doc},
@@ -152,8 +154,9 @@ def create_app(bundles: dict[str, str | Path] | dict[str, ServedModel], *, limit
             await m.batcher.stop()
 
     app = FastAPI(title="headstart", version=_version(), lifespan=lifespan,
-                  description="Predictions from headstart bundles. Image models take multipart uploads "
-                              "(field `files`) or base64 JSON; text models take JSON `{\"texts\": [...]}`.")
+                  description="Predictions from headstart bundles. Image and audio models take multipart uploads "
+                              "(field `files`) or base64 JSON (`images`, `audio`); text models take JSON "
+                              "`{\"texts\": [...]}`.")
     app.add_middleware(Guard, limit=limits.max_request_bytes, api_key=api_key)
     app.state.models = models
 
@@ -217,9 +220,9 @@ async def _predict(m: ServedModel, request: Request, limits: Limits) -> dict[str
                 form = await request.form(max_files=limits.max_items + 1, max_fields=limits.max_items + 1)
             except Exception as e:  # malformed multipart: starlette/python-multipart raise several types
                 raise InputError(400, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
-            items = await form_inputs(form, m.modality, limits)
+            items = await form_inputs(form, m.modality, limits, m.sampling_rate)
         elif kind in ("application/json", ""):
-            items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits)
+            items = await run_in_threadpool(json_inputs, await request.body(), m.modality, limits, m.sampling_rate)
         else:
             raise InputError(415, f"content type {kind!r}: send application/json or multipart/form-data")
         future = m.batcher.submit(items)

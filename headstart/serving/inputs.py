@@ -1,5 +1,5 @@
-"""Request bodies to model inputs: images from multipart parts or base64 JSON, texts from JSON,
-each checked against the limits before anything reaches the model."""
+"""Request bodies to model inputs: images and audio clips from multipart parts or base64 JSON,
+texts from JSON, each checked against the limits before anything reaches the model."""
 from __future__ import annotations
 
 import base64
@@ -8,8 +8,10 @@ import io
 import json
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
+from headstart.data.audio import load_audio
 from headstart.data.images import BadSampleError, load_image
 from headstart.serving.limits import InputError, Limits
 
@@ -32,6 +34,32 @@ def decode_image(data: bytes, name: str, limits: Limits) -> Image.Image:
         raise InputError(422, str(e)) from None
 
 
+AUDIO_FORMATS = "WAV, FLAC, OGG or MP3"
+
+
+def decode_audio(data: bytes, name: str, limits: Limits, sampling_rate: int) -> np.ndarray:
+    """Samples (T,) float32, mono, at the model's ``sampling_rate`` (decoded and resampled as
+    ``headstart predict`` reads the same file), or an InputError that names ``name``: empty, not
+    audio, over the duration limit (read from the header, before decoding), or corrupt."""
+    import soundfile as sf
+
+    if not data:
+        raise InputError(422, f"{name}: empty file")
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception as e:  # libsndfile raises several types for what is not audio
+        raise InputError(415, f"{name}: not a readable audio file ({AUDIO_FORMATS}; {type(e).__name__})") from None
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise InputError(422, f"{name}: the audio header gives {info.frames} samples at {info.samplerate} Hz")
+    seconds = info.frames / info.samplerate
+    if seconds > limits.max_audio_seconds:
+        raise InputError(413, f"{name}: {seconds:.1f} s of audio, over the limit of {limits.max_audio_seconds} s")
+    try:
+        return load_audio(io.BytesIO(data), name, sampling_rate)
+    except BadSampleError as e:
+        raise InputError(422, str(e)) from None
+
+
 def _count(items: list[Any], what: str, limits: Limits) -> None:
     if not items:
         raise InputError(422, f"no {what} in the request")
@@ -39,13 +67,17 @@ def _count(items: list[Any], what: str, limits: Limits) -> None:
         raise InputError(422, f"{len(items)} {what} in one request, over the limit of {limits.max_items}")
 
 
-def json_inputs(body: bytes, modality: str, limits: Limits) -> list[Any]:
-    """``{"texts": [...]}`` for a text model, ``{"images": [base64, ...]}`` for an image model."""
+JSON_KEYS = {"text": "texts", "image": "images", "audio": "audio"}
+
+
+def json_inputs(body: bytes, modality: str, limits: Limits, sampling_rate: int = 16000) -> list[Any]:
+    """``{"texts": [...]}`` for a text model, ``{"images": [base64, ...]}`` for an image model,
+    ``{"audio": [base64, ...]}`` (sound files) for an audio model."""
     try:
         doc = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(400, f"the body is not valid JSON ({e})") from None
-    key = "texts" if modality == "text" else "images"
+    key = JSON_KEYS.get(modality, "images")
     if not isinstance(doc, dict) or key not in doc:
         raise InputError(422, f'this {modality} model expects a JSON object {{"{key}": [...]}}')
     items = doc[key]
@@ -56,13 +88,15 @@ def json_inputs(body: bytes, modality: str, limits: Limits) -> list[Any]:
         return [_text(t, f"texts[{i}]", limits) for i, t in enumerate(items)]
     out = []
     for i, s in enumerate(items):
+        name = f"{key}[{i}]"
         if not isinstance(s, str):
-            raise InputError(422, f"images[{i}]: expected a base64 string, got {type(s).__name__}")
+            raise InputError(422, f"{name}: expected a base64 string, got {type(s).__name__}")
         try:
             data = base64.b64decode(s.split(",", 1)[1] if s.startswith("data:") else s, validate=True)
         except (binascii.Error, ValueError):
-            raise InputError(422, f"images[{i}]: not valid base64") from None
-        out.append(decode_image(data, f"images[{i}]", limits))
+            raise InputError(422, f"{name}: not valid base64") from None
+        out.append(decode_audio(data, name, limits, sampling_rate) if modality == "audio"
+                   else decode_image(data, name, limits))
     return out
 
 
@@ -76,9 +110,10 @@ def _text(t: Any, name: str, limits: Limits) -> str:
     return t
 
 
-async def form_inputs(form: Any, modality: str, limits: Limits) -> list[Any]:
-    """Multipart: uploaded files in the field ``files`` (images, or UTF-8 text files for a text
-    model); a plain field there is refused. Decoding runs off the event loop."""
+async def form_inputs(form: Any, modality: str, limits: Limits, sampling_rate: int = 16000) -> list[Any]:
+    """Multipart: uploaded files in the field ``files`` (images, sound files resampled to the
+    model's ``sampling_rate``, or UTF-8 text files for a text model); a plain field there is
+    refused. Decoding runs off the event loop."""
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import UploadFile
 
@@ -90,12 +125,14 @@ async def form_inputs(form: Any, modality: str, limits: Limits) -> list[Any]:
             raise InputError(422, f"files[{i}]: expected an uploaded file, got a plain form field")
         name = f"files[{i}]" + (f" ({part.filename})" if part.filename else "")
         raw.append((name, await part.read()))
-    return await run_in_threadpool(_decode_parts, raw, modality, limits)
+    return await run_in_threadpool(_decode_parts, raw, modality, limits, sampling_rate)
 
 
-def _decode_parts(raw: list[tuple[str, bytes]], modality: str, limits: Limits) -> list[Any]:
+def _decode_parts(raw: list[tuple[str, bytes]], modality: str, limits: Limits, sampling_rate: int) -> list[Any]:
     if modality == "image":
         return [decode_image(data, name, limits) for name, data in raw]
+    if modality == "audio":
+        return [decode_audio(data, name, limits, sampling_rate) for name, data in raw]
     out = []
     for name, data in raw:
         try:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on a request: body bytes, items per request, pixels per image, characters per text."""
+    """Bounds on a request: body bytes, items per request, pixels per image, characters per text,
+    seconds per audio clip."""
 
     max_request_bytes: int = 32 * 2**20
     max_items: int = 64
     max_pixels: int = 40_000_000
     max_text_chars: int = 20_000
+    max_audio_seconds: int = 600
 
     def __post_init__(self) -> None:
         for k, v in vars(self).items():

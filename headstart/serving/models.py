@@ -42,8 +42,14 @@ class ServedModel:
     def modality(self) -> str:
         return self.estimator.modality_
 
+    @property
+    def sampling_rate(self) -> int:
+        """The rate an audio model's clips are resampled to (its checkpoint's); 16 kHz otherwise."""
+        cfg = getattr(getattr(self.estimator.model_, "backbone", None), "pretrained_cfg", None)
+        return int(getattr(cfg, "sampling_rate", 16000))
+
     def predict(self, items: list[Any]) -> list[dict[str, Any]]:
-        """Records for ``items`` (PIL images or texts), in one forward pass."""
+        """Records for ``items`` (PIL images, texts, or waveforms at ``sampling_rate``), in one forward pass."""
         data = LabeledData(list(items), None, self.modality)
         return records(self.estimator.task_, torch.from_numpy(self.estimator.decision_function(data)))
 

@@ -158,6 +158,36 @@ def whisper_to_ct2(model: Any, dtype: Any = None) -> Any:
     return CT2Model("WhisperSpec", 3, 6, v, {"decoder/projection/weight": "decoder/embeddings/weight"})
 
 
+def tiny_ast_dir(directory: Path, seed: int = 0, seconds: float = 1.0) -> Path:
+    """A randomly initialised two-layer Audio Spectrogram Transformer (hidden 16, 128 mel bins,
+    ``seconds`` of 10 ms frames where the AudioSet checkpoints read 10.24 s) with its feature
+    extractor at 16 kHz: an ``hf:``/``local:`` directory shaped like MIT/ast-finetuned-audioset."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    torch.manual_seed(seed)
+    frames = int(round(seconds * 100))
+    ASTModel(ASTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                       max_length=frames, num_mel_bins=128)).save_pretrained(directory)
+    ASTFeatureExtractor(max_length=frames).save_pretrained(directory)
+    return directory
+
+
+def tiny_hubert_dir(directory: Path, seed: int = 0) -> Path:
+    """A randomly initialised two-layer HuBERT (hidden 16, layer-norm front end as in hubert-large:
+    padding a clip in a batch leaves its features alone) with a 16 kHz feature extractor."""
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(seed)
+    HubertModel(HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                             conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=4,
+                             num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
+                             do_stable_layer_norm=True)).save_pretrained(directory)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(directory)
+    return directory
+
+
 def tiny_whisper_config(**overrides: Any) -> Any:
     """The two-layer Whisper configuration the tests use (d_model 16, 80 mels, 30 s input)."""
     from transformers import WhisperConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from headstart.backbones._base import IMAGE, Backbone
+from headstart.backbones._base import AUDIO, IMAGE, Backbone
 from headstart.data.config import TIMESERIES
 from headstart.backbones.local import load_local, save_local
 
@@ -19,6 +19,12 @@ def example_batch(bb: Backbone, n: int = 2):
     if bb.modality == TIMESERIES:  # unequal lengths: the second series is padded
         series = torch.randn(n, bb.pretrained_cfg.channels, 40, generator=torch.Generator().manual_seed(0))
         return {"series": series, "lengths": torch.tensor([40, 31][:n])}
+    if bb.modality == AUDIO:  # unequal lengths: the second clip is zero-padded
+        sr = bb.pretrained_cfg.sampling_rate
+        wave = 0.3 * torch.randn(n, sr, generator=torch.Generator().manual_seed(0))
+        lengths = torch.tensor([sr, sr * 3 // 5][:n])
+        wave[1:, int(lengths[-1]):] = 0
+        return {"waveform": wave, "lengths": lengths}
     from headstart.data.text import TextCollator
     texts = ["a small test sentence", "another one, longer than the first sentence"][:n]
     return TextCollator(bb.tokenizer(), bb.pretrained_cfg.max_length)(texts)

@@ -137,3 +137,72 @@ def test_the_whisper_window_is_fitted_to_the_longest_clip(tmp_path):
         assert bb.eval()(_batch(9600)).shape == (1, 16)
     with pytest.raises(ValueError, match="needs 200 encoder positions; the model has 50"):
         bb.set_window(4)
+
+
+@pytest.fixture(scope="module")
+def ast_dir(tmp_path_factory):
+    from headstart.testing.audio import tiny_ast_dir
+
+    return tiny_ast_dir(tmp_path_factory.mktemp("tiny-ast"))
+
+
+def test_an_hf_ast_checkpoint_pools_its_cls_and_distillation_tokens_at_16_khz(ast_dir):
+    bb = build_backbone(f"hf:{ast_dir}").eval()
+    cfg = bb.pretrained_cfg
+    assert (bb.modality, cfg.sampling_rate, cfg.max_seconds, cfg.pooling, bb.num_features) == (
+        "audio", 16000, 1.0, "cls", 16)
+    b = _batch(16000, 7000)
+    with torch.no_grad():
+        inputs = bb._inputs(b["waveform"], b["lengths"])
+        hidden = bb.model(**inputs).last_hidden_state
+        assert inputs["input_values"].shape == (2, 100, 128)  # 100 frames of 10 ms, 128 mel bins
+        assert torch.allclose(bb(b), (hidden[:, 0] + hidden[:, 1]) / 2, atol=1e-6)
+        bb.pretrained_cfg.pooling = "mean_all"
+        assert torch.allclose(bb(b), hidden.mean(1), atol=1e-6)
+
+
+def test_ast_loads_through_local_and_a_saved_copy_reproduces_its_features(ast_dir, tmp_path):
+    bb = build_backbone(f"hf:{ast_dir}").eval()
+    plain = build_backbone(f"local:{ast_dir}").eval()  # the transformers directory as it is
+    save_local(bb, tmp_path / "bb")
+    again = load_local(tmp_path / "bb").eval()
+    b = _batch(9000)
+    with torch.no_grad():
+        assert torch.allclose(bb(b), plain(b)) and torch.allclose(bb(b), again(b))
+    assert again.pretrained_cfg == bb.pretrained_cfg
+    assert len(bb.layer_groups()) == 4  # patch embedding | 2 blocks | final layer norm
+
+
+def test_pooling_that_does_not_fit_the_encoder_is_refused(ast_dir, wav2vec2_dir):
+    from headstart.backbones.audio import HFAudioBackbone
+
+    ast = build_backbone(f"hf:{ast_dir}")
+    with pytest.raises(ValueError, match="pooling 'mean' does not apply to a audio-spectrogram-transformer"):
+        HFAudioBackbone(ast.model, ast.feature_extractor, "x", pooling="mean")
+    w2v = build_backbone(f"hf:{wav2vec2_dir}")
+    with pytest.raises(ValueError, match="use 'mean'"):
+        HFAudioBackbone(w2v.model, w2v.feature_extractor, "x", pooling="cls")
+
+
+def test_hubert_is_an_hf_audio_encoder_pooled_over_the_clip(tmp_path):
+    from headstart.testing.audio import tiny_hubert_dir
+
+    bb = build_backbone(f"hf:{tiny_hubert_dir(tmp_path / 'hubert')}").eval()
+    assert bb.pretrained_cfg.sampling_rate == 16000 and bb.pretrained_cfg.pooling == "mean"
+    both = _batch(6000, 12000)
+    with torch.no_grad():
+        alone = bb({"waveform": both["waveform"][:1, :6000], "lengths": both["lengths"][:1]})
+        assert bb(both).shape == (2, 16) and torch.allclose(bb(both)[0], alone[0], atol=1e-4)
+
+
+def test_clips_longer_than_the_ast_window_are_said_to_be_cut(ast_dir, tmp_path):
+    from headstart.backbones.prepare import prepare_backbone, window_note
+    from headstart.data import read_data
+    from headstart.testing.audio import tone_folder
+
+    long = read_data(tone_folder(tmp_path / "long", 1, seconds=1.5))
+    bb = prepare_backbone(f"hf:{ast_dir}", long)  # the tiny AST reads 1 s
+    assert window_note(long, bb) == (f"clips up to 1.5 s are longer than the 1 s window of hf:{ast_dir}: predictions "
+                                     "read their first 1 s, training a random 1 s of each")
+    short = read_data(tone_folder(tmp_path / "short", 1, seconds=0.5))
+    assert window_note(short, prepare_backbone(f"hf:{ast_dir}", short)) is None

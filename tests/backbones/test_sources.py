@@ -15,6 +15,7 @@ OFFLINE_SPECS = {
     "tfidf": ["tfidf:1-2", "tfidf:1-1"],
     "ts": ["ts:fcn_tiny", "scratch:ts:fcn"],
     "rocket": ["rocket:64", "rocket:50-3"],
+    "aisfx": ["scratch:aisfx:cnn"],
     # its smallest built-in architecture (ViT-S-32-alt, 43M parameters) takes minutes here: the same
     # check_backbone runs on a generated two-layer model in tests/backbones/test_clip.py
     "open_clip": [],

@@ -104,3 +104,53 @@ def test_an_adapted_fit_reports_domain_adaptation_and_writes_adaptation_json(tmp
     assert saved["shift_before"]["domain_accuracy"] == est.adaptation_.shift_before.domain_accuracy
     assert (out / "adaptation-before.png").read_bytes()[:4] == b"\x89PNG"
     assert saved["final_target_accuracy"] is not None  # final_fit=all: the returned model measured too
+
+
+def _wrong_clips(tmp_path):
+    """Two 8 kHz tone clips, both predicted wrong with high confidence."""
+    from headstart.testing.audio import tone_folder
+
+    root = tone_folder(tmp_path / "tones", n_per_class=1, seconds=0.5)
+    items = [str(root / "low" / "0.wav"), str(root / "high" / "0.wav")]
+    return items, ["low", "high"], np.array([[0.1, 0.9], [0.8, 0.2]]), ["low", "high"]
+
+
+def test_confidently_wrong_audio_clips_play_and_show_their_spectrograms(tmp_path):
+    import base64
+    import io
+
+    import soundfile as sf
+
+    from headstart.evaluation.report import confidently_wrong
+
+    html = confidently_wrong(*_wrong_clips(tmp_path), modality="audio")
+    players = re.findall(r'<audio controls[^>]*src="data:audio/wav;base64,([^"]+)"', html)
+    assert len(players) == 2 and html.count('class="plot" alt="spectrogram of') == 2
+    wave, rate = sf.read(io.BytesIO(base64.b64decode(players[0])))
+    assert rate == 16000 and len(wave) == 8000  # 0.5 s resampled from 8 kHz to 16 kHz
+    assert "true <b>low</b>, predicted <b>high</b> (90%)" in html
+
+
+def test_an_audio_report_renders_its_spectrograms_in_headless_chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    from headstart.evaluation.report import confidently_wrong, page
+
+    path = tmp_path / "report.html"
+    path.write_text(page("audio", [("Most confidently wrong", confidently_wrong(*_wrong_clips(tmp_path), "audio"))], []))
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'ud'}",
+                          "--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-plots="2/2"' in res.stdout, res.stderr[-2000:]
+    console = [line for line in res.stderr.splitlines() if "CONSOLE" in line and "plots rendered" not in line]
+    assert not console, console
+
+
+def test_an_audio_fit_report_says_what_the_model_heard(audio_tones, tmp_path):
+    train, test, whisper = audio_tones
+    headstart.fit(str(train), test=str(test), backbone=f"hf:{whisper}", verbose=False, run={"out": tmp_path / "b"},
+                  runtime={"cache_dir": False})
+    page = (tmp_path / "b" / "report.html").read_text()
+    assert "Confusion matrix" in page and "Most confidently wrong" in page
+    assert "resampled to 16 kHz" in page and "clips cut to 1 s" in page  # the tiny Whisper reads 1 s
+    assert "audio: 14 clip(s) at 8 kHz" in page  # the pre-flight: 10 training and 4 test clips

@@ -1,9 +1,11 @@
 """The web page at / in headless Chromium (driven by Playwright over the system's browser): pick
-a model, upload an image through the file input, read the rendered top class; type a text."""
+a model, upload an image or a sound file through the file input, read the rendered top class;
+type a text."""
 import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import headstart
@@ -14,11 +16,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundles):
+def server(tiny_bundles, audio_bundle):
     import uvicorn
 
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(tiny_bundles), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(create_app({**tiny_bundles, "tones": audio_bundle}), host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     deadline = time.time() + 60
@@ -72,4 +74,19 @@ def test_typing_a_text_shows_its_top_class_and_the_model_card(page, tiny_bundles
     page.click("#predict")
     page.wait_for_selector("#top")
     assert page.inner_text("#top") == headstart.load(tiny_bundles["txt"]).predict([text])[0]
+    assert page.errors == []
+
+
+def test_uploading_a_sound_file_through_the_page_shows_the_models_top_class(page, audio_bundle, tmp_path):
+    from headstart.testing.audio import write_wav
+
+    t = np.arange(4000) / 8000
+    path = write_wav(tmp_path / "tone.wav", (0.5 * np.sin(2 * np.pi * 1800 * t)).astype(np.float32), 8000)
+    page.select_option("#model", "tones")
+    assert "audio" in page.get_attribute("#file", "accept") and page.inner_text("#filelabel").startswith("Audio")
+    page.set_input_files("#file", str(path))
+    assert page.is_visible("#player")
+    page.click("#predict")
+    page.wait_for_selector("#top")
+    assert page.inner_text("#top") == headstart.load(audio_bundle).predict([str(path)])[0]
     assert page.errors == []
