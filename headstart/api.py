@@ -23,7 +23,13 @@ from accelerate.utils import set_seed
 
 from headstart.adaptation.batchnorm import adapt_batchnorm, batchnorm_layers
 from headstart.adaptation.summary import read_target_test, record_final, summarise_adaptation
-from headstart.backbones.prepare import prepare_backbone, resampling_note, resolve_device, window_note
+from headstart.backbones.prepare import (
+    prepare_backbone,
+    resampling_note,
+    resolve_device,
+    series_note,
+    window_note,
+)
 from headstart.config import DataSpec, RunOptions, Runtime
 from headstart.data._base import LabeledData
 from headstart.data.loaders import make_loader
@@ -403,7 +409,7 @@ class Headstart:
         backbone = prepare_backbone(spec, train, image_size=self._prep("image_size"),
                                     multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
                                     max_seconds=self._prep("max_seconds"), seed=self.seed)
-        for note in (resampling_note(train, backbone), window_note(train, backbone)):
+        for note in (resampling_note(train, backbone), window_note(train, backbone), series_note(train, backbone)):
             if note:
                 self._log(note)
         head = build_head(self.head, backbone.num_features, self.task_.num_outputs, **(self.head_params or {}))

@@ -81,3 +81,11 @@ def window_note(data: LabeledData, backbone: Backbone, sample: int = 256) -> str
         return None
     return (f"clips up to {longest:.1f} s are longer than the {window:g} s window of {backbone.spec}: predictions "
             f"read their first {window:g} s, training a random {window:g} s of each")
+
+
+def series_note(data: LabeledData, backbone: Backbone) -> str | None:
+    """For a fixed-window time-series encoder (PatchTST ...): how the series are padded or
+    resampled to its context, said aloud ("padding series of up to 24 steps to PatchTST's context of 512")."""
+    from headstart.backbones.hf_timeseries import HFSeriesBackbone
+
+    return backbone.fit_note(data.items) if isinstance(backbone, HFSeriesBackbone) else None

@@ -1,6 +1,6 @@
 """``hf:<hub id or directory>`` — a transformers AutoModel encoder with mean (or CLS) pooling;
 audio checkpoints go to ``headstart.backbones.audio``, CLIP / SigLIP dual encoders to
-``headstart.backbones.clip``."""
+``headstart.backbones.clip``, PatchTST / PatchTSMixer to ``headstart.backbones.hf_timeseries``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +12,7 @@ from torch import nn
 from headstart.backbones._base import TEXT, Backbone, PretrainedCfg, block_layer_groups
 from headstart.backbones.audio import AUDIO_MODEL_TYPES, from_pretrained_dir
 from headstart.backbones.clip import DUAL_MODEL_TYPES, hf_dual_encoder
+from headstart.backbones.hf_timeseries import TS_MODEL_TYPES, hf_series_encoder
 
 
 class HFBackbone(Backbone):
@@ -60,7 +61,8 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
               license: str = "see model card") -> Backbone:
     """Load weights (pretrained) or only the architecture (random init) plus the tokenizer, or,
     for an audio checkpoint (Whisper, wav2vec2, HuBERT ...), its feature extractor; a CLIP or
-    SigLIP checkpoint is an image backbone with a text tower (``clip.HFDualEncoder``)."""
+    SigLIP checkpoint is an image backbone with a text tower (``clip.HFDualEncoder``); a PatchTST
+    or PatchTSMixer checkpoint is a time-series encoder (``hf_timeseries.HFSeriesBackbone``)."""
     from transformers import (  # a second or so: only when used
         AutoConfig,
         AutoModel,
@@ -80,6 +82,8 @@ def from_name(name_or_path: str | Path, pretrained: bool = True, spec: str | Non
                                        pooling=pooling, license=license)
         if config.model_type in DUAL_MODEL_TYPES:
             return hf_dual_encoder(name_or_path, config, pretrained=pretrained, spec=spec, license=license)
+        if config.model_type in TS_MODEL_TYPES:
+            return hf_series_encoder(name_or_path, config, pretrained=pretrained, spec=spec, license=license)
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
         model = AutoModel.from_pretrained(str(name_or_path)) if pretrained else AutoModel.from_config(config)
     finally:
