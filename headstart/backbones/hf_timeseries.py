@@ -55,6 +55,8 @@ def fit_window(x: torch.Tensor, lengths: torch.Tensor, context: int) -> tuple[to
 
 
 class HFSeriesBackbone(Backbone):
+    """A PatchTST / PatchTSMixer encoder pooled to (N, d_model), series fitted to its window."""
+
     def __init__(self, model: nn.Module, spec: str, license: str = "see model card") -> None:
         super().__init__()
         self.model = model  # past_values (N, T, C) -> last_hidden_state (N, C, patches, d_model)
