@@ -33,12 +33,13 @@ from headstart.data._base import LabeledData
 from headstart.data.sources import from_sequences, read_data
 from headstart.features.cache import FeatureCache, extract_features
 from headstart.heads import build_head
+from headstart.heads.label_prior import DEFAULT_TEMPLATES
 from headstart.heads.probe import fit_probe
 from headstart.model import TransferModel
 from headstart.tasks import build_task
 
-# Used when no template is given: generic enough for any text, averaged (a prompt ensemble).
-DEFAULT_TEMPLATES = ("{label}", "This is {label}.", "This text is about {label}.", "It is {label}.")
+# Used when no template is given: DEFAULT_TEMPLATES, generic enough for any text, averaged (a
+# prompt ensemble); the few-shot probe's class-name prior uses the same ones.
 SELF_TRAIN_SHARE = 0.1  # of the texts, per class (N / C * share), the surest by calibrated margin
 SELF_TRAIN_MIN = 8  # per class, or self-training is skipped
 
