@@ -8,13 +8,16 @@ Tomatoes splits (benchmarks/splits.py: N=16 is exactly 8 per class, N>=64 strati
     python benchmarks/few_shot.py --eval val --seeds 100,101,102 --methods contrastive \\
         --contrastive lr=2e-5,steps=20 --contrastive lr=5e-5,steps=40      # tuning: never on the test set
     python benchmarks/few_shot.py --sizes 16,64 --methods setfit,auto   # fit's defaults, backbone auto
+    python benchmarks/few_shot.py --methods setfit,noprior,defaults        # MiniLM defaults without / with the class-name prior
     python benchmarks/few_shot.py --rss 16,5000                            # peak memory of tuning vs N
 
 ``--eval test`` scores on the anchors' 2000 test texts (the final numbers); ``--eval val`` on
 600 pool texts outside every training set used (choose steps/lr there). Times: ``train``
-is fit alone (loading the body included), ``total`` adds predicting the evaluation texts.
+is fit alone (loading the body included), ``total`` adds predicting the evaluation texts (for a
+frozen body from a feature cache shared by the runs: the first run pays for embedding them).
 SetFit: batch 16, 1 epoch, 20 iterations (2 x 20 x N pairs), logistic-regression head, as in
-ANCHORS.md. Acceptance (issue 13): at 8 labels per class, contrastive mean >= SetFit + 2 points
+ANCHORS.md; its results are cached by (eval set, N, seed) in .headstart-cache/few_shot_setfit.json
+(``--setfit-cache none`` reruns it). Acceptance (issue 13): at 8 labels per class, contrastive mean >= SetFit + 2 points
 with a lower std; at 64 labels >= SetFit + 2.
 """
 from __future__ import annotations

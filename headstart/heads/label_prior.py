@@ -13,7 +13,8 @@ linear in the raw features so that it folds into the probe's one linear layer (t
 ONNX export and ``load`` are unchanged): cosine similarity ``x.v / |x|`` is taken as
 ``x.v / mean |x|`` over the training texts (sentence embeddings' norms vary by ~20%).
 
-Measured in benchmarks/few_shot.py (Rotten Tomatoes, class names "fresh"/"rotten").
+Measured in benchmarks/few_shot.py (Rotten Tomatoes, class names "fresh"/"rotten", MiniLM, 8
+labels per class, seeds 0-4, test set): the probe 59.74 +- 3.70 without, 63.35 +- 1.14 with.
 """
 from __future__ import annotations
 
