@@ -40,12 +40,13 @@ from headstart.data.sources import from_sequences, read_data
 from headstart.data.unlabeled import read_image_files
 from headstart.features.cache import FeatureCache, extract_features
 from headstart.heads import build_head
+from headstart.heads.label_prior import DEFAULT_TEMPLATES
 from headstart.heads.probe import fit_probe
 from headstart.model import TransferModel
 from headstart.tasks import build_task
 
-# Used when no template is given: generic enough for any text, averaged (a prompt ensemble).
-DEFAULT_TEMPLATES = ("{label}", "This is {label}.", "This text is about {label}.", "It is {label}.")
+# Used when no template is given: DEFAULT_TEMPLATES, generic enough for any text, averaged (a
+# prompt ensemble); the few-shot probe's class-name prior uses the same ones.
 # Images: "a photo of a {label}." and the 7 templates the CLIP authors selected for ImageNet from
 # their 80 (github.com/openai/CLIP, notebooks/Prompt_Engineering_for_ImageNet.ipynb).
 DEFAULT_IMAGE_TEMPLATES = ("a photo of a {label}.", "itap of a {label}.", "a bad photo of the {label}.",

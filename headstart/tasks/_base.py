@@ -87,6 +87,11 @@ class Task(Params):
         head after that tuning, on the tuned body's features (its shortcut, else its loss)."""
         return None
 
+    def label_prompts(self, modality: str) -> list[str] | None:
+        """Texts naming the classes whose features the shortcut receives as ``label_features``
+        (a prior from the class names); None (default): none."""
+        return None
+
     def after_fit(self, val_targets: np.ndarray | None, val_logits: torch.Tensor | None) -> None:
         """Tune what depends on held-out outputs (multi-label thresholds); nothing by default."""
 

@@ -60,8 +60,9 @@ class ContrastiveTask(ClassificationTask):
 
     name = "contrastive"
 
-    def __init__(self, mining: str = "all", blend: float = 0.5, label_smoothing: float = 0.1) -> None:
-        super().__init__(label_smoothing=label_smoothing)
+    def __init__(self, mining: str = "all", blend: float = 0.5, label_smoothing: float = 0.1,
+                 label_prior: "bool | str" = "auto") -> None:
+        super().__init__(label_smoothing=label_smoothing, label_prior=label_prior)
         self.mining = mining
         self.blend = blend  # < 1: the tuned body mixed with the pretrained one before the head (WiSE-FT)
 
@@ -78,6 +79,7 @@ class ContrastiveTask(ClassificationTask):
 
     def head_after_body(self) -> Task:
         """The head is a classifier on the tuned features: same classes and class weights."""
-        head = ClassificationTask(label_smoothing=self.label_smoothing).load_state(self.state())
+        head = ClassificationTask(label_smoothing=self.label_smoothing,
+                                  label_prior=self.label_prior).load_state(self.state())
         head.class_weights_ = getattr(self, "class_weights_", None)
         return head

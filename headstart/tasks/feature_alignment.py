@@ -65,6 +65,10 @@ class FeatureAlignTask(ClassificationTask):
         self.fraction = fraction
         self.choose = choose  # also fit source-only, keep the one the label-free criterion prefers (adapt='auto')
 
+    def label_prompts(self, modality: str) -> list[str] | None:
+        """No class-name prior: the probe is fitted on aligned features the prompts do not share."""
+        return None
+
     def shortcut(self, head: nn.Module, feats: torch.Tensor, targets: np.ndarray, *,
                  block_dims: list[int] | None, standardize: bool, balanced: bool, seed: int,
                  C: float | None = None, unlabeled: torch.Tensor | None = None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from transformers import get_cosine_schedule_with_warmup
 
+from headstart.data._base import LabeledData
 from headstart.data.loaders import FeatureBatches, UnlabeledStream, feature_loader, make_loader
 from headstart.data.sampler import EpochSampler
 from headstart.heads.feature_basis import FeatureBasis
@@ -168,6 +169,9 @@ class Trainer:
         solver = getattr(strategy, "solver", "auto")
         # a task that adapts on cached features also gets the unlabeled inputs' features
         extra = {"unlabeled": ctx.features(bb, ctx.extras["unlabeled"])} if task.on_cached_features else {}
+        prompts = task.label_prompts(train.data.modality) if purpose != "initialise the head" else None
+        if prompts:  # the class names' embeddings: the probe's prior (text classification)
+            extra["label_features"] = ctx.features(bb, LabeledData(prompts, None, "text"))
         if solver != "adamw":
             info = task.shortcut(head, feats, train.targets, block_dims=bb.feature_block_dims(),
                                  standardize=bb.standardize_features, balanced=ctx.balance is not None,
