@@ -34,8 +34,7 @@ from headstart.api import Headstart
 from headstart.backbones import DualEncoder, build_backbone
 from headstart.backbones.prepare import resolve_device
 from headstart.config import DataSpec, Runtime
-from headstart.data._base import LabeledData
-from headstart.data._base import IMAGE_EXTENSIONS
+from headstart.data._base import IMAGE_EXTENSIONS, LabeledData
 from headstart.data.sources import from_sequences, read_data
 from headstart.data.unlabeled import read_image_files
 from headstart.features.cache import FeatureCache, extract_features
