@@ -8,10 +8,13 @@ normal bundle (safetensors + JSON) whose ``headstart.json`` and model card carry
 teacher (folder name, weights SHA-256, backbone, accuracy), the temperature, alpha and the steps.
 
 Students: any backbone spec. What trains depends on it (``student_recipe``): a randomly
-initialised one (``tiny:small_cnn``, ``scratch:...``) trains whole from scratch; ``tfidf:...``
-(the fast CPU text student) trains a linear head on its TF-IDF features with the distillation
-loss on the teacher's soft targets; a pretrained catalog backbone (``minilm`` for an ``mpnet``
-teacher) follows ``auto`` (a head on cached features, or a fine-tune), or the strategy given.
+initialised one (``tiny:small_cnn``, ``scratch:...``) trains whole from scratch with the
+distillation loss; ``tfidf:...`` (the fast CPU text student: its vocabulary learned on the labeled
+and unlabeled texts) gets a logistic-regression probe on the true labels and, for the unlabeled
+inputs, the teacher's argmax (the task's closed form; ``strategy_params={"solver": "adamw"}``
+trains the head with the soft loss instead); a pretrained catalog backbone (``minilm`` for an
+``mpnet`` teacher) follows ``auto`` (the same probe on its cached features, or a fine-tune), or
+the strategy given.
 """
 from __future__ import annotations
 

@@ -35,6 +35,8 @@ from torch import nn
 
 from headstart.data._base import LabeledData
 from headstart.data.modalities import digests
+from headstart.heads.linear import LinearHead
+from headstart.heads.probe import fit_probe
 from headstart.tasks.classification import ClassificationTask
 
 
@@ -162,5 +164,15 @@ class DistillationTask(ClassificationTask):
     def shortcut(self, head: nn.Module, feats: torch.Tensor, targets: np.ndarray, *,
                  block_dims: list[int] | None, standardize: bool, balanced: bool, seed: int,
                  C: float | None = None) -> dict[str, Any] | None:
-        """None: on cached features the head trains with the distillation loss (soft targets)."""
-        return None
+        """A linear head on cached features (a TF-IDF or frozen-encoder student): a logistic-regression
+        probe on hard targets, the true label where there is one, else the teacher's argmax (the
+        soft targets' mode; the soft loss itself trains it with ``solver='adamw'``). Other heads:
+        None, trained with the distillation loss."""
+        if targets.ndim != 2 or not isinstance(head, LinearHead):
+            return None
+        label = targets[:, 0].round().astype(np.int64)
+        hard = np.where(label >= 0, label, targets[:, 1:].argmax(1))
+        info = fit_probe(feats, hard, head, block_dims=block_dims, standardize=standardize, C=C,
+                         balanced=balanced, seed=seed)
+        return {"what": f"linear probe on {int((label >= 0).sum())} true labels and {int((label < 0).sum())} teacher "
+                        f"argmax labels: C={info['C']:g}", "probe_C": info["C"]}

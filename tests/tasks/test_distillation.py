@@ -40,7 +40,7 @@ def test_unlabeled_rows_give_only_the_soft_term():
     soft_only = distillation_loss(z, v, none, temperature=2.0, alpha=0.0)  # alpha 0: only the (absent) labels
     assert float(soft_only["loss"].detach()) == 0.0
     out = distillation_loss(z, v, none, temperature=2.0, alpha=0.4)
-    assert float(out["loss"]) == pytest.approx(0.4 * float(out["soft_loss"]), rel=1e-6)
+    assert float(out["loss"].detach()) == pytest.approx(0.4 * float(out["soft_loss"]), rel=1e-6)
     out["loss"].backward()  # the gradient pulls towards the teacher: zero once the student equals it
     z2 = v.clone().requires_grad_(True)
     distillation_loss(z2, v, none, temperature=2.0, alpha=0.4)["loss"].backward()
