@@ -271,13 +271,15 @@ class Headstart:
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any = None,
-            unlabeled: Any = None, target_test: Any = None) -> "Headstart":
+            unlabeled: Any = None, target_test: Any = None, teacher: Any = None) -> "Headstart":
         """Learn from X (a folder, CSV/JSONL file, or a sequence of images/texts with labels y).
         ``val``/``test``: optional explicit splits in the same forms; ``unlabeled``: inputs
         without labels for tasks that use them. With ``adapt``, ``target_test``: labeled data from
         the target domain for evaluation only (its labels never train or choose anything), so
         ``adaptation_`` and the report show source-only against adapted accuracy there and the
-        oracle pick beside the label-free one.
+        oracle pick beside the label-free one. ``teacher``: for ``task='distillation'``, a
+        ``headstart.tasks.distillation.TeacherLogits`` (``headstart distill`` builds one from a bundle);
+        ``unlabeled`` inputs then join the transfer set (soft targets only).
 
         To choose the strategy by measurement within a time budget, wrap the estimator in the
         planner: ``headstart.Planner(Headstart(...), budget="10m").fit(X)``."""
@@ -289,6 +291,7 @@ class Headstart:
             raise ValueError(f"adapt={self.adapt!r} needs the target domain's inputs: fit(..., unlabeled=...)")
         if target_test is not None and self.adapt is None:
             raise ValueError("target_test evaluates an adaptation: give adapt=... and unlabeled=... too")
+        self._teacher = teacher
         data = self._read(X, y)
         if len(data) == 0:
             raise ValueError("the dataset is empty")
@@ -316,7 +319,7 @@ class Headstart:
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
-        model = self._build_model(train, prev)
+        model = self._build_model(train, prev, unlabeled)
         self.history_ = self._train(model, train, val_data, unlabeled, "checkpoints")
         self.splits_ = {"train": train, "val": val_data, "test": test_data}
         self._measure(val_data, test_data, len(train))
@@ -361,7 +364,7 @@ class Headstart:
                   "(the returned model; final_fit=split keeps the measured one)")
         set_seed(self.seed)
         self.history_measured_ = self.history_
-        self.history_ = self._train(self._build_model(everything, None), everything, val, unlabeled,
+        self.history_ = self._train(self._build_model(everything, None, unlabeled), everything, val, unlabeled,
                                     "checkpoints-final")
         self.metrics_["n_train"] = len(everything)
 
@@ -401,12 +404,18 @@ class Headstart:
                 train, val = train.concat(val), None
         return train, val
 
-    def _build_model(self, train: LabeledData, prev: Task | None) -> TransferModel:
+    def _build_model(self, train: LabeledData, prev: Task | None, unlabeled: LabeledData | None = None
+                     ) -> TransferModel:
+        """The backbone (its preprocessing fitted to the training inputs, and to the unlabeled ones
+        when the task trains on them: a TF-IDF student's vocabulary), the head and the task's modules."""
         spec = self._spec(train.modality)
         warm = self._warm_model(spec, prev)
         if warm is not None:
             return warm
-        backbone = prepare_backbone(spec, train, image_size=self._prep("image_size"),
+        inputs = train
+        if unlabeled is not None and self.task_.unlabeled_rows:
+            inputs = LabeledData(list(train.items) + list(unlabeled.items), None, train.modality)
+        backbone = prepare_backbone(spec, inputs, image_size=self._prep("image_size"),
                                     multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
                                     max_seconds=self._prep("max_seconds"), seed=self.seed)
         for note in (resampling_note(train, backbone), window_note(train, backbone), series_note(train, backbone)):
@@ -433,6 +442,8 @@ class Headstart:
         self.cache_ = FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None
         workers = auto_workers(train.modality, len(tr)) if rt.num_workers == "auto" else int(rt.num_workers)
         extras = {"unlabeled": self._read(unlabeled, modality=train.modality)} if unlabeled is not None else {}
+        if getattr(self, "_teacher", None) is not None:
+            extras["teacher"] = self._teacher
         ctx = FitContext(self.accelerator_, self.cache_, batch_size=rt.batch_size, num_workers=workers,
                          seed=self.seed, checkpoint_dir=Path(ro.out) / checkpoints if ro.out else None,
                          resume=ro.resume, verbose=self.verbose, balance=balance,
@@ -708,6 +719,9 @@ class Headstart:
             "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None else old.get("plan")),
             "params": self._saved_params(),
         }
+        lineage = getattr(self, "lineage_", None) or old.get("lineage")
+        if lineage:  # how a compressed model was made from another (distillation: the teacher, T, alpha)
+            meta["lineage"] = lineage
         ref = getattr(self, "reference_", None)
         if ref is not None:
             meta["reference"] = ref.meta()

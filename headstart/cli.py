@@ -728,6 +728,55 @@ def demo(data: Optional[Path] = typer.Option(None, help="examples folder (defaul
     run_demo(data, modality)
 
 
+@app.command()
+def distill(teacher: Path = typer.Argument(..., help="the teacher: a bundle folder written by fit"),
+            student: str = typer.Option(..., help="the student backbone: a smaller catalog backbone (minilm for an "
+                                                  "mpnet teacher), tiny:small_cnn (images, from scratch), or "
+                                                  "tfidf:1-2 (text: TF-IDF + a linear head, the fast CPU student)"),
+            data: Path = typer.Option(..., help="labeled training data: image folder (one subfolder per class), "
+                                                "or CSV/JSONL"),
+            unlabeled: Optional[Path] = typer.Option(None, help="extra unlabeled inputs (a folder or CSV/JSONL): "
+                                                                "the student learns the teacher's outputs on them too"),
+            test: Optional[Path] = typer.Option(None, help="labeled test data both models are measured on "
+                                                           "(else a held-out split of --data)"),
+            out: Path = typer.Option(Path("headstart-distilled"), help="student bundle directory to write"),
+            temperature: float = typer.Option(2.0, help="softmax temperature T of both models' outputs"),
+            alpha: float = typer.Option(0.5, help="weight of the soft (teacher) term; 1 - alpha weighs the true "
+                                                  "labels (unlabeled inputs have the soft term only)"),
+            strategy: Optional[str] = typer.Option(None, help="default: from scratch for tiny:/scratch:, a head on "
+                                                              "TF-IDF features, else auto"),
+            param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter key=value (repeatable)"),
+            batch_size: int = typer.Option(32), seed: int = typer.Option(0),
+            text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",
+            cache_dir: CacheDir = None, device: Device = None, quiet: bool = typer.Option(False)) -> None:
+    """Distill a fitted bundle into a smaller, faster student (Hinton et al. 2015).
+
+    The student trains on alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) *
+    cross-entropy on the true labels, over --data and the --unlabeled inputs (soft term only);
+    the teacher runs once per input. Writes a normal bundle with its lineage (teacher, T, alpha)."""
+    from headstart.compression.distill import distill as run_distill
+
+    params: dict[str, Any] = {"seed": seed, "verbose": not quiet,
+                              "runtime": {"batch_size": batch_size, "cache_dir": cache_dir},
+                              "data_spec": _data_spec(text_column, path_column, label_column)}
+    if strategy is not None:
+        params["strategy"] = strategy
+    if strategy is not None or param:
+        params["strategy_params"] = _parse_params(param) or None
+    try:
+        bundle = _interruptible(lambda: run_distill(teacher, student, data, unlabeled, out, test=test,
+                                                    temperature=temperature, alpha=alpha, device=device, **params))
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    meta = json.loads((bundle / "headstart.json").read_text())
+    step, acc = meta["lineage"][-1], meta["metrics"].get("test", {}).get("accuracy")
+    if acc is not None and "teacher_test_accuracy" in step:
+        typer.echo(f"test accuracy: teacher {step['teacher_test_accuracy']:.4f}, student {acc:.4f}")
+    typer.echo(f"teacher ran once on {step['teacher_inputs']} inputs")
+    _next_steps(bundle, meta["modality"])
+
+
 def main() -> None:
     app()
 

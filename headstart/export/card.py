@@ -23,6 +23,12 @@ def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, fl
     return centre - half, centre + half
 
 
+def lineage_lines(meta: dict[str, Any]) -> list[str]:
+    """One line per step that made this model from another (distillation: the teacher, T, alpha)."""
+    return [f"- Made by {step.get('step', '?')}: " + ", ".join(f"{k} {v}" for k, v in step.items() if k != "step")
+            for step in meta.get("lineage") or []]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     bb = meta["backbone"]
     cfg = bb["pretrained_cfg"]
@@ -49,7 +55,7 @@ def model_card(meta: dict[str, Any]) -> str:
     else:
         lines.append(f"- Preprocessing: the backbone's tokenizer, max length {cfg['max_length']}, "
                      f"{cfg['pooling']} pooling")
-    lines += ["", "## Metrics"]
+    lines += lineage_lines(meta) + ["", "## Metrics"]
     task = meta.get("task", {}).get("name", "classification")
     lines.insert(-2, f"- Task: `{task}`")
     if test and "accuracy" not in test:

@@ -9,11 +9,13 @@ from headstart.tasks._base import TASKS, Task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_TASKS
 from headstart.tasks.classification import ClassificationTask
 from headstart.tasks.contrastive import ContrastiveTask
+from headstart.tasks.distillation import DistillationTask
 from headstart.tasks.multilabel import MultiLabelTask
 from headstart.tasks.multitask import MultiTask
 from headstart.tasks.regression import RegressionTask, as_number
 
-for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask, ContrastiveTask, *ADAPTATION_TASKS):
+for _cls in (ClassificationTask, MultiLabelTask, RegressionTask, MultiTask, ContrastiveTask, DistillationTask,
+             *ADAPTATION_TASKS):
     TASKS.register(_cls.name)(_cls)
 
 
@@ -50,5 +52,5 @@ def detect_task(labels: Sequence[Any], separator: str = "|") -> tuple[str, str]:
     return "classification", f"{len(set(map(str, values)))} distinct labels: classification"
 
 
-__all__ = ["TASKS", "ClassificationTask", "ContrastiveTask", "MultiLabelTask", "MultiTask", "RegressionTask", "Task",
+__all__ = ["TASKS", "ClassificationTask", "ContrastiveTask", "DistillationTask", "MultiLabelTask", "MultiTask", "RegressionTask", "Task",
            "build_task", "detect_task", "task_from_state"]

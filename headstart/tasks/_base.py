@@ -32,6 +32,7 @@ from torch import nn
 
 from headstart._params import Params
 from headstart._registry import Registry
+from headstart.data._base import LabeledData
 
 
 class Task(Params):
@@ -41,6 +42,9 @@ class Task(Params):
     # True: the task adapts on cached features (frozen backbone); the trainer then passes the
     # unlabeled inputs' features to ``shortcut`` as ``unlabeled=``
     on_cached_features: ClassVar[bool] = False
+    # True: the unlabeled inputs join the rows the loss trains on (``training_rows``: distillation),
+    # so the backbone's preprocessing (a TF-IDF vocabulary, the input size) is fitted on them too
+    unlabeled_rows: ClassVar[bool] = False
     # what predict_proba means for this task ("" : it has none)
     proba: ClassVar[str] = ""
 
@@ -69,6 +73,13 @@ class Task(Params):
         """Modules this task trains besides the model, built for the backbone's ``num_features``
         (none by default). The task keeps references to use them in its loss."""
         return {}
+
+    def training_rows(self, data: LabeledData, targets: np.ndarray, extras: dict[str, Any]
+                      ) -> tuple[LabeledData, np.ndarray]:
+        """The rows the loss trains on, from the labeled training rows and the run's extra inputs
+        (``extras``: what ``needs`` names, and ``unlabeled`` when given). By default the labeled
+        rows as they are; distillation adds the unlabeled inputs and the teacher's outputs."""
+        return data, targets
 
     def forward(self, model: nn.Module, batch: dict[str, Any]) -> Any:
         """The model's output for a training batch; a task with a second stream (domain

@@ -101,6 +101,7 @@ class Trainer:
             raise ValueError(f"task {task.name} needs {', '.join(missing)} (pass it to fit, e.g. "
                              f"fit(..., {missing[0]}=...)); this run has none")
         strategy.validate(len(model.backbone.layer_groups()))
+        train = Split(*task.training_rows(train.data, train.targets, self.ctx.extras))  # distillation: + teacher
         if task.on_cached_features and (not strategy.frozen_backbone or getattr(strategy, "solver", "auto") == "adamw"):
             raise ValueError(f"task {task.name} adapts on cached features in closed form: use the "
                              f"feature_extraction strategy with its default solver, not {strategy.name}")

@@ -4,15 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from headstart.data._base import LabeledData
 from headstart.model import ModelOutput
 from headstart.tasks import TASKS, build_task, task_from_state
 from headstart.tasks.adaptation import DomainOutput
+from headstart.tasks.distillation import TeacherLogits
 
 LABELS = {
     "classification": ["cat", "dog", "cat", "bird", "dog", "cat"],
     "multilabel": ["cat|outdoor", "dog", "cat", "bird|outdoor", "dog|indoor", "cat|indoor"],
     "regression": ["1.5", "2", "3.25", "10", "-4", "0"],
     "multitask": [("cat", "1.5"), ("dog", "2"), ("cat", "3"), ("bird", "10"), ("dog", "-4"), ("cat", "0")],
+    "distillation": ["cat", "dog", "cat", "bird", "dog", "cat"],
     **{name: ["cat", "dog", "cat", "bird", "dog", "cat"] for name in ("dann", "cdan", "coral", "mmd", "entropy",
                                                                          "feature_align", "contrastive")},
 }
@@ -37,6 +40,11 @@ def test_task_contract(name):
     assert len(targets) == len(labels)
     logits = torch.randn(len(labels), task.num_outputs, requires_grad=True)
     batch = {"targets": torch.as_tensor(targets)}
+    if "teacher" in task.needs:  # the teacher's outputs join the targets the loss reads
+        teacher = TeacherLogits(lambda d: np.random.default_rng(0).normal(size=(len(d), task.num_outputs)),
+                                task.classes)
+        _, rows = task.training_rows(LabeledData(labels, labels, "text"), targets, {"teacher": teacher})
+        batch = {"targets": torch.as_tensor(rows)}
     task.modules(4)
     feats = torch.randn(len(labels), 4, requires_grad=True)
     output = ModelOutput(feats, logits)
