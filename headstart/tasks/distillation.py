@@ -161,6 +161,10 @@ class DistillationTask(ClassificationTask):
                                  temperature=self.temperature, alpha=self.alpha,
                                  label_smoothing=self.label_smoothing, weight=getattr(self, "class_weights_", None))
 
+    def label_prompts(self, modality: str) -> list[str] | None:
+        """No class-name prior: the teacher's outputs are the student's prior."""
+        return None
+
     def shortcut(self, head: nn.Module, feats: torch.Tensor, targets: np.ndarray, *,
                  block_dims: list[int] | None, standardize: bool, balanced: bool, seed: int,
                  C: float | None = None) -> dict[str, Any] | None:
