@@ -459,7 +459,7 @@ def plan(data: Path = typer.Argument(..., help="image folder (one subfolder per 
          budget: Optional[str] = typer.Option(None, help="time budget, e.g. 10m (default: none)"),
          rungs: Optional[str] = typer.Option(None, help="comma-separated subset of the ladder: linear_probe, "
                                              "prototype, zero_shot, mlp_head, partial_ft, contrastive, full_ft, "
-                                             "lora (only when asked), scratch, tfidf, rocket (adaptation: "
+                                             "lora (only when asked), scratch, tfidf, rocket, logmel (adaptation: "
                                              "feature_align, feature_align_st, dann, coral, mmd)"),
          margin: float = typer.Option(0.01, help="accuracy a costlier rung must add to be climbed"),
          out: Optional[Path] = typer.Option(None, help="also write the picked model's bundle here"),

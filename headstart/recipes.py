@@ -36,6 +36,7 @@ SCRATCH_PARAMS: dict[str, Any] = {"init_head": "random", "lr": 2e-3, "layer_deca
 SCRATCH_IMAGE = "tiny:small_cnn"  # the strongest from-scratch image model compare uses
 SCRATCH_TEXT = "tfidf:1-2"  # TF-IDF word 1-2-grams (+ logistic regression through the probe)
 SCRATCH_SERIES = "rocket:10000"  # ROCKET random kernels (+ a linear head through the probe)
+SCRATCH_AUDIO = "logmel:80"  # log-mel statistics (+ a linear head through the probe)
 STEP_BUDGETS = ("image", "timeseries")  # modalities whose fine-tune is counted in optimizer steps
 # Time series (Fawaz et al. 2018): the pretrained 1-D CNN fine-tuned like training from scratch —
 # random head, one learning rate, BatchNorm statistics learned. Measured on ArrowHead/OSULeaf
@@ -110,11 +111,14 @@ def adaptation(method: str, modality: str = "image", fidelity: float = 1.0, **ta
 
 def scratch(modality: str, fidelity: float = 1.0) -> dict[str, Any]:
     """The strongest from-scratch baseline: a small CNN for images, TF-IDF + logistic regression
-    for text (on cached TF-IDF features: seconds), ROCKET + a linear head for time series."""
+    for text (on cached TF-IDF features: seconds), ROCKET + a linear head for time series, log-mel
+    statistics + a linear head for audio."""
     if modality == "text":
         return {"backbone": SCRATCH_TEXT, **probe()}
     if modality == "timeseries":
         return {"backbone": SCRATCH_SERIES, **probe()}
+    if modality == "audio":
+        return {"backbone": SCRATCH_AUDIO, **probe()}
     return {"backbone": SCRATCH_IMAGE, "strategy": "fine_tuning", "preprocessing": {"image_size": None},
             "strategy_params": {**SCRATCH_PARAMS, "steps": max(8, round(IMAGE_FT_STEPS * fidelity))}}
 

@@ -50,3 +50,13 @@ def test_the_aisfx_architecture_fits_at_44_1_khz_and_says_so(tmp_path, audio_ton
     est = Headstart(backbone="scratch:aisfx:cnn", runtime={"cache_dir": False}).fit(str(train), test=str(test))
     assert "resampling 8 kHz -> 44.1 kHz for scratch:aisfx:cnn" in capsys.readouterr().out
     assert est.predict_proba(str(test)).shape == (4, 2)
+
+
+def test_the_logmel_baseline_fits_from_scratch_and_reloads(tmp_path, audio_tones):
+    """audio's from-scratch rung: log-mel statistics + the probe, through fit, save and load."""
+    train, test, _ = audio_tones
+    est = Headstart(backbone="logmel:80", verbose=False, runtime={"cache_dir": str(tmp_path / "c")})
+    est.fit(str(train), test=str(test))
+    assert est.metrics_["test"]["accuracy"] == 1.0  # 300 Hz against 1800 Hz tones
+    est.save(tmp_path / "b")
+    assert np.allclose(load(tmp_path / "b").predict_proba(str(test)), est.predict_proba(str(test)), atol=1e-6)

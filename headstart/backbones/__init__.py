@@ -10,7 +10,8 @@ a catalog alias (``efficientnet_lite0``, ``minilm``), and
 """
 from __future__ import annotations
 
-from headstart.backbones import aisfx, clip, local, rocket, tfidf, timm, tiny, torchvision, transformers, ts_pretrain
+from headstart.backbones import (aisfx, clip, local, logmel, rocket, tfidf, timm, tiny, torchvision, transformers,
+                                 ts_pretrain)
 from headstart.backbones._base import IMAGE, TEXT, Backbone, PretrainedCfg, split_source
 from headstart.backbones._sources import SOURCES
 from headstart.backbones.clip import DualEncoder
@@ -24,6 +25,7 @@ SOURCES.register("tiny")(tiny.build)
 SOURCES.register("tfidf")(tfidf.build)
 SOURCES.register("ts")(ts_pretrain.build)
 SOURCES.register("rocket")(rocket.build)
+SOURCES.register("logmel")(logmel.build)
 SOURCES.register("aisfx")(aisfx.build)
 SOURCES.register("open_clip")(clip.build)
 

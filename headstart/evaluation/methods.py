@@ -2,7 +2,7 @@
 says which tasks it supports: trivial baselines (the majority class; the training-target mean;
 the label-frequency prior), a classic model trained from scratch (a small CNN for images —
 headstart has no raw-pixel input, so for regression too; TF-IDF 1-2-grams with logistic
-regression, ridge or one logistic regression per label for text; ROCKET for time series), the
+regression, ridge or one logistic regression per label for text; ROCKET for time series; log-mel statistics for audio), the
 backbone's own architecture from random initialisation, and the transfer recipes (linear probe, prototypes and MLP head on
 cached features, fine-tuning). A method returns its fitted task and its test outputs in that
 task's encoding; ``run_method`` scores them with the task's own metrics. A new method is one
@@ -150,7 +150,8 @@ for _name, _method in [
     ("classic", Method(_headstart(recipes.scratch), False,
                        "small CNN from scratch (images; for every task: no raw-pixel input here) / TF-IDF 1-2-grams + "
                        "logistic regression, ridge (regression) or one logistic regression per label (text) / "
-                       "ROCKET random kernels + the same heads (time series)")),
+                       "ROCKET random kernels + the same heads (time series) / log-mel statistics + the same heads "
+                       "(audio)")),
     ("scratch", Method(_same_arch_scratch, False, "the backbone's architecture, randomly initialised, fine-tuned")),
     ("linear_probe", Method(_headstart(lambda m: recipes.probe()), True,
                             "logistic regression / ridge / one logistic regression per label on cached pretrained "

@@ -133,10 +133,12 @@ for _rung in [
          lambda m, f: recipes.scratch("text"), prior=3.0),
     Rung("rocket", "ROCKET random kernels + logistic regression, from scratch", False, False,
          lambda m, f: recipes.scratch("timeseries"), prior=3.0),
+    Rung("logmel", "log-mel statistics + logistic regression, from scratch", False, False,
+         lambda m, f: recipes.scratch("audio"), prior=3.0),
 ]:
     RUNGS.register(_rung.name)(_rung)
 LADDER = ("linear_probe", "prototype", "zero_shot", "mlp_head", "partial_ft", "contrastive", "full_ft", "lora",
-          "scratch", "tfidf", "rocket")
+          "scratch", "tfidf", "rocket", "logmel")
 OPT_IN = ("lora",)  # in no default ladder: asked for with rungs=
 TEXT_ONLY = ("zero_shot", "contrastive", "tfidf")
 # With unlabeled target data: adaptation rungs, the ones on cached features first (seconds), then
@@ -159,17 +161,20 @@ ADAPT_LADDER = ("feature_align", "feature_align_st", "dann", "coral", "mmd")
 
 def ladder_for(modality: str) -> list[str]:
     """Rungs that apply. From scratch, images get the small CNN, texts TF-IDF + logistic
-    regression, time series ROCKET + logistic regression. LoRA is never in it (``OPT_IN``: see its
+    regression, time series ROCKET + logistic regression, audio log-mel statistics + logistic
+    regression. LoRA is never in it (``OPT_IN``: see its
     rung). Zero-shot and contrastive tuning are for
     text (zero-shot images need a CLIP-style backbone: ask for it with ``rungs=``). Text also skips partial fine-tuning,
     which costs a text encoder nearly what full fine-tuning does (the forward pass dominates) and
     lands below it (Rotten Tomatoes N=500: 75.5% in 110 s against 77.7% in 134 s,
     benchmarks/planner.py); ask for it with ``rungs=``."""
     if modality == "image":
-        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "rocket")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "rocket", "logmel")]
+    if modality == "audio":  # from scratch: log-mel statistics + logistic regression
+        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "rocket", "scratch")]
     if modality == "timeseries":  # from scratch: ROCKET (benchmarks/timeseries.py: it often wins)
-        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "scratch")]
-    return [r for r in LADDER if r not in (*OPT_IN, "scratch", "partial_ft", "rocket")]
+        return [r for r in LADDER if r not in (*TEXT_ONLY, *OPT_IN, "scratch", "logmel")]
+    return [r for r in LADDER if r not in (*OPT_IN, "scratch", "partial_ft", "rocket", "logmel")]
 
 
 def default_ladder(data: LabeledData) -> tuple[list[str], list[str]]:

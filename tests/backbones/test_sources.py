@@ -16,6 +16,7 @@ OFFLINE_SPECS = {
     "ts": ["ts:fcn_tiny", "scratch:ts:fcn"],
     "rocket": ["rocket:64", "rocket:50-3"],
     "aisfx": ["scratch:aisfx:cnn"],
+    "logmel": ["logmel:80", "logmel:40"],
     # its smallest built-in architecture (ViT-S-32-alt, 43M parameters) takes minutes here: the same
     # check_backbone runs on a generated two-layer model in tests/backbones/test_clip.py
     "open_clip": [],
