@@ -85,9 +85,11 @@ class AudioDecoder:
 
 class AudioTransform:
     """Waveform (T,) -> float tensor (T',), cut to ``max_seconds``. Eval keeps the start; train
-    takes a random window and adds light augmentation: gain (+-6 dB), a time shift (up to 0.1 s)
-    and Gaussian noise at 20-40 dB SNR. Randomness comes from torch's generator, so the loader's
-    per-sample seeding makes it reproducible."""
+    takes a random window and adds light augmentation: gain (+-6 dB), a time shift (up to 0.1 s),
+    Gaussian noise at 20-40 dB SNR and, half the time, SpecAugment's time mask (Park et al. 2019) on
+    the waveform: one span of up to 10% of the clip silenced (frequency masks need the
+    backbone's spectrogram, so they are not applied here). Randomness comes from torch's
+    generator, so the loader's per-sample seeding makes it reproducible."""
 
     def __init__(self, cfg: PretrainedCfg, train: bool = False) -> None:
         self.max_samples = max(1, int(cfg.max_seconds * cfg.sampling_rate))
@@ -108,7 +110,12 @@ class AudioTransform:
             (x[:s] if s > 0 else x[s:]).zero_()
         power = x.pow(2).mean().clamp(min=1e-10)
         snr_db = float(torch.empty(()).uniform_(20, 40))
-        return x + torch.randn_like(x) * (power / 10 ** (snr_db / 10)).sqrt()
+        x = x + torch.randn_like(x) * (power / 10 ** (snr_db / 10)).sqrt()
+        width = int(torch.randint(0, max(1, len(x) // 10) + 1, ())) if float(torch.rand(())) < 0.5 else 0
+        if width:  # SpecAugment's time mask, on the waveform
+            start = int(torch.randint(0, len(x) - width + 1, ()))
+            x[start:start + width] = 0.0
+        return x
 
 
 def audio_batch(pairs: list[tuple[torch.Tensor, Any]]) -> dict[str, Any]:

@@ -107,3 +107,18 @@ def test_fuzzed_wav_headers_never_crash_the_reader(tmp_path):
             assert str(e).startswith("f.wav")
             refused += 1
     assert refused > 0
+
+
+def test_train_augmentation_silences_one_span_of_at_most_a_tenth_of_the_clip_half_the_time():
+    wave = np.ones(8000, np.float32)
+    masked = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        x = AudioTransform(CFG, train=True)(wave)
+        zeros = np.flatnonzero(x.numpy() == 0.0)
+        shift = int(0.1 * CFG.sampling_rate)
+        span = zeros[(zeros >= shift) & (zeros < len(wave) - shift)]  # away from the time shift's zeroed edge
+        if len(span):
+            masked += 1
+            assert span.max() - span.min() + 1 <= len(wave) // 10 and len(span) == span.max() - span.min() + 1
+    assert 8 <= masked <= 32  # about half of 40 (a mask may also fall on the shifted edge)
