@@ -702,6 +702,8 @@ class Headstart:
             "plan": (self.plan_.to_dict() if getattr(self, "plan_", None) is not None else old.get("plan")),
             "params": self._saved_params(),
         }
+        if "compression" in old:  # a compressed bundle: its lineage and pruned architecture travel on
+            meta["compression"] = old["compression"]
         ref = getattr(self, "reference_", None)
         if ref is not None:
             meta["reference"] = ref.meta()

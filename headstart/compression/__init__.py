@@ -1,0 +1,1 @@
+"""Making fitted bundles smaller and faster: distillation, pruning, quantization, compress."""
