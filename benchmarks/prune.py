@@ -1,7 +1,7 @@
 """Structured pruning of a fine-tuned image model (issue 15, build item 3): >= 50% fewer FLOPs,
 within 2 points after recovery.
 
-    python benchmarks/prune.py [--n 500] [--seeds 0] [--flops-reduction 0.5] [--steps pruned,fp16]
+    python benchmarks/prune.py [--n 500] [--seeds 0] [--flops-reduction 0.5] [--steps pruned,fp16,int8] [--work DIR]
 
 Per seed: fine-tune EfficientNet-Lite0 (offline ImageNet weights, 112 px, fine_tuning strategy)
 on N stratified Fashion-MNIST training images (the teacher bundle), then ``headstart compress``
@@ -36,11 +36,15 @@ from headstart.compression.prune import prune_bundle  # noqa: E402
 def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     train, test, backbone, params = load_task("image", a.n, seed)
     t0 = time.perf_counter()
-    est = Headstart(backbone=backbone, strategy="fine_tuning", strategy_params={"steps": a.fit_steps}, seed=seed,
-                    verbose=False, runtime={"cache_dir": str(work / "cache")}, **params)
-    est.fit(train.items, train.labels, test=(test.items, test.labels))
-    bundle = est.save(work / f"teacher-{seed}")
-    print(f"[seed {seed}] teacher: fine-tuned {backbone} on N={a.n} in {time.perf_counter() - t0:.0f} s, test "
+    bundle = work / f"teacher-{seed}"
+    if (bundle / "headstart.json").is_file():  # --work kept from an earlier run: the same teacher
+        est = Headstart.load(bundle)
+    else:
+        est = Headstart(backbone=backbone, strategy="fine_tuning", strategy_params={"steps": a.fit_steps}, seed=seed,
+                        verbose=False, runtime={"cache_dir": str(work / "cache")}, **params)
+        est.fit(train.items, train.labels, test=(test.items, test.labels))
+        est.save(bundle)
+    print(f"[seed {seed}] teacher: fine-tuned {backbone} on N={a.n} ({time.perf_counter() - t0:.0f} s), test "
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps}
     t0 = time.perf_counter()
@@ -69,13 +73,16 @@ def main() -> None:
     ap.add_argument("--flops-reduction", type=float, default=0.5)
     ap.add_argument("--prune-steps", type=int, default=3)
     ap.add_argument("--recover-steps", type=int, default=100, help="optimizer steps per recovery fine-tune")
-    ap.add_argument("--steps", default="pruned", help="compress steps (pruned must be one)")
+    ap.add_argument("--steps", default="pruned,fp16,int8", help="compress steps (pruned must be one)")
+    ap.add_argument("--work", default=None, help="keep the bundles here (a teacher found there is reused)")
     a = ap.parse_args()
     print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, {uptime()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="headstart-prune-") as tmp:
+        work = Path(a.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for seed in [int(s) for s in a.seeds.split(",")]:
-            rows.append(one_seed(seed, a, Path(tmp)))
+            rows.append(one_seed(seed, a, work))
     drop = [100 * (r["teacher"] - r["pruned"]) for r in rows]
     print(f"\nsummary over {len(rows)} seed(s): teacher {np.mean([100 * r['teacher'] for r in rows]):.2f}%, pruned "
           f"{np.mean([100 * r['pruned'] for r in rows]):.2f}% (drop {np.mean(drop):.2f} ± {np.std(drop):.2f} points), "

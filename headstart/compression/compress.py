@@ -33,7 +33,7 @@ from headstart.compression.measure import (
     Measurement,
     Runner,
     folder_size,
-    measure,
+    measure_all,
     onnx_runner,
     per_item_ms,
     prepare_inputs,
@@ -220,14 +220,18 @@ def compress(bundle: str | Path, data: Any, out: str | Path, steps: list[str] | 
     run = CompressRun(bundle, source._as_data(data), out, train, dict(options or {}))
     inputs = prepare_inputs(source, run.data)
     out.mkdir(parents=True, exist_ok=True)
-    results = [measure(SOURCE, torch_runner(source.model_), inputs, folder=bundle, size_bytes=bundle_size(bundle),
-                       parameters=count_parameters(source.model_), notes="the uncompressed bundle")]
+    models = {SOURCE: (torch_runner(source.model_), {"folder": bundle, "size_bytes": bundle_size(bundle),
+                                                     "parameters": count_parameters(source.model_),
+                                                     "notes": "the uncompressed bundle"})}
     for name in steps:
         echo(f"compress: {name} ...")
         c = STEPS.get(name)(run)
-        results.append(measure(name, c.run, inputs, folder=c.folder, size_bytes=c.size_bytes,
-                               parameters=c.parameters, notes=c.notes))
-        _record(c.folder, results[-1], str(data) if isinstance(data, (str, Path)) else f"{len(run.data)} given examples")
+        models[name] = (c.run, {"folder": c.folder, "size_bytes": c.size_bytes, "parameters": c.parameters,
+                                "notes": c.notes})
+    results = measure_all(models, inputs, int(run.options.get("latency_rounds", 3)))
+    described = str(data) if isinstance(data, (str, Path)) else f"{len(run.data)} given examples"
+    for m in results[1:]:
+        _record(Path(m.folder), m, described)
     return _summarise(results, run, inputs, target, tolerance, echo)
 
 
