@@ -134,7 +134,8 @@ def int8(run: CompressRun) -> Candidate:
     export_onnx(est, folder, sample)
     path, parity = quantize_export(est, folder, sample, calibration=calibration)
     notes = f"ONNX int8 (run with predict.py; headstart.load reads bundles only); vs the bundle: {parity.format()}"
-    return Candidate(folder, onnx_runner(path), count_parameters(est.model_), folder_size(folder, ("model.onnx",)), notes)
+    size = folder_size(folder, ("model.onnx",))  # the fp32 file stays beside it for reference only
+    return Candidate(folder, onnx_runner(path), count_parameters(est.model_), size, notes)
 
 
 def _pruned(run: CompressRun, method: str, target_key: str) -> Candidate:

@@ -8,7 +8,8 @@
   convolutions, the next layer's inputs, residual sums): no hand-written graph surgery. Channels
   are ranked by the L2 norm of their group's weights. The pooled features the head reads keep
   their size (the layers that produce them are left whole), and so do attention projections
-  (query/key/value: heads are not removed). The FLOPs target is reached in ``steps`` rounds
+  (query/key/value: heads are not removed; a try with Torch-Pruning's ``num_heads`` and
+  ``prune_num_heads`` on transformers' BERT removed no head). The FLOPs target is reached in ``steps`` rounds
   (schedule 1 - r·k/steps); each round prunes in small increments until its FLOPs goal is met,
   then fine-tunes. The smaller architecture is recorded in ``headstart.json``
   (``headstart.compression.architecture``), so the bundle loads without the original.
@@ -142,7 +143,8 @@ def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.backbone.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
 
 
-def prune_magnitude(model: nn.Module, sparsity: float, steps: int = 3, recover: Recover | None = None) -> dict[str, Any]:
+def prune_magnitude(model: nn.Module, sparsity: float, steps: int = 3,
+                    recover: Recover | None = None) -> dict[str, Any]:
     """Zero the smallest weights of the backbone (global L1) until ``sparsity`` of them are zero,
     in ``steps`` rounds with ``recover(model)`` after each (masks kept while it trains); the
     masks are then made permanent, so the state has plain ``weight`` tensors again."""
