@@ -46,7 +46,8 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
         est.save(bundle)
     print(f"[seed {seed}] teacher: fine-tuned {backbone} on N={a.n} ({time.perf_counter() - t0:.0f} s), test "
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
-    options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps}
+    options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
+               "lr": a.lr}
     t0 = time.perf_counter()
     no_rec = prune_bundle(bundle, train, work / f"norecovery-{seed}", "channels", a.flops_reduction, a.prune_steps, 0,
                           evaluate=test)
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--flops-reduction", type=float, default=0.5)
     ap.add_argument("--prune-steps", type=int, default=3)
     ap.add_argument("--recover-steps", type=int, default=100, help="optimizer steps per recovery fine-tune")
+    ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the recovery fine-tunes")
     ap.add_argument("--steps", default="pruned,fp16,int8", help="compress steps (pruned must be one)")
     ap.add_argument("--work", default=None, help="keep the bundles here (a teacher found there is reused)")
     a = ap.parse_args()
