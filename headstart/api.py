@@ -722,6 +722,8 @@ class Headstart:
         lineage = getattr(self, "lineage_", None) or old.get("lineage")
         if lineage:  # how a compressed model was made from another (distillation: the teacher, T, alpha)
             meta["lineage"] = lineage
+        if "compression" in old:  # a compressed bundle: its lineage and pruned architecture travel on
+            meta["compression"] = old["compression"]
         ref = getattr(self, "reference_", None)
         if ref is not None:
             meta["reference"] = ref.meta()

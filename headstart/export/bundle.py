@@ -23,6 +23,7 @@ from headstart._files import check_finite, sha256_file
 from headstart.backbones import build_backbone
 from headstart.backbones._base import Backbone, PretrainedCfg, state_hash
 from headstart.backbones.local import load_local
+from headstart.compression.architecture import apply_architecture, stored_shapes
 from headstart.heads import build_head
 from headstart.model import TransferModel
 from headstart.strategies.lora import adapter_meta, apply_lora, config_from_dict, is_adapter_key
@@ -108,6 +109,9 @@ def load_bundle(directory: str | Path) -> tuple[TransferModel, dict[str, Any]]:
     head = build_head(head_cfg["name"], backbone.num_features, n_out, **head_cfg.get("params", {}))
     task_modules = task_from_state(meta["task"]).modules(backbone.num_features) if "task" in meta else {}
     model = TransferModel(backbone, head, task_modules)
+    pruned = meta.get("compression", {}).get("architecture")
+    if pruned:  # structured pruning: rebuild the smaller layers before the strict load
+        apply_architecture(model, pruned, stored_shapes(weights))
     if adapter is not None and adapter.get("weights") == "adapter":
         missing, unexpected = load_model(model, str(weights), strict=False)
         stray = sorted(set(missing) - {k for k in model.state_dict() if k.startswith("backbone.")

@@ -29,6 +29,32 @@ def lineage_lines(meta: dict[str, Any]) -> list[str]:
             for step in meta.get("lineage") or []]
 
 
+def _compression_lines(meta: dict[str, Any]) -> list[str]:
+    """The compression lineage (``headstart compress`` / pruning): source bundle and each step."""
+    comp = meta.get("compression")
+    if not comp:
+        return []
+    lines = ["", "## Compression", f"Made from the bundle `{comp.get('source')}` by:"]
+    for s in comp.get("steps", []):
+        what = {k: s[k] for k in ("method", "weights_dtype", "runs_as", "sparsity", "tool") if k in s}
+        if "flops_before" in s:
+            what["FLOPs"] = f"{s['flops_before']:,} -> {s['flops_after']:,} ({s['flops_reduction']:.0%} fewer)"
+            what["parameters"] = f"{s['parameters_before']:,} -> {s['parameters_after']:,}"
+        if "rounds" in s:
+            what["rounds"] = f"{len(s['rounds'])}, each followed by a recovery fine-tune"
+        lines.append(f"- `{s.get('step')}`: " + "; ".join(f"{k} {v}" for k, v in what.items()))
+        m = s.get("measured")
+        if m:
+            lines.append(f"  - measured on {m['data']} (n={m['n']}): accuracy {m['accuracy']:.4f} (95% interval "
+                         f"{m['ci_low']:.3f}–{m['ci_high']:.3f}), {m['ms_batch1']:.2f} ms/item at batch 1 on CPU")
+    if comp.get("architecture"):
+        lines.append(f"- The pruned architecture ({len(comp['architecture'])} changed layers) is recorded in "
+                     "headstart.json: the bundle loads without the original weights.")
+    lines.append("- The source bundle's own held-out metrics are kept under `metrics.before_compression` in "
+                 "headstart.json; they do not describe this model.")
+    return lines
+
+
 def model_card(meta: dict[str, Any]) -> str:
     bb = meta["backbone"]
     cfg = bb["pretrained_cfg"]
@@ -86,6 +112,7 @@ def model_card(meta: dict[str, Any]) -> str:
         metric, value = s.get("metric", "accuracy"), s.get("value", s.get("accuracy"))
         lines.append(f"\nThe strongest from-scratch baseline ({s['backbone']}) on the same split: {metric} "
                      f"{value:.4f} in {s['fit_seconds']:.1f} s.")
+    lines += _compression_lines(meta)
     data = meta.get("data")
     if data:
         train = data.get("counts", {}).get("train", {})

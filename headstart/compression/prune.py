@@ -1,0 +1,235 @@
+"""Pruning a fitted bundle: structured channels/neurons (Torch-Pruning) or unstructured weights
+(``torch.nn.utils.prune``), in a few steps with a short fine-tune to recover after each.
+
+- **structured** (``method="channels"``): Torch-Pruning (Fang et al., "DepGraph: Towards Any
+  Structural Pruning", CVPR 2023), the maintained dependency-aware pruner, traces the model and
+  removes whole output channels of convolutions (CNNs) or neurons of feed-forward layers
+  (transformers) together with every layer that depends on them (BatchNorm, depthwise
+  convolutions, the next layer's inputs, residual sums): no hand-written graph surgery. Channels
+  are ranked by the L2 norm of their group's weights. The pooled features the head reads keep
+  their size (the layers that produce them are left whole), and so do attention projections
+  (query/key/value: heads are not removed; a try with Torch-Pruning's ``num_heads`` and
+  ``prune_num_heads`` on transformers' BERT removed no head). The FLOPs target is reached in ``steps`` rounds
+  (schedule 1 - r·k/steps); each round prunes in small increments until its FLOPs goal is met,
+  then fine-tunes. The smaller architecture is recorded in ``headstart.json``
+  (``headstart.compression.architecture``), so the bundle loads without the original.
+- **unstructured** (``method="magnitude"``): global L1 magnitude pruning of every convolution and
+  linear weight of the backbone, sparsity reached in ``steps`` rounds, masks kept through the
+  recovery fine-tunes, then made permanent (``prune.remove``: no ``weight_orig``/``weight_mask``
+  in the saved state). Same shapes, zeros stored densely: smaller only once compressed, faster
+  only with sparse kernels.
+
+The recovery fine-tune is headstart's Trainer with the ``fine_tuning`` strategy continuing from
+the pruned model (``warm_start``: the head is kept), on the bundle's training data.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from headstart.api import Headstart, load, make_accelerator
+from headstart.compression.architecture import changed_attributes, module_attributes
+from headstart.data._base import LabeledData
+from headstart.data.loaders import make_loader
+from headstart.strategies.fine_tuning import FineTuning
+from headstart.training.context import FitContext, Split
+from headstart.training.trainer import Trainer
+
+METHODS = ("channels", "magnitude")
+Recover = Callable[[nn.Module], list[dict[str, Any]]]
+
+
+def _logits(model: nn.Module, x: Any) -> torch.Tensor:
+    return model(x).logits
+
+
+def example_inputs(model: nn.Module, data: LabeledData, n: int = 1) -> Any:
+    """The first ``n`` inputs of ``data`` prepared as the model reads them (tensor or token dict)."""
+    bb = model.backbone
+    loader = make_loader(data.subset(range(min(n, len(data)))), None, bb.pretrained_cfg, bb.tokenizer(),
+                         train=False, batch_size=n)
+    return next(iter(loader))["inputs"]
+
+
+def count_flops(model: nn.Module, x: Any) -> int:
+    """FLOPs of one forward pass on ``x`` (torch's counter: 2 per multiply-add of matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = model.training
+    model.eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        _logits(model, x)
+    model.train(was)
+    return int(counter.get_total_flops())
+
+
+def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
+    return int(sum(int((p != 0).sum()) if nonzero else p.numel() for p in model.parameters()))
+
+
+def protected_layers(model: nn.Module, graph: Any) -> list[nn.Module]:
+    """Layers whose outputs must keep their size: the head and task modules, the layers that
+    produce the pooled features the head reads (found through the dependency graph: the group of
+    the head's first input channel) and attention projections (removing part of a head breaks
+    the reshape into heads)."""
+    import torch_pruning as tp
+
+    keep = list(model.head.modules()) + list(model.task_modules.modules())
+    first = next((m for m in model.head.modules() if isinstance(m, nn.Linear)), None)
+    if first is not None:
+        group = graph.get_pruning_group(first, tp.prune_linear_in_channels, idxs=[0])
+        keep += [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+    for m in model.backbone.modules():
+        if "attention" in type(m).__name__.lower():
+            keep += [s for s in m.modules() if isinstance(s, nn.Linear)]
+    return keep
+
+
+def _pruner(model: nn.Module, example: Any, increments: int, max_ratio: float) -> Any:
+    import torch_pruning as tp
+
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=_logits)
+    return tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=2),
+                                pruning_ratio=max_ratio, iterative_steps=increments, forward_fn=_logits,
+                                ignored_layers=protected_layers(model, graph),
+                                root_module_types=[nn.Conv2d, nn.Conv1d, nn.Linear])
+
+
+def _schedule(target: float, steps: int) -> list[float]:
+    if not 0 < target < 1:
+        raise ValueError(f"the pruning target must be a fraction between 0 and 1 (exclusive), got {target}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    return [target * k / steps for k in range(1, steps + 1)]
+
+
+def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps: int = 3,
+                   recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9) -> dict[str, Any]:
+    """Remove channels/neurons until the FLOPs fall by ``flops_reduction`` (0.5: half), in
+    ``steps`` rounds with ``recover(model)`` after each; returns the lineage, with the changed
+    module attributes under ``architecture``."""
+    schedule = _schedule(flops_reduction, steps)
+    model.eval()
+    before, flops0, params0 = module_attributes(model), count_flops(model, example), count_parameters(model)
+    pruner = _pruner(model, example, increments, max_ratio)
+    rounds = []
+    for goal in schedule:
+        t0 = time.perf_counter()
+        flops = count_flops(model, example)
+        while flops > (1 - goal) * flops0 and pruner.current_step < increments:
+            pruner.step()
+            flops = count_flops(model, example)
+        if flops > (1 - goal) * flops0:
+            raise ValueError(f"pruning stopped at {1 - flops / flops0:.0%} fewer FLOPs, short of {goal:.0%}: "
+                             f"every prunable layer is at the {max_ratio:.0%} limit")
+        history = recover(model) if recover is not None else []
+        rounds.append({"flops_reduction_goal": goal, "flops": flops, "parameters": count_parameters(model),
+                       "recovery_epochs": len(history), "seconds": round(time.perf_counter() - t0, 1)})
+    if getattr(model.backbone, "channels_last", False):
+        model.backbone.to(memory_format=torch.channels_last)
+    flops1 = count_flops(model, example)
+    return {"method": "channels", "tool": _tool(), "importance": "L2 magnitude of each channel group",
+            "flops_before": flops0, "flops_after": flops1, "flops_reduction": 1 - flops1 / flops0,
+            "parameters_before": params0, "parameters_after": count_parameters(model), "rounds": rounds,
+            "architecture": changed_attributes(before, module_attributes(model))}
+
+
+def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """The backbone's convolution and linear weights (what magnitude pruning thins)."""
+    return [(m, "weight") for m in model.backbone.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+
+
+def prune_magnitude(model: nn.Module, sparsity: float, steps: int = 3,
+                    recover: Recover | None = None) -> dict[str, Any]:
+    """Zero the smallest weights of the backbone (global L1) until ``sparsity`` of them are zero,
+    in ``steps`` rounds with ``recover(model)`` after each (masks kept while it trains); the
+    masks are then made permanent, so the state has plain ``weight`` tensors again."""
+    from torch.nn.utils import prune
+
+    params = prunable_weights(model)
+    if not params:
+        raise ValueError(f"{model.backbone.spec}: no convolution or linear weights to prune")
+    total = sum(getattr(m, n).numel() for m, n in params)
+    done, rounds = 0.0, []
+    for goal in _schedule(sparsity, steps):
+        t0 = time.perf_counter()
+        # each call prunes a fraction of the weights not yet pruned
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=1 - (1 - goal) / (1 - done))
+        done = goal
+        history = recover(model) if recover is not None else []
+        rounds.append({"sparsity_goal": goal, "recovery_epochs": len(history),
+                       "seconds": round(time.perf_counter() - t0, 1)})
+    for m, n in params:
+        prune.remove(m, n)
+    zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in params)
+    return {"method": "magnitude", "tool": f"torch.nn.utils.prune {torch.__version__} (global L1, made permanent)",
+            "sparsity": zeros / total, "pruned_tensors": len(params), "rounds": rounds,
+            "parameters_after": count_parameters(model), "nonzero_parameters_after": count_parameters(model, True)}
+
+
+def _tool() -> str:
+    from importlib.metadata import version
+
+    return f"torch-pruning {version('torch-pruning')} (DepGraph, MetaPruner)"
+
+
+def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4) -> Recover:
+    """A short fine-tune on ``train`` (``steps`` optimizer steps) through headstart's Trainer,
+    continuing from the pruned model: the head is kept, a new schedule starts."""
+    split = Split(train, est.task_.encode(train.labels, train.origins, "recovery data"))
+
+    def run(model: nn.Module) -> list[dict[str, Any]]:
+        if steps <= 0:
+            return []
+        rt = est.runtime_
+        ctx = FitContext(make_accelerator(rt.device, rt.mixed_precision), None, batch_size=rt.batch_size,
+                         seed=est.seed, verbose=False, warm_start=True, log=est._log)
+        strategy = FineTuning(lr=lr, steps=steps, max_steps=steps, warmup=0.0)
+        history = Trainer(ctx).fit(model, est.task_, split, None, strategy)
+        model.eval().requires_grad_(False)
+        return history
+    return run
+
+
+def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = "channels", target: float = 0.5,
+                 steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None) -> Path:
+    """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
+    sparsity for ``magnitude``), recovering on ``train`` after each step; write the pruned
+    bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
+    est = load(bundle, device="cpu")
+    data = est._as_data(train)
+    if data.labels is None or len(data) == 0:
+        raise ValueError(f"{train}: pruning recovers on labeled training data; none found")
+    recover = recovery(est, data, recover_steps, lr)
+    if method == "channels":
+        lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover)
+    else:
+        lineage = prune_magnitude(est.model_, target, steps, recover)
+    lineage.update(step="pruned" if method == "channels" else "sparse", recovery={
+        "data": str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples",
+        "optimizer_steps_per_round": recover_steps, "lr": lr})
+    return save_compressed(est, out, lineage, bundle, data, evaluate)
+
+
+def save_compressed(est: Headstart, out: str | Path, lineage: dict[str, Any], source: str | Path,
+                    reference: LabeledData | None = None, evaluate: Any = None) -> Path:
+    """Save a compressed estimator as a bundle: its lineage appended under ``compression``, the
+    source's metrics kept as ``before_compression`` (they no longer describe this model), the
+    input-check reference recomputed on ``reference`` (the features moved)."""
+    old = dict(getattr(est, "meta_", {}).get("compression") or {})
+    architecture = lineage.pop("architecture", None) or old.get("architecture")
+    est.meta_["compression"] = {"source": str(source), "steps": [*old.get("steps", []), lineage],
+                                **({"architecture": architecture} if architecture else {})}
+    metrics = {k: v for k, v in est.metrics_.items() if k not in ("test", "val")}
+    est.metrics_ = {**metrics, "before_compression": {k: v for k, v in est.metrics_.items() if k in ("test", "val")}}
+    if evaluate is not None:
+        est.metrics_["test"] = est.evaluate(evaluate)
+    if reference is not None:
+        est._keep_reference(reference, None)
+    return est.save(out)

@@ -1,0 +1,116 @@
+"""Pruning: structured pruning reaches the FLOPs target in rounds with recovery, the pruned
+bundle rebuilds its architecture from headstart.json (no original weights) and predicts as the
+in-memory model did, unstructured pruning is made permanent, bad settings are refused."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+import headstart
+from headstart.backbones import build_backbone
+from headstart.compression.architecture import apply_architecture
+from headstart.compression.prune import (
+    count_flops,
+    example_inputs,
+    prune_bundle,
+    prune_channels,
+    prune_magnitude,
+    save_compressed,
+)
+from headstart.heads import build_head
+from headstart.model import TransferModel
+
+
+def _model(spec: str = "tiny:cnn") -> TransferModel:
+    torch.manual_seed(0)
+    bb = build_backbone(spec)
+    return TransferModel(bb, build_head("linear", bb.num_features, 3)).eval()
+
+
+def test_channel_pruning_removes_the_asked_share_of_flops():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    before = count_flops(model, x)
+    calls = []
+    lineage = prune_channels(model, x, 0.5, steps=2, recover=lambda m: calls.append(m) or [{}])
+    after = count_flops(model, x)
+    assert 0.35 * before <= after <= 0.5 * before  # at least half gone, not far past the target
+    assert lineage["flops_before"] == before and lineage["flops_after"] == after
+    assert len(calls) == 2 and [r["flops_reduction_goal"] for r in lineage["rounds"]] == [0.25, 0.5]
+    assert model(x).logits.shape == (1, 3) and model.backbone.blocks[-1][0].out_channels == 64  # features kept
+
+
+def test_transformer_prunes_feed_forward_neurons_not_attention():
+    model = _model("tiny:bert")
+    x = {"input_ids": torch.randint(5, 60, (1, 12)), "attention_mask": torch.ones(1, 12, dtype=torch.long)}
+    lineage = prune_channels(model, x, 0.2, steps=1)
+    layer = model.backbone.model.encoder.layer[0]
+    assert layer.intermediate.dense.out_features < 64 and layer.output.dense.in_features < 64
+    assert layer.attention.self.query.out_features == 32 and lineage["flops_reduction"] >= 0.2
+    # the recorded architecture rebuilds the same model from a fresh one
+    fresh = _model("tiny:bert")
+    apply_architecture(fresh, lineage["architecture"], {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    torch.testing.assert_close(fresh(x).logits, model(x).logits)
+
+
+@pytest.mark.filterwarnings("ignore::headstart.adaptation.reference.InputShiftWarning")  # pruning moved the features
+def test_pruned_bundle_loads_without_the_original_and_predicts_the_same(tiny_bundles, tmp_path):
+    source = shutil.copytree(tiny_bundles["img"], tmp_path / "source")
+    test = tiny_bundles["img"].parent / "train"
+    est = headstart.load(source)
+    lineage = prune_channels(est.model_, example_inputs(est.model_, est._as_data(str(test))), 0.5, steps=1)
+    expected = est.decision_function(str(test))
+    out = save_compressed(est, tmp_path / "pruned", lineage, source, reference=est._as_data(str(test)))
+    shutil.rmtree(source)  # the original weights are gone
+    again = headstart.load(out)
+    np.testing.assert_allclose(again.decision_function(str(test)), expected, atol=1e-5)
+    meta = json.loads((out / "headstart.json").read_text())
+    assert meta["compression"]["architecture"] and meta["compression"]["steps"][0]["flops_reduction"] >= 0.5
+    assert "## Compression" in (out / "README.md").read_text()
+
+
+def test_prune_bundle_recovers_on_the_training_data_and_records_lineage(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "p", "channels", 0.3, steps=2, recover_steps=2)
+    meta = json.loads((out / "headstart.json").read_text())
+    step = meta["compression"]["steps"][-1]
+    assert [r["recovery_epochs"] >= 1 for r in step["rounds"]] == [True, True]
+    assert step["recovery"]["optimizer_steps_per_round"] == 2 and "before_compression" in meta["metrics"]
+    assert len(headstart.load(out).predict(str(train))) == 36
+
+
+def test_magnitude_pruning_is_permanent(tmp_path):
+    model = _model()
+    lineage = prune_magnitude(model, 0.6, steps=2)
+    state = model.state_dict()
+    assert not [k for k in state if k.endswith(("weight_orig", "weight_mask"))]
+    assert not any(m._forward_pre_hooks for m in model.modules())
+    assert lineage["sparsity"] == pytest.approx(0.6, abs=0.01) and len(lineage["rounds"]) == 2
+    convs = [m.weight for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    zeros = sum(int((w == 0).sum()) for w in convs) / sum(w.numel() for w in convs)
+    assert zeros == pytest.approx(0.6, abs=0.01)
+
+
+def test_magnitude_pruned_bundle_saves_plain_weights(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "s", "magnitude", 0.5, steps=1, recover_steps=1)
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert "backbone.blocks.0.0.weight" in keys and not [k for k in keys if "_orig" in k or "_mask" in k]
+
+
+@pytest.mark.parametrize("kwargs, match", [({"target": 1.5}, "fraction between 0 and 1"),
+                                            ({"steps": 0}, "steps must be at least 1"),
+                                            ({"method": "heads"}, "unknown pruning method 'heads'")])
+def test_bad_settings_are_refused(tiny_bundles, tmp_path, kwargs, match):
+    train = tiny_bundles["img"].parent / "train"
+    with pytest.raises(ValueError, match=match):
+        prune_bundle(tiny_bundles["img"], str(train), tmp_path / "x", **{"recover_steps": 0, **kwargs})
+
+
+def test_a_bundle_of_another_architecture_is_refused():
+    with pytest.raises(ValueError, match="does not have"):
+        apply_architecture(_model(), {"backbone.nope": {"out_channels": 3}}, {})
