@@ -785,20 +785,25 @@ def compress(bundle: Path = typer.Argument(..., help="a bundle folder written by
                                                 "frontier.png and report.html"),
              target: str = typer.Option("accuracy", help="what the recommendation optimises: accuracy | size | "
                                                          "latency (size/latency: within --tolerance of the original)"),
-             steps: Optional[str] = typer.Option(None, help="comma-separated: int8, fp16, bf16, pruned, sparse "
-                                                            "(default: int8,fp16, plus pruned with --train)"),
+             steps: Optional[str] = typer.Option(None, help="comma-separated: int8, fp16, bf16, pruned, sparse, "
+                                                            "distilled (default: int8,fp16, plus pruned with "
+                                                            "--train)"),
              train: Optional[Path] = typer.Option(None, help="the training data: pruning recovers on it, int8 "
                                                              "calibrates on it"),
              tolerance: float = typer.Option(1.0, help="accuracy points a smaller/faster model may lose"),
              flops_reduction: float = typer.Option(0.5, help="pruned: fraction of FLOPs to remove"),
              sparsity: float = typer.Option(0.5, help="sparse: fraction of backbone weights set to zero"),
              prune_steps: int = typer.Option(3, help="pruning rounds, each followed by a recovery fine-tune"),
-             recover_steps: int = typer.Option(100, help="optimizer steps of each recovery fine-tune")) -> None:
+             recover_steps: int = typer.Option(100, help="optimizer steps of each recovery fine-tune"),
+             student: Optional[str] = typer.Option(None, help="distilled: the student backbone (default "
+                                                            "tiny:small_cnn for images, tfidf:1-2 for text)"),
+             unlabeled: Optional[Path] = typer.Option(None, help="distilled: extra unlabeled inputs the student "
+                                                                "learns the teacher's outputs on")) -> None:
     """Compress a bundle (int8, fp16/bf16, pruning) and compare each result with it: accuracy, size, latency."""
     from headstart.compression.compress import compress as run_compress
 
     options = {"flops_reduction": flops_reduction, "sparsity": sparsity, "prune_steps": prune_steps,
-               "recover_steps": recover_steps}
+               "recover_steps": recover_steps, "student": student, "unlabeled": unlabeled}
     try:
         run_compress(bundle, data, out, [s.strip() for s in steps.split(",") if s.strip()] if steps else None,
                      target, train, tolerance / 100, options, echo=typer.echo)

@@ -6,14 +6,7 @@ under ``DIR/<step>/`` and a runner: prepared batch -> logits). ``compress`` meas
 and every candidate on the same prepared inputs (``headstart.compression.measure``), writes
 ``DIR/compress.json``, ``DIR/frontier.png`` (accuracy against latency) and ``DIR/report.html``,
 and recommends one model for the ``target`` (accuracy | size | latency). A new step is one
-function and one registration, e.g. distillation::
-
-    @STEPS.register("distilled")
-    def distilled(run: CompressRun) -> Candidate:
-        from headstart.compression.distill import distill
-        folder = distill(run.bundle, run.options.get("student", "tiny:small_cnn"), run.require_train("distilled"),
-                         out=run.out / "distilled")
-        return bundle_candidate(folder)
+function and one registration (see ``distilled`` below).
 """
 from __future__ import annotations
 
@@ -148,6 +141,19 @@ def _pruned(run: CompressRun, method: str, target_key: str) -> Candidate:
     return bundle_candidate(folder, f"{what} ({step['tool']}), {len(step['rounds'])} rounds with recovery")
 
 
+@STEPS.register("distilled")
+def distilled(run: CompressRun) -> Candidate:
+    """A smaller student trained on the bundle's softened outputs and the true labels
+    (``headstart.compression.distill``; student: the ``student`` option, default ``tiny:small_cnn``
+    for images and ``tfidf:1-2`` for text)."""
+    from headstart.compression.distill import distill
+
+    student = run.options.get("student") or ("tfidf:1-2" if run.data.modality == "text" else "tiny:small_cnn")
+    folder = distill(run.bundle, student, run.require_train("distilled"), run.options.get("unlabeled"),
+                     out=run.out / "distilled", verbose=False)
+    return bundle_candidate(folder, f"student {student}")
+
+
 @STEPS.register("pruned")
 def pruned(run: CompressRun) -> Candidate:
     """Structured channel/neuron pruning to ``flops_reduction`` fewer FLOPs, with recovery."""
@@ -197,7 +203,8 @@ def _record(folder: Path, m: Measurement, data: str) -> None:
     entry = {**m.to_dict(), "data": data}
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        meta["compression"]["steps"][-1]["measured"] = entry
+        steps = meta["compression"]["steps"] if "compression" in meta else meta["lineage"]  # distilled: lineage
+        steps[-1]["measured"] = entry
         meta_path.write_text(json.dumps(meta, indent=2, default=str))
         (folder / "README.md").write_text(model_card(meta))
     elif (folder / "export.json").is_file():

@@ -85,7 +85,7 @@ def test_recommendation_follows_the_target():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--steps", "int9"], "unknown compress step 'int9'; known: bf16, fp16, int8, pruned, sparse"),
+    (["--steps", "int9"], "unknown compress step 'int9'; known: bf16, distilled, fp16, int8, pruned, sparse"),
     (["--steps", "pruned"], "fine-tunes on the training data: give it (--train DATA)"),
     (["--target", "speed"], "unknown target 'speed'"),
 ])
