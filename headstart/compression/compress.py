@@ -66,6 +66,7 @@ class Candidate:
     parameters: int
     size_bytes: int
     notes: str = ""
+    inputs: Inputs | None = None  # its own prepared evaluation data (a student with another preprocessing)
 
 
 STEPS: Registry[Callable[[CompressRun], Candidate]] = Registry("compress step")
@@ -151,7 +152,9 @@ def distilled(run: CompressRun) -> Candidate:
     student = run.options.get("student") or ("tfidf:1-2" if run.data.modality == "text" else "tiny:small_cnn")
     folder = distill(run.bundle, student, run.require_train("distilled"), run.options.get("unlabeled"),
                      out=run.out / "distilled", verbose=False)
-    return bundle_candidate(folder, f"student {student}")
+    c = bundle_candidate(folder, f"student {student}")
+    c.inputs = prepare_inputs(load(folder, device="cpu"), run.data)  # the student's own preprocessing
+    return c
 
 
 @STEPS.register("pruned")
@@ -235,7 +238,7 @@ def compress(bundle: str | Path, data: Any, out: str | Path, steps: list[str] | 
         echo(f"compress: {name} ...")
         c = STEPS.get(name)(run)
         models[name] = (c.run, {"folder": c.folder, "size_bytes": c.size_bytes, "parameters": c.parameters,
-                                "notes": c.notes})
+                                "notes": c.notes, **({"inputs": c.inputs} if c.inputs is not None else {})})
     results = measure_all(models, inputs, int(run.options.get("latency_rounds", 3)))
     described = str(data) if isinstance(data, (str, Path)) else f"{len(run.data)} given examples"
     for m in results[1:]:

@@ -110,15 +110,17 @@ def accuracy(run: Runner, inputs: Inputs) -> tuple[float, float, float, int]:
     return acc, lo, hi, len(preds)
 
 
-def latencies(runs: dict[str, Runner], inputs: Inputs, rounds: int = 3,
+def latencies(runs: dict[str, Runner], inputs: Inputs | dict[str, Inputs], rounds: int = 3,
               latency_batches: int = 4) -> dict[str, tuple[float, float]]:
     """{name: (ms/item at batch 1, ms/item at batch 32)}: the models take turns, ``rounds``
     times, and each keeps its best round's median, so load from other processes (a shared CPU)
-    falls on all of them alike and inflates none of the figures much."""
+    falls on all of them alike and inflates none of the figures much. ``inputs``: one set for
+    all, or one per name."""
     best: dict[str, tuple[float, float]] = {}
     for _ in range(rounds):
         for name, run in runs.items():
-            b1, b32 = per_item_ms(run, inputs.singles), per_item_ms(run, inputs.batches[:latency_batches])
+            x = inputs[name] if isinstance(inputs, dict) else inputs
+            b1, b32 = per_item_ms(run, x.singles), per_item_ms(run, x.batches[:latency_batches])
             old = best.get(name, (b1, b32))
             best[name] = (min(old[0], b1), min(old[1], b32))
     return best
@@ -126,10 +128,11 @@ def latencies(runs: dict[str, Runner], inputs: Inputs, rounds: int = 3,
 
 def measure_all(models: dict[str, tuple[Runner, dict[str, Any]]], inputs: Inputs, rounds: int = 3) -> list[Measurement]:
     """One ``Measurement`` per model; ``models``: name -> (runner, {folder, size_bytes, parameters, notes})."""
-    times = latencies({k: run for k, (run, _) in models.items()}, inputs, rounds)
+    own = {k: info.get("inputs") or inputs for k, (_, info) in models.items()}  # a student reads its own
+    times = latencies({k: run for k, (run, _) in models.items()}, own, rounds)
     out = []
     for name, (run, info) in models.items():
-        acc, lo, hi, n = accuracy(run, inputs)
+        acc, lo, hi, n = accuracy(run, own[name])
         b1, b32 = times[name]
         out.append(Measurement(name, acc, lo, hi, n, int(info["size_bytes"]), int(info["parameters"]), b1, b32,
                                1000 / b32, str(info["folder"]), info.get("notes", "")))
