@@ -99,3 +99,12 @@ def test_bad_input_exits_with_a_clear_error(tiny_bundles, tmp_path, args, messag
 def test_a_folder_that_is_not_a_bundle_is_named(tmp_path):
     r = CliRunner().invoke(app, ["compress", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "c")])
     assert r.exit_code == 1 and "not a headstart bundle" in r.output
+
+
+def test_a_tfidf_student_of_a_transformer_teacher_is_measured_through_its_own_preprocessing(tiny_bundles, tmp_path):
+    """The student reads TF-IDF vocabulary ids, not the teacher's token ids: each model its own inputs."""
+    train = tiny_bundles["txt"].parent / "train.csv"
+    summary = compress(tiny_bundles["txt"], str(train), tmp_path / "out", ["distilled"], "size", str(train),
+                       options={"latency_rounds": 1, "student": "tfidf:1-2"}, echo=lambda _: None)
+    row = {r["name"]: r for r in summary["results"]}["distilled"]
+    assert row["n"] == {r["name"]: r for r in summary["results"]}["original"]["n"] and 0.0 <= row["accuracy"] <= 1.0
