@@ -81,10 +81,12 @@ def bundle_size(folder: Path) -> int:
         folder_size(folder / "backbone") if (folder / "backbone").is_dir() else 0)
 
 
-def bundle_candidate(folder: Path, notes: str = "") -> Candidate:
-    """A compressed headstart bundle, measured as ``load`` gives it back (proving it loads)."""
+def bundle_candidate(folder: Path, notes: str = "", data: LabeledData | None = None) -> Candidate:
+    """A compressed headstart bundle, measured as ``load`` gives it back (proving it loads);
+    ``data``: prepare the evaluation data with this bundle's own preprocessing (a student's)."""
     est = load(folder, device="cpu")
-    return Candidate(folder, torch_runner(est.model_), count_parameters(est.model_), bundle_size(folder), notes)
+    return Candidate(folder, torch_runner(est.model_), count_parameters(est.model_), bundle_size(folder), notes,
+                     prepare_inputs(est, data) if data is not None else None)
 
 
 def _half(run: CompressRun, dtype: torch.dtype, name: str) -> Candidate:
@@ -152,9 +154,7 @@ def distilled(run: CompressRun) -> Candidate:
     student = run.options.get("student") or ("tfidf:1-2" if run.data.modality == "text" else "tiny:small_cnn")
     folder = distill(run.bundle, student, run.require_train("distilled"), run.options.get("unlabeled"),
                      out=run.out / "distilled", verbose=False)
-    c = bundle_candidate(folder, f"student {student}")
-    c.inputs = prepare_inputs(load(folder, device="cpu"), run.data)  # the student's own preprocessing
-    return c
+    return bundle_candidate(folder, f"student {student}", run.data)  # measured through its own preprocessing
 
 
 @STEPS.register("pruned")
