@@ -50,6 +50,7 @@ from headstart.strategies import (
     build_strategy,
     choose,
 )
+from headstart.strategies.auto import contrastive_default
 from headstart.strategies.lora import merge_lora
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_METHODS
@@ -316,6 +317,7 @@ class Headstart:
         early_stopping = not self.strategy_.frozen_backbone and self.task_.head_after_body() is None
         train, val_data, test_data = self._splits(data, val, test, early_stopping)
         train, val_data = self._choose_backbone(train, val_data, carved=val is None, n_fit=n_fit)
+        self._few_shot_body(data, n_fit)
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -403,6 +405,20 @@ class Headstart:
             if carved and val is not None:
                 train, val = train.concat(val), None
         return train, val
+
+    def _few_shot_body(self, data: LabeledData, n_fit: int) -> None:
+        """Defaults only (task and strategy ``auto``): a text classifier that would fine-tune the
+        whole encoder on a few labels per class tunes it on pairs of them instead (the
+        ``contrastive`` task, then the probe with the class-name prior; ``contrastive_default``)."""
+        if (self.task != "auto" or self.strategy != "auto" or self.adapt is not None or self.warm_start
+                or self.task_.name != "classification" or self.strategy_.frozen_backbone):
+            return
+        why = contrastive_default(data.modality, n_fit, len(self.classes_))
+        if why is None:
+            return
+        self.task_ = build_task("contrastive", **(self.task_params or {})).fit_targets(data.labels)
+        self.strategy_, reason = self._resolve_strategy(data.modality, n_fit)
+        self.strategy_reason_ = f"{why}; {reason}"
 
     def _build_model(self, train: LabeledData, prev: Task | None, unlabeled: LabeledData | None = None
                      ) -> TransferModel:

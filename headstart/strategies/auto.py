@@ -66,6 +66,18 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
             "then the whole network trains with layer-wise lr decay)")
 
 
+def contrastive_default(modality: str, n_train: int, n_classes: int) -> str | None:
+    """Why ``fit``'s defaults tune the body contrastively (``task="contrastive"``) for this text
+    classification, or None: between ``recipes.CONTRASTIVE_DEFAULT``'s bounds the full fine-tune
+    swings with the texts drawn, and pairs of the labels then a probe do better."""
+    lim = recipes.CONTRASTIVE_DEFAULT
+    if modality != "text" or n_classes < 2 or n_train < lim["min_train"] or n_train > lim["max_per_class"] * n_classes:
+        return None
+    return (f"{n_train} texts ({n_train / n_classes:.0f} per class, <= {lim['max_per_class']}): tune the encoder "
+            "on pairs of the labels (task contrastive) and fit the probe on it, rather than fine-tuning the "
+            "whole encoder on this few")
+
+
 def _per_class(n_train: int, n_classes: int, task: str) -> str:
     """The opening of the size remark: examples per class, or the label count where labels overlap."""
     if task == "multilabel":

@@ -1,6 +1,7 @@
 import pytest
 
 from headstart.strategies import choose
+from headstart.strategies.auto import contrastive_default
 
 
 @pytest.mark.parametrize("modality,n,expected", [
@@ -30,3 +31,14 @@ def test_reasons_name_only_what_applies_to_the_task():
     _, img_ml = choose("image", 200, 10, "multilabel")
     assert "smoothing" not in text_reg and "smoothing" in text_cls
     assert "10 labels" in img_ml and "per class" not in img_ml
+
+
+@pytest.mark.parametrize("modality,n,classes,switches", [
+    ("text", 64, 2, True), ("text", 128, 2, True), ("text", 640, 10, True), ("text", 500, 2, False),
+    ("text", 129, 2, False), ("image", 64, 2, False), ("text", 64, 1, False)])
+def test_contrastive_default_only_for_a_few_labelled_texts_per_class(modality, n, classes, switches):
+    """fit's defaults tune the body on pairs between the recipe's bounds; N=500 (250 per class) keeps the fine-tune."""
+    why = contrastive_default(modality, n, classes)
+    assert (why is not None) == switches
+    if switches:
+        assert f"{n} texts" in why and "contrastive" in why

@@ -128,3 +128,19 @@ def test_blend_mixes_the_pretrained_body_back_in(tmp_path):
     want = m.weight.detach().clone() * 0.25
     blend_weights(m, start, 0.25)
     torch.testing.assert_close(m.weight.detach(), want)
+
+
+def test_fit_defaults_tune_the_body_on_pairs_at_64_texts_and_say_why(tmp_path):
+    """Task and strategy auto on 64 texts of 2 classes: the contrastive task, its step budget, the reason."""
+    data = write_text_csv(tmp_path / "train.csv", 64, 0)
+    est = Headstart(backbone="tiny:bert", test_size=0.0, verbose=False, strategy_params={"steps": 2, "max_steps": 2},
+                    runtime={"cache_dir": False}).fit(data)
+    assert est.task_.name == "contrastive" and est.strategy_.max_steps == 2
+    assert "32 per class" in est.strategy_reason_ and "pairs" in est.strategy_reason_
+
+
+def test_an_explicit_task_keeps_the_fine_tune_at_64_texts(tmp_path):
+    data = write_text_csv(tmp_path / "train.csv", 64, 0)
+    est = Headstart(backbone="tiny:bert", task="classification", test_size=0.0, verbose=False,
+                    strategy_params={"epochs": 1}, runtime={"cache_dir": False}).fit(data)
+    assert est.task_.name == "classification" and est.strategy_.name == "fine_tuning"
