@@ -275,4 +275,6 @@ def _summarise(results: list[Measurement], run: CompressRun, inputs: Inputs, tar
 def _json(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
+    if isinstance(obj, LabeledData):  # given in memory (e.g. the unlabeled transfer set): described, not dumped
+        return f"{len(obj)} given {obj.modality} inputs"
     return str(obj)
