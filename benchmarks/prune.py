@@ -2,12 +2,16 @@
 within 2 points after recovery.
 
     python benchmarks/prune.py [--n 500] [--seeds 0] [--flops-reduction 0.5] [--steps pruned,fp16,int8] [--work DIR]
+                               [--distill] [--unlabeled 2000] [--layer-decay 0.7] [--lr 1e-4]
 
 Per seed: fine-tune EfficientNet-Lite0 (offline ImageNet weights, 112 px, fine_tuning strategy)
 on N stratified Fashion-MNIST training images (the teacher bundle), then ``headstart compress``
 on the anchors' 2000-image test set: channel pruning with Torch-Pruning to the FLOPs target in
 3 rounds, each followed by a recovery fine-tune on the same N images (and whatever other steps
-are asked). One extra row prunes the same way with no recovery, to show what recovery buys.
+are asked). ``--distill``: the recovery learns the unpruned teacher's softened outputs as well as
+the labels, on the N images and on ``--unlabeled`` other images of the Fashion-MNIST training pool
+(labels dropped; disjoint from the N). One extra row prunes the same way with no recovery, to show
+what recovery buys.
 Printed per seed: accuracy with its 95% interval, FLOPs, parameters, size, CPU latency per item
 at batch 1 and 32, against the teacher. The machine load is printed with the timings.
 """
@@ -28,9 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.quantize import load_task, uptime  # noqa: E402
+from benchmarks.splits import load_fmnist, stratified_indices  # noqa: E402
 from headstart import Headstart  # noqa: E402
 from headstart.compression.compress import compress  # noqa: E402
 from headstart.compression.prune import prune_bundle  # noqa: E402
+from headstart.data._base import LabeledData  # noqa: E402
+
+
+def transfer_set(n: int, seed: int, size: int) -> LabeledData:
+    """``size`` Fashion-MNIST training images outside the N labeled ones, labels dropped."""
+    xtr, ytr, _, _ = load_fmnist()
+    rest = np.setdiff1d(np.arange(len(ytr)), stratified_indices(ytr, n, seed))
+    pick = np.random.default_rng(1000 + seed).choice(rest, size, replace=False)
+    return LabeledData(list(xtr[pick]), None, "image")
 
 
 def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
@@ -47,7 +61,8 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     print(f"[seed {seed}] teacher: fine-tuned {backbone} on N={a.n} ({time.perf_counter() - t0:.0f} s), test "
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
-               "lr": a.lr}
+               "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill,
+               "unlabeled": transfer_set(a.n, seed, a.unlabeled) if a.unlabeled else None}
     t0 = time.perf_counter()
     no_rec = prune_bundle(bundle, train, work / f"norecovery-{seed}", "channels", a.flops_reduction, a.prune_steps, 0,
                           evaluate=test)
@@ -75,6 +90,9 @@ def main() -> None:
     ap.add_argument("--prune-steps", type=int, default=3)
     ap.add_argument("--recover-steps", type=int, default=100, help="optimizer steps per recovery fine-tune")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the recovery fine-tunes")
+    ap.add_argument("--layer-decay", type=float, default=0.7, help="per-layer-group lr decay of the recovery")
+    ap.add_argument("--distill", action="store_true", help="recover by distillation from the unpruned teacher")
+    ap.add_argument("--unlabeled", type=int, default=0, help="with --distill: unlabeled transfer images")
     ap.add_argument("--steps", default="pruned,fp16,int8", help="compress steps (pruned must be one)")
     ap.add_argument("--work", default=None, help="keep the bundles here (a teacher found there is reused)")
     a = ap.parse_args()

@@ -797,13 +797,20 @@ def compress(bundle: Path = typer.Argument(..., help="a bundle folder written by
              recover_steps: int = typer.Option(100, help="optimizer steps of each recovery fine-tune"),
              student: Optional[str] = typer.Option(None, help="distilled: the student backbone (default "
                                                             "tiny:small_cnn for images, tfidf:1-2 for text)"),
-             unlabeled: Optional[Path] = typer.Option(None, help="distilled: extra unlabeled inputs the student "
-                                                                "learns the teacher's outputs on")) -> None:
+             unlabeled: Optional[Path] = typer.Option(None, help="distilled (and pruned/sparse with --distill): extra "
+                                                                "unlabeled inputs the student learns the teacher's "
+                                                                "outputs on"),
+             distill: bool = typer.Option(False, help="pruned/sparse: recover by distillation from the original "
+                                                      "bundle (its softened outputs on --train and --unlabeled)"),
+             recover_lr: float = typer.Option(1e-4, help="pruned/sparse: learning rate of the recovery fine-tunes"),
+             layer_decay: float = typer.Option(0.7, help="pruned/sparse: per-layer-group learning-rate decay of "
+                                                         "the recovery (1: every layer at --recover-lr)")) -> None:
     """Compress a bundle (int8, fp16/bf16, pruning) and compare each result with it: accuracy, size, latency."""
     from headstart.compression.compress import compress as run_compress
 
     options = {"flops_reduction": flops_reduction, "sparsity": sparsity, "prune_steps": prune_steps,
-               "recover_steps": recover_steps, "student": student, "unlabeled": unlabeled}
+               "recover_steps": recover_steps, "student": student, "unlabeled": unlabeled, "distill": distill,
+               "lr": recover_lr, "layer_decay": layer_decay}
     try:
         run_compress(bundle, data, out, [s.strip() for s in steps.split(",") if s.strip()] if steps else None,
                      target, train, tolerance / 100, options, echo=typer.echo)

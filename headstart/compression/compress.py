@@ -137,11 +137,16 @@ def int8(run: CompressRun) -> Candidate:
 def _pruned(run: CompressRun, method: str, target_key: str) -> Candidate:
     name = "pruned" if method == "channels" else "sparse"
     o = run.options
+    distill = bool(o.get("distill", False))  # recovery learns the unpruned bundle's outputs (+ the unlabeled inputs)
     folder = prune_bundle(run.bundle, run.require_train(name), run.out / name, method, float(o.get(target_key, 0.5)),
-                          int(o.get("prune_steps", 3)), int(o.get("recover_steps", 100)), float(o.get("lr", 1e-4)))
+                          int(o.get("prune_steps", 3)), int(o.get("recover_steps", 100)), float(o.get("lr", 1e-4)),
+                          distill=distill, unlabeled=o.get("unlabeled") if distill else None,
+                          temperature=float(o.get("temperature", 2.0)), alpha=float(o.get("alpha", 0.5)),
+                          layer_decay=float(o.get("layer_decay", 0.7)))
     step = json.loads((folder / META).read_text())["compression"]["steps"][-1]
     what = (f"{step['flops_reduction']:.0%} fewer FLOPs" if method == "channels" else f"{step['sparsity']:.0%} zeros")
-    return bundle_candidate(folder, f"{what} ({step['tool']}), {len(step['rounds'])} rounds with recovery")
+    how = "distillation from the original" if distill else "fine-tuning on the labels"
+    return bundle_candidate(folder, f"{what} ({step['tool']}), {len(step['rounds'])} rounds with recovery by {how}")
 
 
 @STEPS.register("distilled")
@@ -270,4 +275,6 @@ def _summarise(results: list[Measurement], run: CompressRun, inputs: Inputs, tar
 def _json(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
+    if isinstance(obj, LabeledData):  # given in memory (e.g. the unlabeled transfer set): described, not dumped
+        return f"{len(obj)} given {obj.modality} inputs"
     return str(obj)

@@ -35,7 +35,9 @@ from headstart.api import Headstart, load, make_accelerator
 from headstart.compression.architecture import changed_attributes, module_attributes
 from headstart.data._base import LabeledData
 from headstart.data.loaders import make_loader
+from headstart.data.unlabeled import read_unlabeled
 from headstart.strategies.fine_tuning import FineTuning
+from headstart.tasks.distillation import DistillationTask, TeacherLogits
 from headstart.training.context import FitContext, Split
 from headstart.training.trainer import Trainer
 
@@ -177,43 +179,77 @@ def _tool() -> str:
     return f"torch-pruning {version('torch-pruning')} (DepGraph, MetaPruner)"
 
 
-def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4) -> Recover:
+def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4,
+             teacher: TeacherLogits | None = None, unlabeled: LabeledData | None = None,
+             temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7) -> Recover:
     """A short fine-tune on ``train`` (``steps`` optimizer steps) through headstart's Trainer,
-    continuing from the pruned model: the head is kept, a new schedule starts."""
-    split = Split(train, est.task_.encode(train.labels, train.origins, "recovery data"))
+    continuing from the pruned model: the head is kept, a new warmup-free cosine schedule starts.
+    With ``teacher`` (the unpruned model's logits, computed once) the loss is distillation's
+    (Hinton et al.: ``alpha`` soft, 1 - ``alpha`` hard, ``temperature``) on ``train`` plus the
+    ``unlabeled`` transfer set (soft term only); without it, the bundle's own task on the labels.
+    ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all)."""
+    task, extras = est.task_, {}
+    if teacher is not None:
+        task = DistillationTask(temperature=temperature, alpha=alpha, teacher_classes=teacher.classes)
+        task.fit_targets(teacher.classes)
+        extras = {"teacher": teacher, **({"unlabeled": unlabeled} if unlabeled is not None else {})}
+    split = Split(train, task.encode(train.labels, train.origins, "recovery data"))
 
     def run(model: nn.Module) -> list[dict[str, Any]]:
         if steps <= 0:
             return []
         rt = est.runtime_
         ctx = FitContext(make_accelerator(rt.device, rt.mixed_precision), None, batch_size=rt.batch_size,
-                         seed=est.seed, verbose=False, warm_start=True, log=est._log)
-        strategy = FineTuning(lr=lr, steps=steps, max_steps=steps, warmup=0.0)
-        history = Trainer(ctx).fit(model, est.task_, split, None, strategy)
+                         seed=est.seed, verbose=False, warm_start=True, log=est._log, extras=dict(extras))
+        strategy = FineTuning(lr=lr, steps=steps, max_steps=steps, warmup=0.0, layer_decay=layer_decay)
+        history = Trainer(ctx).fit(model, task, split, None, strategy)
         model.eval().requires_grad_(False)
         return history
     return run
 
 
+def original_logits(bundle: str | Path, inputs: list[LabeledData], cache_dir: Any = None) -> TeacherLogits:
+    """The unpruned bundle's logits on every input of ``inputs`` (the recovery data and the
+    transfer set), computed once before pruning starts and kept under the bundle's weights hash."""
+    from headstart.compression.distill import load_teacher, teacher_logits
+
+    cached = teacher_logits(load_teacher(bundle, "cpu"), Path(bundle).name, cache_dir)
+    for data in inputs:
+        cached(data)
+    return cached
+
+
 def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = "channels", target: float = 0.5,
-                 steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None) -> Path:
+                 steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None,
+                 distill: bool = False, unlabeled: Any = None, temperature: float = 2.0, alpha: float = 0.5,
+                 layer_decay: float = 0.7) -> Path:
     """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
-    sparsity for ``magnitude``), recovering on ``train`` after each step; write the pruned
+    sparsity for ``magnitude``), recovering on ``train`` after each step (``distill``: on the
+    unpruned model's softened outputs too, and on the ``unlabeled`` inputs); write the pruned
     bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given)."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
+    if unlabeled is not None and not distill:
+        raise ValueError("unlabeled inputs help pruning's recovery only through distillation: add distill=True "
+                         "(--distill)")
     est = load(bundle, device="cpu")
     data = est._as_data(train)
     if data.labels is None or len(data) == 0:
         raise ValueError(f"{train}: pruning recovers on labeled training data; none found")
-    recover = recovery(est, data, recover_steps, lr)
+    extra = read_unlabeled(unlabeled, **est.data_.columns, modality=data.modality) if unlabeled is not None else None
+    teacher = original_logits(bundle, [data, *([extra] if extra is not None else [])],
+                              est.runtime_.cache_dir) if distill else None
+    recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay)
     if method == "channels":
         lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover)
     else:
         lineage = prune_magnitude(est.model_, target, steps, recover)
+    described = str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples"
     lineage.update(step="pruned" if method == "channels" else "sparse", recovery={
-        "data": str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples",
-        "optimizer_steps_per_round": recover_steps, "lr": lr})
+        "data": described, "optimizer_steps_per_round": recover_steps, "lr": lr, "layer_decay": layer_decay,
+        **({"distillation": {"teacher": "the unpruned bundle", "temperature": temperature, "alpha": alpha,
+                             "teacher_inputs": teacher.computed, "teacher_runs": teacher.calls,
+                             "unlabeled_inputs": len(extra) if extra is not None else 0}} if teacher is not None else {})})
     return save_compressed(est, out, lineage, bundle, data, evaluate)
 
 

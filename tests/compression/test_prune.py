@@ -18,8 +18,11 @@ from headstart.compression.prune import (
     prune_bundle,
     prune_channels,
     prune_magnitude,
+    recovery,
     save_compressed,
 )
+from headstart.data._base import LabeledData
+from headstart.tasks.distillation import TeacherLogits
 from headstart.heads import build_head
 from headstart.model import TransferModel
 
@@ -80,6 +83,42 @@ def test_prune_bundle_recovers_on_the_training_data_and_records_lineage(tiny_bun
     assert [r["recovery_epochs"] >= 1 for r in step["rounds"]] == [True, True]
     assert step["recovery"]["optimizer_steps_per_round"] == 2 and "before_compression" in meta["metrics"]
     assert len(headstart.load(out).predict(str(train))) == 36
+
+
+def test_distilled_recovery_records_its_settings_in_the_lineage(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "kd", "channels", 0.3, steps=1, recover_steps=2,
+                       distill=True, unlabeled=str(train), temperature=3.0, alpha=0.7, layer_decay=1.0)
+    recovery = json.loads((out / "headstart.json").read_text())["compression"]["steps"][-1]["recovery"]
+    assert recovery["distillation"] | {"teacher_inputs": 0, "teacher_runs": 0} == {
+        "teacher": "the unpruned bundle", "temperature": 3.0, "alpha": 0.7, "teacher_inputs": 0, "teacher_runs": 0,
+        "unlabeled_inputs": 36}
+    assert recovery["layer_decay"] == 1.0 and len(headstart.load(out).predict(str(train))) == 36
+
+
+@pytest.mark.filterwarnings("ignore::headstart.adaptation.reference.InputShiftWarning")  # recovery moved the features
+def test_distilled_recovery_follows_the_teacher_outputs_computed_once(tiny_bundles):
+    est = headstart.load(tiny_bundles["img"], device="cpu")
+    data = est._as_data(str(tiny_bundles["img"].parent / "train"))
+    calls = []
+
+    def predict(d: LabeledData) -> np.ndarray:  # a teacher sure of the last class for every input
+        calls.append(len(d))
+        return np.tile(np.r_[np.zeros(len(est.classes_) - 1), 8.0], (len(d), 1))
+    teacher = TeacherLogits(predict, est.classes_.tolist())
+    teacher(data)
+    run = recovery(est, data, steps=8, lr=1e-2, teacher=teacher, unlabeled=data.subset(range(10)), alpha=1.0,
+                   layer_decay=1.0)
+    run(est.model_)
+    run(est.model_)
+    assert calls == [36]  # the transfer set repeats labeled inputs: no second teacher run
+    assert (est.predict(data) == est.classes_[-1]).mean() > 0.9
+
+
+def test_unlabeled_inputs_without_distillation_are_refused(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    with pytest.raises(ValueError, match="only through distillation"):
+        prune_bundle(tiny_bundles["img"], str(train), tmp_path / "x", recover_steps=0, unlabeled=str(train))
 
 
 def test_magnitude_pruning_is_permanent(tmp_path):
