@@ -717,6 +717,7 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
         raise typer.Exit(1) from None
     typer.echo(f"run it without headstart: python {out / 'predict.py'} INPUT ...  (onnxruntime, numpy, pillow"
                + (", tokenizers)" if est.modality_ == "text" else ")"))
+    typer.echo(f"or with headstart, like a bundle: headstart predict {out} INPUT ...  (headstart.load reads it)")
 
 
 @app.command()
