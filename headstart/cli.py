@@ -701,7 +701,7 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
         from headstart.export.onnx import export_onnx
 
         sample = sample if sample is None else sample.subset(range(min(n, len(sample))))
-        path, parity = export_onnx(est, out, sample)
+        path, parity = export_onnx(est, out, sample, source=bundle)
         typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), {out / 'export.json'}, {out / 'predict.py'}")
         typer.echo(parity.format())
         if int8:
@@ -717,6 +717,7 @@ def export(bundle: Path = typer.Argument(..., help="a bundle folder written by f
         raise typer.Exit(1) from None
     typer.echo(f"run it without headstart: python {out / 'predict.py'} INPUT ...  (onnxruntime, numpy, pillow"
                + (", tokenizers)" if est.modality_ == "text" else ")"))
+    typer.echo(f"or with headstart, like a bundle: headstart predict {out} INPUT ...  (headstart.load reads it)")
 
 
 @app.command()

@@ -27,7 +27,6 @@ from headstart.compression.measure import (
     Runner,
     folder_size,
     measure_all,
-    onnx_runner,
     per_item_ms,
     prepare_inputs,
     torch_runner,
@@ -119,19 +118,20 @@ def bf16(run: CompressRun) -> Candidate:
 @STEPS.register("int8")
 def int8(run: CompressRun) -> Candidate:
     """ONNX int8 through onnxruntime's quantizer (``headstart.export.quantize``): an ONNX folder
-    that ``predict.py`` runs; ``headstart.load`` does not read ONNX folders."""
+    that ``headstart.load`` and its own ``predict.py`` run (measured as ``load`` gives it back)."""
     from headstart.export.onnx import export_onnx
-    from headstart.export.quantize import quantize_export
+    from headstart.export.quantize import IMAGE_DEFAULTS, quantize_export
 
     est, folder = run.load(), run.out / "int8"
     sample = run.data.subset(range(min(64, len(run.data))))
     train = est._as_data(run.train) if run.train is not None else None
-    calibration = train.subset(range(min(64, len(train)))) if train is not None else sample
-    export_onnx(est, folder, sample)
+    n = IMAGE_DEFAULTS["n_calibration"]
+    calibration = train.subset(range(min(n, len(train)))) if train is not None else sample
+    export_onnx(est, folder, sample, source=run.bundle)
     path, parity = quantize_export(est, folder, sample, calibration=calibration)
-    notes = f"ONNX int8 (run with predict.py; headstart.load reads bundles only); vs the bundle: {parity.format()}"
+    notes = f"ONNX int8 (headstart.load or its predict.py runs it); vs the bundle: {parity.format()}"
     size = folder_size(folder, ("model.onnx",))  # the fp32 file stays beside it for reference only
-    return Candidate(folder, onnx_runner(path), count_parameters(est.model_), size, notes)
+    return Candidate(folder, torch_runner(load(folder, device="cpu").model_), count_parameters(est.model_), size, notes)
 
 
 def _pruned(run: CompressRun, method: str, target_key: str) -> Candidate:

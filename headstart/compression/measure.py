@@ -75,15 +75,6 @@ def torch_runner(model: torch.nn.Module, dtype: torch.dtype | None = None) -> Ru
     return run
 
 
-def onnx_runner(path: str | Path) -> Runner:
-    import onnxruntime as ort
-
-    from headstart.export.onnx import _feeds
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: sess.run(None, _feeds(x))[0]
-
-
 def per_item_ms(run: Runner, batches: list[Any], warmup: int = 2) -> float:
     """Median wall time per item over ``batches`` (each timed alone) after ``warmup`` calls: the
     median, so a burst of load from other processes does not decide the figure."""

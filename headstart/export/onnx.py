@@ -49,6 +49,10 @@ class Parity:
     argmax_agreement: float
     real_inputs: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "max_abs_diff": self.max_abs_diff, "argmax_agreement": self.argmax_agreement,
+                "inputs": "real" if self.real_inputs else "random"}
+
     def format(self) -> str:
         where = "real inputs" if self.real_inputs else "random inputs (give --data for real ones)"
         return (f"parity on {self.n} {where}: max |logit difference| {self.max_abs_diff:.2e}, "
@@ -127,9 +131,13 @@ def check_parity(est: Any, path: Path, data: LabeledData | None = None, n: int =
     return Parity(total, max(diffs), agree / total, data is not None)
 
 
-def export_onnx(est: Any, out: str | Path, data: LabeledData | None = None) -> tuple[Path, Parity]:
-    """Write ``out/model.onnx`` (+ export.json, tokenizer/, predict.py) and check its parity."""
+def export_onnx(est: Any, out: str | Path, data: LabeledData | None = None,
+                source: str | Path | None = None) -> tuple[Path, Parity]:
+    """Write ``out/model.onnx`` (+ export.json, tokenizer/, predict.py; headstart.json and README.md
+    so ``headstart.load`` reads the folder, lineage from ``source``, the bundle) and check its parity."""
     import onnx
+
+    from headstart.export.onnx_model import write_onnx_meta
 
     if est.model_.backbone.spec.startswith("tfidf"):
         raise ValueError("a TF-IDF model is scikit-learn, not a network: ONNX export covers neural backbones only")
@@ -157,4 +165,9 @@ def export_onnx(est: Any, out: str | Path, data: LabeledData | None = None) -> t
     onnx.save(proto, str(path))
     (out / "export.json").write_text(json.dumps(meta, indent=2))
     shutil.copyfile(Path(__file__).with_name("onnx_predict.py"), out / "predict.py")
-    return path, check_parity(est, path, data)
+    parity = check_parity(est, path, data)
+    write_onnx_meta(out, est.bundle_meta(), path.name, {
+        "step": "onnx", "from": str(source) if source is not None else "an estimator in memory (not saved)",
+        "tool": f"torch.onnx (dynamo) opset {OPSET}", "method": "fp32 export, dynamic batch axis",
+        "parity": parity.to_dict()})
+    return path, parity

@@ -45,7 +45,7 @@ def test_every_step_writes_its_folder_and_a_table_row(compressed):
 def test_compressed_bundles_load_predict_and_carry_their_lineage(compressed, tiny_bundles):
     out, summary, _ = compressed
     train = str(tiny_bundles["img"].parent / "train")
-    for name in ("fp16", "pruned", "sparse"):
+    for name in ("fp16", "pruned", "sparse", "int8"):
         est = headstart.load(out / name)
         assert len(est.predict(train)) == 36
         step = est.meta_["compression"]["steps"][-1]
@@ -65,10 +65,14 @@ def test_fp16_stores_half_weights_and_runs_as_float32(compressed, tiny_bundles):
     np.testing.assert_allclose(half.decision_function(train), full.decision_function(train), atol=5e-2)
 
 
-def test_int8_is_an_onnx_folder_with_the_measurement(compressed):
+def test_int8_is_an_onnx_folder_with_its_lineage_and_measurement(compressed, tiny_bundles):
     out, summary, _ = compressed
-    meta = json.loads((out / "int8" / "export.json").read_text())
-    assert meta["file"] == "model.int8.onnx" and meta["measured"]["name"] == "int8"
+    meta = json.loads((out / "int8" / "headstart.json").read_text())
+    assert meta["format"] == "onnx" and meta["file"] == "model.int8.onnx"
+    assert meta["compression"]["source"] == str(tiny_bundles["img"])
+    assert [s["step"] for s in meta["compression"]["steps"]] == ["onnx", "int8"]
+    assert meta["compression"]["steps"][-1]["measured"]["name"] == "int8"
+    assert json.loads((out / "int8" / "export.json").read_text())["file"] == "model.int8.onnx"  # predict.py's
 
 
 def _m(name, acc, size, ms):
