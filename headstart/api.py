@@ -331,7 +331,10 @@ class Headstart:
             self._fit_on_all(train, val_data, test_data, unlabeled)
             if self.adaptation_ is not None:
                 record_final(self.adaptation_, self, target_test)
-        self._keep_reference(data, unlabeled)
+        if self.run_.reference:
+            self._keep_reference(data, unlabeled)
+        else:
+            self.reference_ = None
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         self._write()
         return self

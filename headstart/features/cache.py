@@ -151,10 +151,10 @@ class MemoryFeatures:
     a dictionary lookup per row, not a hash of the weights and a read of the shards.
     ``features`` has ``FeatureCache.features``'s signature; another backbone is refused."""
 
-    def __init__(self, backbone: Backbone, disk: FeatureCache | None) -> None:
+    def __init__(self, backbone: Backbone, disk: FeatureCache | None, identity: str | None = None) -> None:
         self.backbone, self.disk = backbone, disk
         self.rows: dict[bytes, torch.Tensor] = {}  # content digest -> (D,) features
-        self._identity: str | None = None
+        self._identity = identity  # the backbone's (None: taken at the first disk lookup)
 
     def features(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
                  device: torch.device | str = "cpu", num_workers: int = 0) -> torch.Tensor:

@@ -361,10 +361,20 @@ class _Run:
     per_item: float = 0.0  # seconds to compute one example's features (measured on the first fold)
     paces: dict[str, float] = field(default_factory=dict)  # transfer costly rung -> seconds an example, measured
     full: set[str] = field(default_factory=set)  # costly rungs whose training on all the data is at full budget
+    build: float = 0.0  # seconds building the shared backbone and hashing its weights (0: none shared)
 
     def __post_init__(self) -> None:
         self.held = self.folds[0][1]
         self.fit, self.val = self.data.subset(self.folds[0][0]), self.data.subset(self.held)
+
+
+@dataclass
+class _Setup:
+    """What sharing a backbone cost in a planner run."""
+
+    seconds: float = 0.0  # building shared backbones and computing their features, all together
+    build: float = 0.0  # building the last one and hashing its weights (what a whole fit does before its head)
+    per_item: float = 0.0  # computing one example's features with it
 
 
 @dataclass
@@ -420,7 +430,7 @@ class Ladder:
         self.share = True
         self._data: LabeledData | None = None  # all the labeled data of the run: the shared features' rows
         self._shared: dict[str, _Shared | None] = {}
-        self._setup = (0.0, 0.0)  # seconds spent building shared backbones and their features; seconds an example
+        self._setup = _Setup()
 
     # -- running one rung ----------------------------------------------------------------
     def _params(self, rung: str, modality: str, fidelity: float, start: float = 0.0) -> dict[str, Any]:
@@ -434,7 +444,7 @@ class Ladder:
             for key in keys:
                 sp[key] = max(1, sp[key] - before[key])
             p = {**p, "strategy_params": sp}
-        out = {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": None, "verbose": False}
+        out = {**self.base, **p, "val_size": 0.0, "test_size": 0.0, "run": {"reference": False}, "verbose": False}
         if out.get("backbone", "auto") == "auto":  # the ladder's own rungs compare transfer with scratch
             out["backbone"] = recipes.DEFAULT_BACKBONES[modality]
         return out
@@ -451,11 +461,12 @@ class Ladder:
         t0 = self._now()
         params = self._params(rung, fit.modality, fidelity, start[1] if start else 0.0)
         if RUNGS.get(rung).trains_backbone and deadline < math.inf:
-            params["run"] = {"on_step": StepGuard(deadline, planned_steps(params, len(fit)), self._now,
-                                                  tail=len(val) / _batch_size(params) if val is not None else 0.0)}
+            params["run"] = {**params["run"], "on_step": StepGuard(
+                deadline, planned_steps(params, len(fit)), self._now,
+                tail=len(val) / _batch_size(params) if val is not None else 0.0)}
         extra = {}
         if RUNGS.get(rung).adapts:  # the target was tested for a shift once, by the planner
-            params["run"], extra = {**(params["run"] or {}), "check_shift": False}, {"unlabeled": self.target}
+            params["run"], extra = {**params["run"], "check_shift": False}, {"unlabeled": self.target}
         shared = self._shared_for(rung, params, fit) if start is None else None
         if shared is not None:
             est = self._fit_shared(rung, params, fit, shared)
@@ -514,15 +525,17 @@ class Ladder:
         spec = params["backbone"]
         bb = build_backbone(spec) if prepare is None else prepare_backbone(spec, self._data, **prepare)
         if type(bb).adapt_to is not Backbone.adapt_to:  # its features depend on the fold's inputs
-            self._setup = (self._setup[0] + self._now() - t0, self._setup[1])
+            self._setup.seconds += self._now() - t0
             return None
         shared = _Shared(bb, None, capture_rng(), prepare)
         rt = Runtime.coerce(params.get("runtime"))
-        shared.cache = MemoryFeatures(bb, FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None)
+        disk = FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None
+        shared.cache = MemoryFeatures(bb, disk, bb.identity() if disk is not None else None)
         device = resolve_device(rt.device)
         t1 = self._now()
         shared.cache.features(bb.to(device), self._data, batch_size=max(64, rt.batch_size), device=device)
-        self._setup = (self._setup[0] + self._now() - t0, (self._now() - t1) / max(1, len(self._data)))
+        self._setup.build, self._setup.per_item = t1 - t0, (self._now() - t1) / max(1, len(self._data))
+        self._setup.seconds += self._now() - t0
         return shared
 
     def _fit_shared(self, rung: str, params: dict[str, Any], fit: LabeledData, shared: _Shared) -> Any:
@@ -535,14 +548,15 @@ class Ladder:
         restore_rng(*shared.rng)
         return Headstart(**params).fit_head(fit, shared.backbone, shared.cache)
 
-    @staticmethod
-    def _release(est: Any, data: LabeledData) -> Any:
-        """A model fitted on the shared backbone, made the one returned: its feature reference
-        (for predict's input check, as ``fit`` keeps it) and the disk cache instead of memory."""
+    def _release(self, est: Any, data: LabeledData) -> Any:
+        """The model returned, trained on ``data``: the feature reference for predict's input check
+        that the planner's runs skip (as ``fit`` keeps it: of the target when adapted to one; a
+        zero-shot model has none) and, fitted on the shared backbone, the disk cache, not memory."""
         from headstart.features.cache import MemoryFeatures
 
+        if getattr(est, "reference_", False) is None:
+            est._keep_reference(data, self.target if est.adapt is not None else None)
         if isinstance(getattr(est, "cache_", None), MemoryFeatures):
-            est._keep_reference(data, None)
             est.cache_ = est.cache_.disk
         return est
 
@@ -656,13 +670,13 @@ class Ladder:
                             else f"{rung}: not run")
                     r.plan.decisions.append(self._no_time(r, what, need, left))
                     break
-            first, setup = not r.fold_seconds, self._setup[0]
+            first, setup = not r.fold_seconds, self._setup.seconds
             est, correct, s = self._run(rung, 1.0, r.data.subset(tr), r.data.subset(va))
             if i == 0:
                 r.models[(rung, 1.0)] = est
-            setup = self._setup[0] - setup  # this fold built the shared backbone and its features
+            setup = self._setup.seconds - setup  # this fold built the shared backbone and its features
             if setup:
-                r.per_item, fold = self._setup[1], max(s - setup, 0.0)
+                r.per_item, r.build, fold = self._setup.per_item, self._setup.build, max(s - setup, 0.0)
             else:  # the very first fold also computed every example's features: its time on cached features
                 fold = self._less_features(r, est, s, len(va)) if first else s
             r.fold_seconds.setdefault(rung, []).append(fold)
@@ -723,10 +737,12 @@ class Ladder:
         return t
 
     def _first_run_estimate(self, r: _Run, rung: str, f: float) -> float:
-        """A costly rung with no run of its own: at least its setup (``SETUP_PRIOR`` probe folds);
+        """A costly rung with no run of its own: at least its setup (``SETUP_PRIOR`` whole probe fits:
+        probe folds, which fit only a head on the shared backbone, plus building a backbone and
+        hashing its weights, as the shared one took);
         a transfer rung also at least the pace per example of the transfer rungs measured before it
         (same backbone: full fine-tuning trains what partial fine-tuning trains, and more)."""
-        need = self._unmeasured_fit(r, SETUP_PRIOR)
+        need = self._unmeasured_fit(r, SETUP_PRIOR) + SETUP_PRIOR * r.build  # as SETUP_PRIOR whole probe fits
         if RUNGS.get(rung).adapts and not any(RUNGS.get(t.rung).adapts for t in r.plan.trials):
             need += r.per_item * len(self.target or [])  # the target's features, computed once
         others = [p for x, p in r.paces.items() if x != rung]
@@ -942,7 +958,7 @@ class Ladder:
         kept = f"{choice.rung} kept as trained on {len(r.fit)} examples"
         if costly and not self.refit:
             r.plan.decisions.append(kept)
-            return est
+            return self._release(est, r.fit)
         need, left = self._refit_cost(r, choice), self._left(r)
         if need > left:
             r.plan.decisions.append(self._no_time(r, f"{kept}, not trained again on all {len(r.data)}", need, left))
