@@ -334,9 +334,38 @@ class Headstart:
             self._fit_on_all(train, val_data, test_data, unlabeled)
             if self.adaptation_ is not None:
                 record_final(self.adaptation_, self, target_test)
-        self._keep_reference(data, unlabeled)
+        if self.run_.reference:
+            self._keep_reference(data, unlabeled)
+        else:
+            self.reference_ = None
         self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         self._write()
+        return self
+
+    def fit_head(self, data: LabeledData, backbone: Any, cache: Any) -> "Headstart":
+        """``fit`` with a frozen-backbone strategy on a backbone already built and prepared for
+        ``data`` (labeled, already checked: no pre-flight, no splits), its features from ``cache``
+        (``features(backbone, data)``, as ``FeatureCache``): only the head is fitted, as ``fit``
+        fits it (set the seed, or the RNG as building the backbone left it, before: a head's
+        initial weights are drawn). The planner cross-validates its cheap rungs this way, on
+        one backbone and its features held in memory for every fold. No feature reference
+        is kept (``_keep_reference``: predict then checks nothing) and nothing is written."""
+        t0 = time.perf_counter()
+        self.task_ = self._resolve_task(data)
+        self.backbone_choice_, self._teacher, self.data_report_ = None, None, None
+        self.task_.fit_targets(data.labels)
+        self._set_classes()
+        self.modality_ = data.modality
+        self.strategy_, self.strategy_reason_ = self._resolve_strategy(data.modality, len(data))
+        if not self.strategy_.frozen_backbone:
+            raise ValueError(f"fit_head fits a head on a frozen backbone; strategy {self.strategy_.name} trains it")
+        head = build_head(self.head, backbone.num_features, self.task_.num_outputs, **(self.head_params or {}))
+        model = TransferModel(backbone, head, self.task_.modules(backbone.num_features))
+        self.history_ = self._train(model, data, None, None, "checkpoints", cache=cache)
+        self.splits_ = {"train": data, "val": None, "test": None}
+        self._measure(None, None, len(data))
+        self.reference_ = None
+        self.fit_seconds_ = self.metrics_["fit_seconds"] = time.perf_counter() - t0
         return self
 
     def _keep_reference(self, data: LabeledData, target: LabeledData | None) -> None:
@@ -442,7 +471,8 @@ class Headstart:
         return TransferModel(backbone, head, self.task_.modules(backbone.num_features))
 
     def _train(self, model: TransferModel, train: LabeledData, val: LabeledData | None,
-               unlabeled: Any, checkpoints: str) -> list[dict[str, Any]]:
+               unlabeled: Any, checkpoints: str, cache: Any = None) -> list[dict[str, Any]]:
+        """``cache``: where the frozen backbone's features come from (default: the runtime's disk cache)."""
         rt, ro = self.runtime_, self.run_
         self.accelerator_ = make_accelerator(rt.device, rt.mixed_precision, rt.compile,
                                              log_dir=Path(ro.out) / "logs" if ro.out else None)
@@ -456,7 +486,7 @@ class Headstart:
         balance = self._balance(tr)
         if balance == "weights":
             self.task_.set_class_weights(tr.targets)
-        self.cache_ = FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None
+        self.cache_ = cache if cache is not None else FeatureCache(rt.cache_dir) if rt.cache_dir is not False else None
         workers = auto_workers(train.modality, len(tr)) if rt.num_workers == "auto" else int(rt.num_workers)
         extras = {"unlabeled": self._read(unlabeled, modality=train.modality)} if unlabeled is not None else {}
         if getattr(self, "_teacher", None) is not None:

@@ -68,6 +68,9 @@ class RunOptions(_Config):
     # with unlabeled target data: the shift test before training and the adaptation summary after
     # (the planner's runs skip both: it tests once, and compares its rungs itself)
     check_shift: bool = True
+    # keep the training inputs' feature reference for predict's input check (``reference_``); the
+    # planner's trial runs skip it (a pass of the backbone over up to 256 inputs): only the model it returns needs one
+    reference: bool = True
 
     def __post_init__(self) -> None:
         if self.checkpoint_every is not None and int(self.checkpoint_every) < 1:

@@ -240,9 +240,10 @@ class ZeroShot:
         return self
 
 
-def _encoder(spec: str, modality: str) -> Any:
-    """The backbone for this modality: a text encoder for texts, a dual encoder for images."""
-    bb = build_backbone(spec)
+def _encoder(spec: str, modality: str, built: Any = None) -> Any:
+    """The backbone for this modality: a text encoder for texts, a dual encoder for images
+    (``built``: ``spec`` already built)."""
+    bb = build_backbone(spec) if built is None else built
     if modality == "image" and not isinstance(bb, DualEncoder):
         raise ValueError(f"backbone {spec!r} has no text tower: zero-shot images need a CLIP-style dual encoder "
                          "(hf:openai/clip-vit-base-patch32, hf:google/siglip-base-patch16-224, "
@@ -252,46 +253,54 @@ def _encoder(spec: str, modality: str) -> Any:
     return bb
 
 
-def _encode(backbone: Any, data: LabeledData, texts: list[str], rt: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
+def _encode(backbone: Any, data: LabeledData, texts: list[str], rt: Runtime,
+            cache: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) embeddings of DATA (through the feature cache) and (P, D) of the prompts (a dual
-    encoder's text tower for images)."""
+    encoder's text tower for images). ``cache``: the features of both come from it (the
+    planner's in-memory features of its shared backbone) instead of the runtime's cache."""
     device = resolve_device(rt.device)
     backbone.to(device)
     bs = max(64, rt.batch_size)
-    if rt.cache_dir is False:
+    if cache is not None:
+        x = cache.features(backbone, data, batch_size=bs, device=device)
+    elif rt.cache_dir is False:
         x = extract_features(backbone, data, batch_size=bs, device=device)
     else:
         x = FeatureCache(rt.cache_dir).features(backbone, data, batch_size=bs, device=device)
     if isinstance(backbone, DualEncoder):
         return x, backbone.encode_text(texts, batch_size=bs)
-    p = extract_features(backbone, LabeledData(texts, None, "text"), batch_size=bs, device=device)
-    return x, p
+    prompt_data = LabeledData(texts, None, "text")
+    if cache is not None:
+        return x, cache.features(backbone, prompt_data, batch_size=bs, device=device)
+    return x, extract_features(backbone, prompt_data, batch_size=bs, device=device)
 
 
 def zero_shot(data: Any, labels: str | Path | Sequence[str] | Mapping[str, str], *,
               templates: Sequence[str] | None = None, backbone: str = "mpnet", calibrate: bool = True,
               self_train: bool = True, out: str | Path | None = None, seed: int = 0,
               runtime: Runtime | dict[str, Any] | None = None, data_spec: DataSpec | dict[str, Any] | None = None,
-              verbose: bool = True) -> Headstart:
+              verbose: bool = True, encoder: Any = None, cache: Any = None) -> Headstart:
     """A fitted ``Headstart`` that classifies texts or images into ``labels`` without labeled examples.
 
     ``data``: the inputs to classify and calibrate on (a CSV/TSV/JSONL of texts or image paths,
     an image folder — flat, or one subfolder per class —, LabeledData, a list, or an (inputs,
     labels) tuple); labels, when present, only score the result (``metrics_["zero_shot"]``:
     accuracy per stage beside the majority-class rate). ``backbone``: a sentence encoder for
-    texts, a CLIP-style dual encoder for images. ``out``: write the bundle there."""
+    texts, a CLIP-style dual encoder for images. ``out``: write the bundle there. ``encoder``:
+    that backbone already built (for ``backbone``), not built again; ``cache``: where the
+    features of DATA and of the prompts come from (``MemoryFeatures``: the planner's folds)."""
     t0 = time.perf_counter()
     desc = parse_labels(labels)
     rt, spec = Runtime.coerce(runtime), DataSpec.coerce(data_spec)
     ds = _read(data, spec)
     classes, temps = list(desc), check_templates(templates, ds.modality)
     check_labels(ds, classes)  # before the encoder runs
-    bb = _encoder(backbone, ds.modality)
-    x, p = _encode(bb, ds, prompts(list(desc.values()), temps), rt)
+    bb = _encoder(backbone, ds.modality, encoder)
+    x, p = _encode(bb, ds, prompts(list(desc.values()), temps), rt, cache)
     head = build_head("cosine", bb.num_features, len(classes))
     noun = "images" if ds.modality == "image" else "texts"
     zs = ZeroShot(calibrate, self_train, seed, classes, noun).fit(x, class_vectors(p, len(classes)), head)
-    est = _estimator(bb.cpu(), head, classes, desc, temps, backbone, rt, spec, out, verbose, seed)
+    est = _estimator(bb.cpu() if encoder is None else bb, head, classes, desc, temps, backbone, rt, spec, out, verbose, seed)
     est.modality_ = ds.modality
     est.metrics_ = {"zero_shot": _report(zs, ds, classes), "n_train": 0}
     est.fit_seconds_ = est.metrics_["fit_seconds"] = time.perf_counter() - t0
@@ -308,7 +317,7 @@ def _estimator(bb: Any, head: Any, classes: list[str], desc: dict[str, str], tem
     """A Headstart in its fitted state (what ``fit`` leaves), so save / predict / serve apply."""
     est = Headstart(backbone=spec, head="cosine", task="classification", seed=seed, runtime=rt, data=ds,
                     run={"out": out}, verbose=verbose)
-    est.model_ = TransferModel(bb, head).eval().requires_grad_(False)
+    est.model_ = TransferModel(bb, head.to(next(bb.parameters(), torch.empty(0)).device)).eval().requires_grad_(False)
     est.task_ = build_task("classification").load_state({"classes": classes})
     est.classes_ = np.array(classes, dtype=object)
     est.modality_ = "text"

@@ -199,3 +199,12 @@ def test_a_bundle_without_a_feature_reference_predicts_without_checking(tmp_path
         assert len(old.predict(inverted)) == 36 and old.input_check_ is None
     with pytest.raises(ValueError, match="no feature reference"):
         old.ood_score(inverted)
+
+
+def test_a_fit_asked_for_no_feature_reference_keeps_none_and_predicts_unchecked(tmp_path):
+    from tests.conftest import write_image_folder
+
+    train = write_image_folder(tmp_path / "train", 12, 0)
+    est = quick(run={"reference": False}, runtime={"cache_dir": tmp_path / "c"}).fit(train)
+    assert est.reference_ is None  # the planner's trial runs: only the model it returns needs one
+    assert len(est.predict(train)) == 36 and est.input_check_ is None

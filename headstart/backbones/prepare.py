@@ -7,6 +7,7 @@ import torch
 
 from headstart.backbones import Backbone, build_backbone
 from headstart.data._base import LabeledData
+from headstart.data.config import PretrainedCfg
 from headstart.data.images import auto_image_size
 
 
@@ -17,29 +18,40 @@ def resolve_device(device: str | None) -> torch.device:
 
 def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
                      max_length: int | None = None, max_seconds: float | None = None, seed: int = 0) -> Backbone:
-    """Build ``spec`` and fit its preprocessing to the data: the input size for small images
-    (from the data unless given or fixed by the architecture), multi-scale taps on or off, the
-    token limit for texts, the audio window (the longest clip, in whole seconds, unless given)."""
+    """Build ``spec`` and fit its preprocessing to the data (``data_cfg``), then what the
+    backbone itself learns from the inputs (``adapt_to``: TF-IDF's vocabulary ...)."""
     backbone = build_backbone(spec)
     if backbone.modality != data.modality:
         raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
+    cfg = data_cfg(backbone, data, image_size=image_size, multiscale=multiscale, max_length=max_length,
+                   max_seconds=max_seconds, seed=seed)
+    if cfg != backbone.pretrained_cfg or data.modality in ("image", "audio"):  # set: installs taps, the window
+        backbone.set_pretrained_cfg(cfg)
+    backbone.adapt_to(data.items)
+    return backbone
+
+
+def data_cfg(backbone: Backbone, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
+             max_length: int | None = None, max_seconds: float | None = None, seed: int = 0) -> PretrainedCfg:
+    """The backbone's preprocessing fitted to the data, without changing the backbone: the input
+    size for small images (from the data unless given or fixed by the architecture), multi-scale
+    taps on or off, the token limit for texts, the audio window (the longest clip, in whole
+    seconds, unless given). The planner compares it across folds to share one backbone."""
+    cfg = backbone.pretrained_cfg
     if data.modality == "image":
-        cfg = backbone.pretrained_cfg
         size = cfg.input_size if cfg.fixed_input_size else (
             image_size or auto_image_size(data.items, cfg.input_size, seed=seed))
         taps, grid = (cfg.feature_taps, cfg.feature_grid) if multiscale else ((), 1)
-        backbone.set_pretrained_cfg(replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid))
+        cfg = replace(cfg, input_size=int(size), feature_taps=taps, feature_grid=grid)
     if max_length and data.modality == "text":
         limit = getattr(backbone.tokenizer(), "model_max_length", max_length) or max_length
-        backbone.set_pretrained_cfg(replace(backbone.pretrained_cfg, max_length=int(min(max_length, limit))))
+        cfg = replace(cfg, max_length=int(min(max_length, limit)))
     if data.modality == "audio":
         from headstart.data.audio import auto_seconds
 
-        cfg = backbone.pretrained_cfg
         secs = min(cfg.max_seconds, max_seconds or auto_seconds(data.items, cfg.max_seconds, seed=seed))
-        backbone.set_pretrained_cfg(replace(cfg, max_seconds=float(secs)))
-    backbone.adapt_to(data.items)
-    return backbone
+        cfg = replace(cfg, max_seconds=float(secs))
+    return cfg
 
 
 def _headers(data: LabeledData, sample: int) -> list[tuple[int, int]]:

@@ -77,9 +77,11 @@ class FeatureCache:
         return index
 
     def features(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
-                 device: torch.device | str = "cpu", num_workers: int = 0) -> torch.Tensor:
-        """(N, D) float32 features for data, from disk where present, computed otherwise."""
-        return self._lookup(backbone, data, False, batch_size, device, num_workers)[0]
+                 device: torch.device | str = "cpu", num_workers: int = 0, identity: str | None = None) -> torch.Tensor:
+        """(N, D) float32 features for data, from disk where present, computed otherwise.
+        ``identity``: the backbone's, when the caller already knows it (hashing the weights is
+        the costly part of a lookup)."""
+        return self._lookup(backbone, data, False, batch_size, device, num_workers, identity)[0]
 
     def features_and_source_logits(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
                                    device: torch.device | str = "cpu",
@@ -90,8 +92,9 @@ class FeatureCache:
         return feats, logits
 
     def _lookup(self, backbone: Backbone, data: LabeledData, with_source: bool, batch_size: int,
-                device: torch.device | str, num_workers: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ident = backbone.identity()
+                device: torch.device | str, num_workers: int,
+                identity: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ident = identity or backbone.identity()
         spaces = [self.root / ident] + ([self.root / f"{ident}-source-logits"] if with_source else [])
         keys = digests(data)
         indexes = [self._index(ns) if ns.is_dir() else {} for ns in spaces]
@@ -138,3 +141,41 @@ class FeatureCache:
             dst, src = zip(*pairs)
             out[list(dst)] = feats[list(src)]
         return out if out is not None else torch.empty(0, 0)
+
+
+class MemoryFeatures:
+    """The features of one frozen ``backbone``, kept in memory by input content in front of a
+    ``FeatureCache`` (``disk``; None: computed), with the backbone's identity (a hash of every
+    weight) taken once. For a backbone that does not change while it is used: the planner fits
+    many heads on it (one per cross-validation fold and rung) and each fit's lookups then cost
+    a dictionary lookup per row, not a hash of the weights and a read of the shards.
+    ``features`` has ``FeatureCache.features``'s signature; another backbone is refused."""
+
+    def __init__(self, backbone: Backbone, disk: FeatureCache | None, identity: str | None = None) -> None:
+        self.backbone, self.disk = backbone, disk
+        self.rows: dict[bytes, torch.Tensor] = {}  # content digest -> (D,) features
+        self._identity = identity  # the backbone's (None: taken at the first disk lookup)
+
+    def features(self, backbone: Backbone, data: LabeledData, *, batch_size: int = 64,
+                 device: torch.device | str = "cpu", num_workers: int = 0) -> torch.Tensor:
+        """(N, D) float32 features for data: rows seen before from memory, the others from
+        ``disk`` (or computed), then kept."""
+        if backbone is not self.backbone:
+            raise ValueError(f"these in-memory features are {self.backbone.spec}'s, not another backbone's")
+        keys = digests(data)
+        first_of: dict[bytes, int] = {}  # each new input once
+        for i, k in enumerate(keys):
+            if k not in self.rows:
+                first_of.setdefault(k, i)
+        todo = list(first_of.values())
+        if todo:
+            kw = dict(batch_size=batch_size, device=device, num_workers=num_workers)
+            if self.disk is None:
+                got = extract_features(backbone, data.subset(todo), **kw)
+            else:
+                self._identity = self._identity or backbone.identity()
+                got = self.disk.features(backbone, data.subset(todo), identity=self._identity, **kw)
+            self.rows.update((keys[i], row) for i, row in zip(todo, got))
+        if not keys:
+            return torch.empty(0, backbone.num_features)
+        return torch.stack([self.rows[k] for k in keys])

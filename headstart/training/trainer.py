@@ -174,9 +174,10 @@ class Trainer:
         if prompts:  # the class names' embeddings: the probe's prior (text classification)
             extra["label_features"] = ctx.features(bb, LabeledData(prompts, None, "text"))
         if solver != "adamw":
-            info = task.shortcut(head, feats, train.targets, block_dims=bb.feature_block_dims(),
-                                 standardize=bb.standardize_features, balanced=ctx.balance is not None,
-                                 seed=ctx.seed, C=getattr(strategy, "C", None), **extra)
+            with one_blas_thread(feats.numel()):
+                info = task.shortcut(head, feats, train.targets, block_dims=bb.feature_block_dims(),
+                                     standardize=bb.standardize_features, balanced=ctx.balance is not None,
+                                     seed=ctx.seed, C=getattr(strategy, "C", None), **extra)
             if info is not None:
                 ctx.log(info.pop("what") + (f" ({purpose})" if purpose else ""))
                 self._after_fit_features(head, task, val, val_feats)
@@ -198,13 +199,15 @@ class Trainer:
         """Heads whose first operation is a linear layer train on standardised features rotated
         onto the training rows' span (a copy of the head of width ``r <= n``); the result is
         folded back into ``head``, which keeps applying to raw features."""
-        fb = FeatureBasis.fit(feats.double().numpy(), block_dims, standardize) if head.input_layer() is not None else None
+        with one_blas_thread(feats.numel()):
+            fb = FeatureBasis.fit(feats.double().numpy(), block_dims, standardize) if head.input_layer() is not None else None
         work = head
         if fb is not None:
             work = type(head)(fb.dim, head.num_classes, **head.params)
-            feats = torch.from_numpy(fb.transform(feats.double().numpy())).float()
-            if val_feats is not None:
-                val_feats = torch.from_numpy(fb.transform(val_feats.double().numpy())).float()
+            with one_blas_thread(feats.numel()):
+                feats = torch.from_numpy(fb.transform(feats.double().numpy())).float()
+                if val_feats is not None:
+                    val_feats = torch.from_numpy(fb.transform(val_feats.double().numpy())).float()
         settings = strategy.settings(len(train), self.ctx.batch_size)
         dev = self.ctx.device
         kw = dict(batch_size=settings.batch_size, seed=self.ctx.seed, weights=self._sample_weights(task, train))
@@ -419,6 +422,27 @@ class _Loop:
 # every parallel op also waits for a descheduled thread (MLP head on 500 Fashion-MNIST features,
 # 300 steps, load 3 on 2 cores: 19.0 s on 2 threads, 2.3 s on 1).
 SMALL_STEP = 2**26
+
+
+# A closed-form head fit (logistic regression with C by CV, the class-name prior, ridge: scikit-learn
+# and numpy on cached features) of at most this many feature values runs its BLAS on one thread.
+# Its many small BLAS calls make the BLAS threads spin-wait for each other and for torch's idle
+# OpenMP threads: probe + class-name prior on 51 x 384 features (Rotten Tomatoes N=64, MiniLM, one
+# cross-validation fold) took 1.25 s on two threads and 0.17 s on one, alone on 2 cores (chrt),
+# with the same weights. See also ONE_THREAD in headstart.adaptation.shift.
+SMALL_FIT = 2**22
+
+
+@contextmanager
+def one_blas_thread(values: int) -> Iterator[None]:
+    """BLAS and OpenMP on one thread while a fit on ``values`` (<= ``SMALL_FIT``) feature values runs."""
+    if values > SMALL_FIT:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def _one_process(acc: Accelerator) -> bool:

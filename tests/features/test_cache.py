@@ -53,3 +53,24 @@ def test_torn_shard_is_ignored(tmp_path, image_data):
     cache = FeatureCache(tmp_path / "c")
     cache.features(bb, data)
     assert cache.computed == 0 and cache.reused == 4
+
+
+
+def test_memory_features_hash_the_weights_once_and_serve_seen_rows_from_memory(tmp_path, image_data, counting):
+    from headstart.features.cache import MemoryFeatures
+
+    class Hashes(counting):
+        calls = 0
+
+        def weights_hash(self):
+            Hashes.calls += 1
+            return super().weights_hash()
+
+    bb = Hashes(spec="counting:cnn")
+    data = read_data(image_data[0])
+    mem = MemoryFeatures(bb, FeatureCache(tmp_path / "c"))
+    whole = mem.features(bb, data)
+    part = mem.features(bb, data.subset([5, 2, 5]))
+    assert counting.seen == len(data) and Hashes.calls == 1  # one pass, one hash, whatever the lookups after
+    torch.testing.assert_close(part, whole[[5, 2, 5]])
+    torch.testing.assert_close(whole, FeatureCache(tmp_path / "c").features(bb, data))

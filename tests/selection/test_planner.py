@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import headstart
+from headstart.backbones import SOURCES
 from headstart.selection.planner import LADDER, RUNGS, OutOfBudget, Ladder, parse_budget, stratified_folds
 
 
@@ -414,3 +415,58 @@ def test_the_zero_shot_rung_classifies_images_with_a_dual_encoder_backbone(image
     est = RUNGS.get("zero_shot").fit(params, read_folder(image_data[1]))
     assert est.modality_ == "image" and sorted(est.classes_) == ["blue", "green", "red"]
     assert len(est.predict(read_folder(image_data[0]))) == 36
+
+
+def _fixed_bert(name, pretrained=True):
+    """tiny:bert with the same weights at every build, as pretrained weights are (zero-shot builds its own)."""
+    import torch
+
+    from headstart.backbones.tiny import tiny_bert
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return tiny_bert(spec=f"fixed:{name}")
+
+
+if "fixed" not in SOURCES:  # a test-only backbone source, through the public registry
+    SOURCES.register("fixed")(_fixed_bert)
+
+
+def _shared_and_whole(data, backbone, rungs, cache):
+    """The ladder on ``data`` twice, the same folds (2: fast) and disk cache: the rungs on cached
+    features fitted on the shared backbone's features, then each fold a whole ``Headstart.fit``."""
+    out = []
+    for share in (True, False):
+        ladder = Ladder({"seed": 0, "backbone": backbone, "runtime": {"cache_dir": cache}}, rungs=rungs, folds=2,
+                        log=None)
+        ladder.share = share
+        out.append(ladder.run(data))
+    return out
+
+
+def test_cross_validation_on_the_shared_features_predicts_as_whole_fits_do(text_data, tmp_path):
+    from headstart.data.sources import read_data
+
+    data, test = read_data(text_data[0]), read_data(text_data[1])
+    rungs = ["linear_probe", "zero_shot"]  # the probe with the class names' prior; zero-shot on the same features
+    (shared, est_s), (whole, est_w) = _shared_and_whole(data, "fixed:bert", rungs, tmp_path / "c")
+    for rung in rungs:
+        a, b = shared.best(rung), whole.best(rung)
+        assert a.folds == b.folds == 2 and np.array_equal(a.index, b.index)
+        assert np.array_equal(a.correct, b.correct), rung  # every example predicted alike by its fold's model
+    assert shared.pick == whole.pick  # and trained again on all the data alike
+    np.testing.assert_allclose(est_s.decision_function(test), est_w.decision_function(test), rtol=1e-4, atol=1e-5)
+
+
+def test_cross_validation_computes_each_example_s_features_once(image_data, tmp_path, counting):
+    from headstart.data.sources import read_data
+
+    data = read_data(image_data[0])
+    rungs = ["prototype", "mlp_head"]  # the probe: in the test above
+    (shared, est), (whole, _) = _shared_and_whole(data, "counting:cnn", rungs, tmp_path / "c")
+    assert counting.seen == len(data)  # 2 rungs x 2 folds and the refit: one pass (the whole fits read the disk)
+    for rung in rungs:
+        assert np.array_equal(shared.best(rung).correct, whole.best(rung).correct), rung
+    from headstart.features.cache import FeatureCache
+
+    assert est.reference_ is not None and type(est.cache_) is FeatureCache  # the returned model: as fit's
