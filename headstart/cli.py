@@ -745,7 +745,9 @@ def distill(teacher: Path = typer.Argument(..., help="the teacher: a bundle fold
             alpha: float = typer.Option(0.5, help="weight of the soft (teacher) term; 1 - alpha weighs the true "
                                                   "labels (unlabeled inputs have the soft term only)"),
             strategy: Optional[str] = typer.Option(None, help="default: from scratch for tiny:/scratch:, a head on "
-                                                              "TF-IDF features, else auto"),
+                                                              "TF-IDF features, else auto; fine_tuning tunes a "
+                                                              "pretrained text student whole on the teacher's outputs "
+                                                              "(lr 1e-4, batch 32, 2 epochs; change with --param)"),
             param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter key=value (repeatable)"),
             batch_size: int = typer.Option(32), seed: int = typer.Option(0),
             text_column: TextColumn = "text", path_column: PathColumn = "path", label_column: LabelColumn = "label",

@@ -14,7 +14,8 @@ and unlabeled texts) gets a logistic-regression probe on the true labels and, fo
 inputs, the teacher's argmax (the task's closed form; ``strategy_params={"solver": "adamw"}``
 trains the head with the soft loss instead); a pretrained catalog backbone (``minilm`` for an
 ``mpnet`` teacher) follows ``auto`` (the same probe on its cached features, or a fine-tune), or
-the strategy given.
+the strategy given: ``fine_tuning`` on text tunes the whole encoder and its head end to end on the
+softened outputs over the transfer set (``recipes.TEXT_DISTILL_TUNING``: lr 1e-4, batch 32, 2 epochs).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from headstart._files import default_cache_dir
 from headstart.api import Headstart
 from headstart.config import RunOptions, Runtime
 from headstart.data._base import LabeledData
-from headstart.recipes import SCRATCH_PARAMS
+from headstart.recipes import SCRATCH_PARAMS, TEXT_DISTILL_TUNING
 from headstart.tasks.distillation import DistillationTask, TeacherLogits
 
 
@@ -58,13 +59,19 @@ def teacher_logits(teacher: Headstart, name: str, cache_dir: Any = None) -> Teac
     return TeacherLogits(predict, teacher.classes_.tolist(), name=f"teacher {name}", store=store)
 
 
-def student_recipe(spec: str) -> dict[str, Any]:
-    """Estimator parameters for a student backbone (see the module docstring)."""
+def student_recipe(spec: str, modality: str | None = None, strategy: str | None = None) -> dict[str, Any]:
+    """Estimator parameters for a student backbone (see the module docstring); ``strategy``: the
+    user's, which keeps the recipe's parameters only where it is the recipe's own strategy, or a
+    pretrained text student fine-tuned whole (``TEXT_DISTILL_TUNING``)."""
     if spec.startswith(("tiny:", "scratch:")):
-        return {"strategy": "fine_tuning", "strategy_params": dict(SCRATCH_PARAMS)}
-    if spec.startswith("tfidf:"):
-        return {"strategy": "feature_extraction"}
-    return {"strategy": "auto"}
+        recipe = {"strategy": "fine_tuning", "strategy_params": dict(SCRATCH_PARAMS)}
+    elif spec.startswith("tfidf:"):
+        recipe = {"strategy": "feature_extraction"}
+    elif strategy == "fine_tuning" and modality == "text":
+        recipe = {"strategy": "fine_tuning", "strategy_params": dict(TEXT_DISTILL_TUNING)}
+    else:
+        recipe = {"strategy": "auto"}
+    return recipe if strategy in (None, recipe["strategy"]) else {"strategy": strategy}
 
 
 def distill(teacher_bundle: str | Path, student: str, data: Any, unlabeled: Any = None,
@@ -93,9 +100,7 @@ def fit_student(teacher_bundle: str | Path, student: str, data: Any, unlabeled: 
     runtime = runtime.replace(device=device) if device else runtime
     cached = teacher_logits(teacher, path.name, runtime.cache_dir)
     task = DistillationTask(temperature=temperature, alpha=alpha, teacher_classes=teacher.classes_.tolist())
-    kw = student_recipe(student)
-    if params.get("strategy", kw["strategy"]) != kw["strategy"]:  # the user's strategy replaces the recipe's
-        kw = {}
+    kw = student_recipe(student, teacher.modality_, params.get("strategy"))
     given = params.get("strategy_params") or {}
     kw = {**kw, **params, "strategy_params": {**(kw.get("strategy_params") or {}), **given} or None}
     kw["runtime"] = runtime

@@ -5,10 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from accelerate.utils import set_seed
 
 import headstart
+from headstart.backbones import build_backbone
 from headstart.compression.distill import distill, fit_student, student_recipe
 from headstart.data.unlabeled import read_unlabeled
+from headstart.recipes import TEXT_DISTILL_TUNING
 from tests.conftest import write_image_folder, write_text_csv
 
 
@@ -62,3 +65,27 @@ def test_student_recipe_trains_random_backbones_from_scratch():
     assert student_recipe("tiny:small_cnn")["strategy_params"]["init_head"] == "random"
     assert student_recipe("tfidf:1-2") == {"strategy": "feature_extraction"}
     assert student_recipe("minilm") == {"strategy": "auto"}
+
+
+def test_student_recipe_fine_tunes_a_pretrained_text_student_whole_and_yields_to_another_strategy():
+    assert student_recipe("minilm", "text", "fine_tuning") == {"strategy": "fine_tuning",
+                                                               "strategy_params": TEXT_DISTILL_TUNING}
+    assert student_recipe("tiny:small_cnn", "image", "lora") == {"strategy": "lora"}
+    assert student_recipe("minilm", "text", "feature_extraction") == {"strategy": "feature_extraction"}
+
+
+def test_transformer_student_fine_tunes_end_to_end_on_the_transfer_set(tiny_bundles, tmp_path):
+    train, unlabeled = write_text_csv(tmp_path / "train.csv", 12, 0), write_text_csv(tmp_path / "u.csv", 8, 5)
+
+    def student(lr: float) -> headstart.Headstart:
+        return fit_student(tiny_bundles["txt"], "tiny:bert", train, unlabeled, strategy="fine_tuning", seed=0,
+                           strategy_params={"lr": lr, "epochs": 1, "batch_size": 8}, verbose=False,
+                           runtime={"cache_dir": tmp_path / "cache"})
+    tuned, still = student(1e-3), student(1e-12)
+    body = {k: v for k, v in tuned.model_.backbone.state_dict().items() if "encoder.layer.0." in k}
+    moved = max(float((v - still.model_.backbone.state_dict()[k]).abs().max()) for k, v in body.items())
+    set_seed(0)  # what both students started from: the fit's seed, then the backbone
+    start = build_backbone("tiny:bert").state_dict()
+    kept = max(float((v - start[k]).abs().max()) for k, v in still.model_.backbone.state_dict().items() if k in body)
+    step = tuned.lineage_[-1]
+    assert kept < 1e-6 and moved > 1e-4 and step["strategy"] == "fine_tuning" and step["teacher_inputs"] >= 8
