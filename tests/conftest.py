@@ -80,6 +80,21 @@ if "counting" not in SOURCES:  # a test-only backbone source, through the public
     SOURCES.register("counting")(lambda name, pretrained=True: CountingCNN(spec=f"counting:{name}"))
 
 
+def _fixed_bert(name, pretrained=True):
+    """tiny:bert with the same weights at every build, as pretrained weights are (zero-shot builds its own)."""
+    import torch
+
+    from headstart.backbones.tiny import tiny_bert
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return tiny_bert(spec=f"fixed:{name}")
+
+
+if "fixed" not in SOURCES:  # a test-only backbone source, through the public registry
+    SOURCES.register("fixed")(_fixed_bert)
+
+
 @pytest.fixture
 def counting():
     CountingCNN.seen = 0

@@ -10,6 +10,7 @@ from headstart.testing.checks import check_backbone
 OFFLINE_SPECS = {
     "tiny": ["tiny:cnn", "tiny:bert"],
     "counting": ["counting:cnn"],  # the test-only source from conftest
+    "fixed": ["fixed:bert"],  # the test-only source from conftest (tiny:bert, the same weights at every build)
     "timm": ["scratch:timm:resnet18", "scratch:timm:vit_tiny_patch16_224"],
     "torchvision": ["scratch:torchvision:resnet18", "scratch:torchvision:mobilenet_v3_small"],
     "tfidf": ["tfidf:1-2", "tfidf:1-1"],

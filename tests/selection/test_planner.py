@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import headstart
-from headstart.backbones import SOURCES
 from headstart.selection.planner import LADDER, RUNGS, OutOfBudget, Ladder, parse_budget, stratified_folds
 
 
@@ -415,21 +414,6 @@ def test_the_zero_shot_rung_classifies_images_with_a_dual_encoder_backbone(image
     est = RUNGS.get("zero_shot").fit(params, read_folder(image_data[1]))
     assert est.modality_ == "image" and sorted(est.classes_) == ["blue", "green", "red"]
     assert len(est.predict(read_folder(image_data[0]))) == 36
-
-
-def _fixed_bert(name, pretrained=True):
-    """tiny:bert with the same weights at every build, as pretrained weights are (zero-shot builds its own)."""
-    import torch
-
-    from headstart.backbones.tiny import tiny_bert
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return tiny_bert(spec=f"fixed:{name}")
-
-
-if "fixed" not in SOURCES:  # a test-only backbone source, through the public registry
-    SOURCES.register("fixed")(_fixed_bert)
 
 
 def _shared_and_whole(data, backbone, rungs, cache):
