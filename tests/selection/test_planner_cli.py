@@ -136,7 +136,10 @@ def test_plan_on_real_images_skips_fine_tuning_that_cannot_fit_and_keeps_the_bud
     assert wall <= 1.05 * 40 and plan["seconds"] <= 40, (wall, r.output)
     assert not any(t["rung"] in ("partial_ft", "full_ft", "scratch") and t["fidelity"] > 0.25
                    for t in plan["trials"])  # 100 steps of EfficientNet-Lite0 alone exceed 40 s on a CPU
-    skipped = [d for d in plan["decisions"] if re.match(r"(partial_ft|full_ft|scratch)\b.*(not run|stopped after)", d)]
+    # why fine-tuning went no further is said: it did not fit the budget left (not run / stopped), or,
+    # on a faster machine, its quarter-budget run lost to a cheap rung and the climb stopped
+    skipped = [d for d in plan["decisions"]
+               if re.match(r"(partial_ft|full_ft|scratch)\b.*(not run|stopped after|stop climbing)", d)]
     assert skipped, plan["decisions"]
     assert plan["pick"] in ("linear_probe", "prototype", "mlp_head")
     assert not re.search(r"(?<![\d.])0 s\b", r.output), r.output
