@@ -100,7 +100,7 @@ def bench(name: str, n: int, seed: int, strategy: str, work: Path, bundles: Path
     folder = work / name
     _, p32 = export_onnx(est, folder, test.subset(range(256)))
     t0 = time.perf_counter()
-    _, p8 = quantize_export(est, folder, test, calibration=train.subset(range(64)))
+    _, p8 = quantize_export(est, folder, test, calibration=train)  # the first n_calibration of them
     print(f"[{name}] quantized in {time.perf_counter() - t0:.1f} s; fp32 {p32.format()}; int8 {p8.format()}", flush=True)
     batches = _batches(est, test, len(test), batch_size=32)
     y = np.asarray(test.labels)

@@ -120,12 +120,12 @@ def int8(run: CompressRun) -> Candidate:
     """ONNX int8 through onnxruntime's quantizer (``headstart.export.quantize``): an ONNX folder
     that ``headstart.load`` and its own ``predict.py`` run (measured as ``load`` gives it back)."""
     from headstart.export.onnx import export_onnx
-    from headstart.export.quantize import IMAGE_DEFAULTS, quantize_export
+    from headstart.export.quantize import IMAGE_DEFAULTS, TEXT_DEFAULTS, quantize_export
 
     est, folder = run.load(), run.out / "int8"
     sample = run.data.subset(range(min(64, len(run.data))))
     train = est._as_data(run.train) if run.train is not None else None
-    n = IMAGE_DEFAULTS["n_calibration"]
+    n = (IMAGE_DEFAULTS if est.modality_ == "image" else TEXT_DEFAULTS)["n_calibration"]
     calibration = train.subset(range(min(n, len(train)))) if train is not None else sample
     export_onnx(est, folder, sample, source=run.bundle)
     path, parity = quantize_export(est, folder, sample, calibration=calibration)

@@ -13,7 +13,9 @@ under ``"file"`` (what predict.py runs) and says how it was quantized under ``"q
   embeddings 96.3%, per-token 98.9% (float embeddings) / 98.0% (int8) / 98.3% (float16); with
   int8 embeddings, keeping the 3 or 6 MatMuls whose int8 moved the logits most float (a
   one-at-a-time sweep on training texts: the feed-forward ones) gave 98.8% / 99.0%, not used:
-  slower, and the names are model-specific.
+  slower, and the names are model-specific. Then SmoothQuant (``headstart.export.smooth``, alpha
+  0.7, activation ranges from 256 calibration inputs) before quantizing: 98.1% -> 99.0% on another
+  1000 pool texts; skipped when no calibration inputs are given.
 - images (CNNs): static QDQ quantization (``quantize_static``), weights int8 per channel and
   activations uint8 with ranges calibrated (min/max) on 64 prepared training inputs; the head
   (Gemm) stays float (quantizing it with int8 activations gave 62-66% agreement on Fashion-MNIST).
@@ -37,11 +39,15 @@ from headstart.data._base import LabeledData
 from headstart.export.bundle import META
 from headstart.export.onnx_model import write_onnx_meta
 from headstart.export.per_token import half_embeddings, per_token_activations
+from headstart.export.smooth import smooth
 from headstart.export.onnx import Parity, _batches, _feeds, _random_inputs, check_parity
 
 INT8_FILE = "model.int8.onnx"
 # chosen on 1000 Fashion-MNIST training images outside the fit's 500 (argmax agreement with fp32)
 IMAGE_DEFAULTS: dict[str, Any] = {"calibration": "MinMax", "n_calibration": 64}
+# chosen on 1000 Rotten Tomatoes pool texts outside the fit and the calibration texts (MiniLM
+# probe, agreement with fp32): no smoothing 98.1%, alpha 0.3 / 0.5 / 0.7 / 0.85: 98.3 / 97.9 / 99.0 / 98.8%
+TEXT_DEFAULTS: dict[str, Any] = {"alpha": 0.7, "n_calibration": 256}
 
 
 class _Reader:
@@ -87,13 +93,22 @@ def _static(fp32: Path, out: Path, feeds: list[dict[str, np.ndarray]], where: st
             "activations": "uint8 per tensor, ranges calibrated", "excluded": keep}
 
 
-def _dynamic(fp32: Path, out: Path) -> dict[str, Any]:
-    """Text: dynamic int8 MatMuls with per-token activation scales, embeddings float16."""
+def _dynamic(fp32: Path, out: Path, feeds: list[dict[str, np.ndarray]] | None, where: str) -> dict[str, Any]:
+    """Text: SmoothQuant on the calibration ``feeds`` (none given: skipped), then dynamic int8
+    MatMuls with per-token activation scales, embeddings float16."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    matmuls = _nodes(fp32, ("MatMul",), True)
-    quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], per_channel=True,
+    src, smoothing = fp32, "none (no calibration inputs given)"
+    if feeds:
+        proto = onnx.load(str(fp32))
+        done = smooth(proto, feeds, TEXT_DEFAULTS["alpha"])
+        src = out.with_name("smoothed.onnx")
+        onnx.save(proto, str(src))
+        smoothing = (f"SmoothQuant alpha {TEXT_DEFAULTS['alpha']} on {where} ({done['folded']} activations folded "
+                     f"into their LayerNorm, {done['inserted']} by a Mul)")
+    matmuls = _nodes(src, ("MatMul",), True)
+    quantize_dynamic(str(src), str(out), op_types_to_quantize=["MatMul"], per_channel=True,
                      nodes_to_quantize=matmuls, weight_type=QuantType.QInt8)
     proto = onnx.load(str(out))
     n = per_token_activations(proto)
@@ -101,7 +116,8 @@ def _dynamic(fp32: Path, out: Path) -> dict[str, Any]:
     onnx.save(proto, str(out))
     return {"method": "dynamic (quantize_dynamic): int8 per-channel weights of the MatMul nodes with a weight; "
                       "their inputs quantized at run time with one scale per token (headstart.export.per_token)",
-            "activations": f"int8 per token, symmetric ({n} MatMul inputs)", "calibration": "none needed",
+            "activations": f"int8 per token, symmetric ({n} MatMul inputs)", "smoothing": smoothing,
+            "calibration": where if feeds else "none needed",
             "embeddings": f"float16, cast to float32 after the lookup ({', '.join(tables) or 'none'})",
             "excluded": [], "per_token": True}
 
@@ -117,8 +133,11 @@ def quantize_file(est: Any, fp32: Path, out: Path, calibration: LabeledData | No
         if est.modality_ == "image":
             feeds, where = _calibration_feeds(est, calibration, n_calibration or IMAGE_DEFAULTS["n_calibration"])
             info.update(_static(fp32, scratch, feeds, where))
+        elif calibration is not None and len(calibration):
+            feeds, where = _calibration_feeds(est, calibration, n_calibration or TEXT_DEFAULTS["n_calibration"])
+            info.update(_dynamic(fp32, scratch, feeds, where))
         else:
-            info.update(_dynamic(fp32, scratch))
+            info.update(_dynamic(fp32, scratch, None, ""))
         out.write_bytes(scratch.read_bytes())
     return info
 
