@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -137,6 +138,16 @@ def methods(names: list[str], contrastive: list[str], setfit: Callable[..., tupl
     return out
 
 
+def size_seeds(sizes: list[int], seeds: str, seeds_at: list[str]) -> dict[int, list[int]]:
+    """The seeds of each size: ``--seeds`` unless ``--seeds-at N=S,S`` names that size's (the
+    anchors' N=64 rows have seeds 0-2, N=16 has 0-4)."""
+    out = {n: [int(s) for s in seeds.split(",")] for n in sizes}
+    for spec in seeds_at:
+        n, _, ss = spec.partition("=")
+        out[int(n)] = [int(s) for s in ss.split(",")]
+    return out
+
+
 def eval_set(kind: str, pool: list[str], pool_y: np.ndarray, test: tuple[list[str], np.ndarray],
              used: set[int]) -> tuple[list[str], np.ndarray]:
     if kind == "test":
@@ -148,8 +159,9 @@ def eval_set(kind: str, pool: list[str], pool_y: np.ndarray, test: tuple[list[st
 
 def benchmark(a: argparse.Namespace) -> None:
     pool, pool_y, test_x, test_y = load_rotten_tomatoes()
-    sizes, seeds = [int(s) for s in a.sizes.split(",")], [int(s) for s in a.seeds.split(",")]
-    train_idx = {(n, s): text_train_indices(pool_y, n, s) for n in sizes for s in seeds}
+    sizes = [int(s) for s in a.sizes.split(",")]
+    seeds_at = size_seeds(sizes, a.seeds, a.seeds_at)
+    train_idx = {(n, s): text_train_indices(pool_y, n, s) for n in sizes for s in seeds_at[n]}
     used = {int(i) for idx in train_idx.values() for i in idx}
     ex, ey_num = eval_set(a.eval, pool, pool_y, (test_x, test_y), used)
     ey = [LABELS[int(v)] for v in ey_num]
@@ -158,17 +170,18 @@ def benchmark(a: argparse.Namespace) -> None:
         cache = None if a.setfit_cache == "none" else Path(a.setfit_cache)
         for name, run in methods(a.methods.split(","), a.contrastive, cached_setfit(cache, a.eval)).items():
             accs, trains, totals = [], [], []
-            for seed in seeds:
+            for seed in seeds_at[n]:
                 idx = train_idx[(n, seed)]
                 t0 = time.perf_counter()
                 acc, train_s, *total = run([pool[i] for i in idx], [LABELS[int(pool_y[i])] for i in idx], ex, ey, seed)
                 totals.append(total[0] if total else time.perf_counter() - t0)
                 accs.append(100 * acc)
                 trains.append(train_s)
-                print(f"  N={n} {name} seed {seed}: {accs[-1]:.2f}%  train {train_s:.1f} s, total {totals[-1]:.1f} s",
-                      flush=True)
+                print(f"  N={n} {name} seed {seed}: {accs[-1]:.2f}%  train {train_s:.1f} s, total {totals[-1]:.1f} s"
+                      f"  (load {os.getloadavg()[0]:.1f})", flush=True)
             rows.append((n, name, accs, trains, totals))
-    print(f"\nRotten Tomatoes, {a.eval} set ({len(ex)} texts), seeds {a.seeds}, MiniLM body")
+    print(f"\nRotten Tomatoes, {a.eval} set ({len(ex)} texts), MiniLM body, seeds "
+          + "; ".join(f"N={n}: {','.join(map(str, seeds_at[n]))}" for n in sizes))
     print(f"{'N':>4}  {'method':<52} {'accuracy %':>16}  {'train s':>8}  {'total s':>8}")
     for n, name, accs, trains, totals in rows:
         print(f"{n:>4}  {name:<52} {np.mean(accs):7.2f} ± {np.std(accs):4.2f}  {np.mean(trains):8.1f}  "
@@ -204,6 +217,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="16")
     ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--seeds-at", action="append", default=[],
+                    help="seeds of one size, e.g. 64=0,1,2 (repeatable; other sizes use --seeds)")
     ap.add_argument("--methods", default="setfit,probe,contrastive")
     ap.add_argument("--contrastive", action="append", default=[],
                     help="contrastive settings, e.g. lr=5e-5,steps=40,mining=hard (repeatable)")
