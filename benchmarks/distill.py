@@ -83,24 +83,37 @@ from headstart.export.onnx import _batches  # noqa: E402
 from headstart.recipes import text_fine_tuning  # noqa: E402
 
 
-def load_task(name: str, n: int, n_unlabeled: int, seed: int) -> tuple[LabeledData, LabeledData, LabeledData]:
-    """(train with N labels, unlabeled transfer set from the rest of the pool, 2000-item test).
-    ``Generator.choice`` without replacement shuffles the pool's tail, so the set for a smaller
-    ``n_unlabeled`` is the last part of the set for a larger one (nested transfer sets)."""
-    rng = np.random.default_rng(seed + 1000)
+def pool_split(pool: np.ndarray, n_unlabeled: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(transfer-set indices, validation indices) drawn from ``pool`` (the training pool outside the
+    N labels), disjoint. The validation split (``n_val`` items, its own generator) is set aside first;
+    the transfer set is drawn from the rest with ``Generator.choice`` without replacement, which
+    shuffles the pool's tail (numpy's method for pools over 10,000 and sets over 1/50 of them), so the
+    set for a smaller ``n_unlabeled`` is the last part of the set for a larger one (nested transfer sets). ``n_val`` 0: the transfer set drawn before validation existed."""
+    val = (np.random.default_rng(seed + 2000).choice(pool, n_val, replace=False) if n_val
+           else np.zeros(0, dtype=pool.dtype))
+    rest = np.setdiff1d(pool, val)
+    return np.random.default_rng(seed + 1000).choice(rest, n_unlabeled, replace=False), val
+
+
+def load_task(name: str, n: int, n_unlabeled: int, seed: int, n_val: int = 0
+              ) -> tuple[LabeledData, LabeledData, LabeledData, LabeledData]:
+    """(train with N labels, unlabeled transfer set and labeled validation split from the rest of the
+    training pool (``pool_split``), 2000-item test)."""
     if name == "text":
         pool, pool_y, tx, ty = load_rotten_tomatoes()
         lab = {0: "rotten", 1: "fresh"}
         idx = text_train_indices(pool_y, n, seed)
-        rest = rng.choice(np.setdiff1d(np.arange(len(pool)), idx), n_unlabeled, replace=False)
+        rest, val = pool_split(np.setdiff1d(np.arange(len(pool)), idx), n_unlabeled, n_val, seed)
         return (LabeledData([pool[i] for i in idx], [lab[int(pool_y[i])] for i in idx], "text"),
                 LabeledData([pool[i] for i in rest], None, "text"),
+                LabeledData([pool[i] for i in val], [lab[int(pool_y[i])] for i in val], "text"),
                 LabeledData(list(tx), [lab[int(v)] for v in ty], "text"))
     xtr, ytr, xte, yte = load_fmnist()
     idx = stratified_indices(ytr, n, seed)
-    rest = rng.choice(np.setdiff1d(np.arange(len(xtr)), idx), n_unlabeled, replace=False)
+    rest, val = pool_split(np.setdiff1d(np.arange(len(xtr)), idx), n_unlabeled, n_val, seed)
     return (LabeledData(list(xtr[idx]), [FMNIST_CLASSES[i] for i in ytr[idx]], "image"),
             LabeledData(list(xtr[rest]), None, "image"),
+            LabeledData(list(xtr[val]), [FMNIST_CLASSES[i] for i in ytr[val]], "image"),
             LabeledData(list(xte), [FMNIST_CLASSES[i] for i in yte], "image"))
 
 
@@ -133,11 +146,15 @@ def uptime() -> str:
     return "load " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def measure(label: str, est: Headstart, test: LabeledData, teacher: dict[str, float] | None) -> dict[str, float]:
-    acc = est.evaluate(test)["accuracy"] if "test" not in est.metrics_ else est.metrics_["test"]["accuracy"]
+def measure(label: str, est: Headstart, test: LabeledData, teacher: dict[str, float] | None,
+            fresh: bool = False, split: str = "test") -> dict[str, float]:
+    """Accuracy on ``test`` (the bundle's recorded test accuracy unless ``fresh``), weights and latency;
+    against ``teacher``'s, whether the acceptance line is met. ``split``: what ``test`` is, printed."""
+    recorded = not fresh and "test" in est.metrics_
+    acc = est.metrics_["test"]["accuracy"] if recorded else est.evaluate(test)["accuracy"]
     r = {"accuracy": 100 * acc, "weights": n_weights(est), "b1": per_item_ms(est, test, LATENCY_ITEMS[0], 1),
          "b32": per_item_ms(est, test, LATENCY_ITEMS[1], 32)}
-    line = (f"  {label:34s} accuracy {r['accuracy']:6.2f}%  weights {r['weights'] / 1e6:8.3f} M  "
+    line = (f"  {label:34s} {split} accuracy {r['accuracy']:6.2f}%  weights {r['weights'] / 1e6:8.3f} M  "
             f"batch 1 {r['b1']:7.2f} ms/item  batch 32 {r['b32']:6.2f} ms/item")
     if teacher is not None:
         gap = teacher["accuracy"] - r["accuracy"]
@@ -186,10 +203,15 @@ def student_params(student: str, a: argparse.Namespace) -> tuple[dict[str, Any],
 
 
 def bench(name: str, a: argparse.Namespace, work: Path, students: list[str]) -> None:
-    train, unlabeled, test = load_task(name, a.n, a.unlabeled, a.seed)
+    train, unlabeled, val, test = load_task(name, a.n, a.unlabeled, a.seed, a.val)
     runtime = {"cache_dir": str(a.cache_dir or work / "cache"), "device": "cpu"}
-    teacher, bundle = fit_teacher(name, train, test, a, runtime, work)
-    ref = measure(f"teacher {teacher.model_.backbone.spec}", teacher, test, None)
+    teacher, bundle = fit_teacher(name, train, test, a, runtime, work)  # its bundle records its test accuracy
+    split = "val" if a.tune else "test"
+    if a.tune:  # choosing settings: the students are measured on the validation split, never on the test set
+        if not len(val):
+            raise SystemExit("--tune measures on the validation split: give --val N")
+        test = val
+    ref = measure(f"teacher {teacher.model_.backbone.spec}", teacher, test, None, fresh=a.tune, split=split)
     # the teacher's logits on every input, once, into the store every distill() of this bundle reads
     # (computed by the fitted estimator itself: the bundle's weights, with its cached features)
     store = teacher_logits(Headstart.load(bundle, device="cpu"), bundle.name, runtime["cache_dir"])
@@ -207,7 +229,7 @@ def bench(name: str, a: argparse.Namespace, work: Path, students: list[str]) -> 
             alone.save(work / f"{tag}-alone")
             print(f"[{name}] {student} on the {a.n} labels alone ({alone.strategy_.name}): "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
-            measure(f"{student} (labels only)", alone, test, ref)
+            measure(f"{student} (labels only)", alone, test, ref, split=split)
         t0 = time.perf_counter()
         out = distill(bundle, student, train, unlabeled, work / tag, test=test, temperature=a.temperature,
                       alpha=a.alpha, seed=a.seed, verbose=a.verbose, runtime=runtime, **kw)
@@ -216,20 +238,22 @@ def bench(name: str, a: argparse.Namespace, work: Path, students: list[str]) -> 
         print(f"[{name}] distilled {student} ({step['strategy']}, T={a.temperature}, alpha={a.alpha}, "
               f"{len(unlabeled)} unlabeled, {step['epochs']} epochs; teacher ran {step['teacher_runs']}x on "
               f"{step['teacher_inputs']} inputs): {time.perf_counter() - t0:.0f} s", flush=True)
-        measure(f"{student} (distilled)", est, test, ref)
+        measure(f"{student} (distilled)", est, test, ref, split=split)
 
 
 def latency_only(work: Path, n: int, seed: int) -> None:
-    """Time every bundle kept in ``work`` against its dataset's teacher (accuracy from its headstart.json)."""
+    """Time every bundle kept in ``work`` against its dataset's teacher, and measure the students on the
+    test set (the teacher's test accuracy from its headstart.json): after ``--tune`` runs, the one test
+    measurement of the bundle chosen on the validation split."""
     for name in ("text", "image"):
         bundle = work / f"{name}-teacher"
         if not (bundle / "headstart.json").is_file():
             continue
-        _, _, test = load_task(name, n, 0, seed)
+        test = load_task(name, n, 0, seed)[-1]
         ref = measure(f"teacher ({name})", Headstart.load(bundle, device="cpu"), test, None)
         for folder in sorted(work.glob(f"{name}-*/headstart.json")):
             if folder.parent != bundle:
-                measure(folder.parent.name, Headstart.load(folder.parent, device="cpu"), test, ref)
+                measure(folder.parent.name, Headstart.load(folder.parent, device="cpu"), test, ref, fresh=True)
 
 
 def main() -> None:
@@ -238,6 +262,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--unlabeled", type=int, default=2000, help="transfer-set size (unlabeled inputs)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val", type=int, default=0, help="validation items held out of the pool (not in the transfer set)")
+    ap.add_argument("--tune", action="store_true", help="measure on the --val split instead of the test set")
     ap.add_argument("--students", default=None, help="comma-separated; default per dataset")
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps of a student trained from scratch")
     ap.add_argument("--teacher-steps", type=int, default=300, help="optimizer steps of the image teacher's fine-tune")
