@@ -13,7 +13,10 @@ and CPU latency per item at batch 1 (32 items) and batch 32 (2 batches), machine
 next to it. Every bundle is kept in ``--work`` (a teacher found there is reused), so
 ``--latency-only`` can time them again on a quiet machine (real-time priority: ``chrt -r 10``).
 The transfer sets are nested: U inputs are the last U of one fixed shuffle of the pool, so a larger
-U contains a smaller one (and the teacher's cached logits on it).
+U contains a smaller one (and the teacher's cached logits on it). Choosing settings: ``--val V`` first
+sets V labeled items of the pool aside (never in the transfer set) and ``--tune`` measures the
+students on them instead of the test set; ``--latency-only`` on the chosen run's ``--work`` then
+measures its students on the test set once (the teacher's test accuracy is its bundle's).
 
 - text (Rotten Tomatoes): teacher mpnet probe (feature_extraction). Students minilm and tfidf:1-2,
   by default each a logistic-regression probe on the true labels + the teacher's argmax on the
