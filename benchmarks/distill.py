@@ -98,7 +98,8 @@ def pool_split(pool: np.ndarray, n_unlabeled: int, n_val: int, seed: int) -> tup
     N labels), disjoint. The validation split (``n_val`` items, its own generator) is set aside first;
     the transfer set is drawn from the rest with ``Generator.choice`` without replacement, which
     shuffles the pool's tail (numpy's method for pools over 10,000 and sets over 1/50 of them), so the
-    set for a smaller ``n_unlabeled`` is the last part of the set for a larger one (nested transfer sets). ``n_val`` 0: the transfer set drawn before validation existed."""
+    set for a smaller ``n_unlabeled`` is the last part of the set for a larger one (nested transfer sets).
+    ``n_val`` 0: the transfer set drawn before validation existed."""
     val = (np.random.default_rng(seed + 2000).choice(pool, n_val, replace=False) if n_val
            else np.zeros(0, dtype=pool.dtype))
     rest = np.setdiff1d(pool, val)
@@ -170,7 +171,8 @@ def measure(label: str, est: Headstart, test: LabeledData, teacher: dict[str, fl
         gap = teacher["accuracy"] - r["accuracy"]
         fewer, faster1, faster32 = teacher["weights"] / r["weights"], teacher["b1"] / r["b1"], teacher["b32"] / r["b32"]
         met = gap <= 2 and fewer >= 4 and min(faster1, faster32) >= 3
-        line += (f"\n  {'':34s} vs teacher: {abs(gap):.2f} points {'below' if gap >= 0 else 'above'}, {fewer:.1f}x fewer weights, {faster1:.1f}x "
+        side = "below" if gap >= 0 else "above"
+        line += (f"\n  {'':34s} vs teacher: {abs(gap):.2f} points {side}, {fewer:.1f}x fewer weights, {faster1:.1f}x "
                  f"(batch 1) / {faster32:.1f}x (batch 32) faster -> line {'MET' if met else 'NOT met'}")
     print(line + f"  ({uptime()})", flush=True)
     return r
@@ -272,7 +274,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--unlabeled", type=int, default=2000, help="transfer-set size (unlabeled inputs)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val", type=int, default=0, help="validation items held out of the pool (not in the transfer set)")
+    ap.add_argument("--val", type=int, default=0,
+                    help="validation items held out of the pool (never in the transfer set)")
     ap.add_argument("--tune", action="store_true", help="measure on the --val split instead of the test set")
     ap.add_argument("--students", default=None, help="comma-separated; default per dataset")
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps of a student trained from scratch")
