@@ -63,6 +63,8 @@ def test_teacher_of_another_modality_is_refused(tiny_bundles, tmp_path):
 def test_student_recipe_trains_random_backbones_from_scratch():
     assert student_recipe("tiny:small_cnn")["strategy"] == "fine_tuning"
     assert student_recipe("tiny:small_cnn")["strategy_params"]["init_head"] == "random"
+    # the teacher's cached outputs belong to the plain inputs: no augmented views
+    assert student_recipe("tiny:small_cnn")["strategy_params"]["augment"] is False
     assert student_recipe("tfidf:1-2") == {"strategy": "feature_extraction"}
     assert student_recipe("minilm") == {"strategy": "auto"}
 
