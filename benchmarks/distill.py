@@ -45,10 +45,11 @@ benchmarks/lora.py, so ``--skip-alone``):
 Images, the fine-tuned teacher (300 steps at 112 px, as benchmarks/prune.py; about 50 minutes at load
 5-8 on 2 shared cores; a teacher bundle in --work, e.g. a symlink named image-teacher, is reused), a
 20k transfer set, 2000 validation items set aside, and the student without augmentation (the teacher's
-cached logits are on the plain image, so an augmented student view would be taught inconsistently):
+cached logits are on the plain image, so an augmented student view would be taught inconsistently;
+the default of a from-scratch student since this run, which passed ``--student-params '{"augment": false}'``):
 
     python benchmarks/distill.py --datasets image --val 2000 --tune --unlabeled 20000 --steps 3800 \
-        --skip-alone --student-params '{"augment": false}' --work /tmp/distill-image
+        --skip-alone --work /tmp/distill-image
     chrt -r 10 python benchmarks/distill.py --latency-only --work /tmp/distill-image
 
   Chosen on the validation split (teacher 84.50% there): augment off 85.90%, the default augmentation
