@@ -53,6 +53,9 @@ SAFETY = 0.03  # share of the budget left to the caller (evaluating the test spl
 CALLER_SECONDS = 4.0  # ... and at least this (MiniLM on 2 CPU cores: bundle 2.8 s, report 1.2 s)
 SETUP_PRIOR = 3.0  # a first costly run costs at least this many linear-probe folds (its setup)
 GUARD_AFTER = 3  # steps of a costly run before its measured pace may stop it
+# a cheap rung whose fold costs more than this many linear-probe folds by its prior (the MLP head: its 300
+# AdamW steps) stops its cross-validation once its remaining folds could not make it the cheap choice
+RACE_ABOVE = 2.0
 ADAPT_TOLERANCE = 0.05  # an adaptation rung may lose at most this much source accuracy (held-out) to be picked
 # contrastive tuning was built and measured for few labels (8 and 64 per class, benchmarks/few_shot.py);
 # above this, full fine-tuning covers the size and the text ladder keeps one costly rung (issue 12)
@@ -206,6 +209,7 @@ class Trial:
     folds: int = 0  # cross-validation folds behind val_accuracy (0: trained on the fit split, scored on the held-out one)
     index: np.ndarray | None = field(default=None, repr=False)  # the scored examples (positions in the data)
     target_im: float | None = None  # information maximisation on the unlabeled target (lower is better)
+    out: bool = False  # cross-validation stopped: even right on every fold left it could not be the cheap choice
 
 
 @dataclass
@@ -362,6 +366,7 @@ class _Run:
     paces: dict[str, float] = field(default_factory=dict)  # transfer costly rung -> seconds an example, measured
     full: set[str] = field(default_factory=set)  # costly rungs whose training on all the data is at full budget
     build: float = 0.0  # seconds building the shared backbone and hashing its weights (0: none shared)
+    cheap: tuple[str, ...] = ()  # the rungs cross-validated in this run
 
     def __post_init__(self) -> None:
         self.held = self.folds[0][1]
@@ -640,7 +645,8 @@ class Ladder:
                              "unlabeled=...); CLI --target-unlabeled)")
         self.target, self._data, self._shared = target, data, {}
         # 1. cheap rungs on cached features, cross-validated over all the data
-        for rung in sorted((x for x in rungs if not RUNGS.get(x).trains_backbone), key=lambda x: RUNGS.get(x).prior):
+        r.cheap = tuple(sorted((x for x in rungs if not RUNGS.get(x).trains_backbone), key=lambda x: RUNGS.get(x).prior))
+        for rung in r.cheap:
             self._cross_validate(r, rung)
         # 2. costly rungs at the lowest budget, climbing while each beats the best below it
         costly = [x for x in rungs if RUNGS.get(x).trains_backbone]
@@ -685,14 +691,49 @@ class Ladder:
             r.fold_seconds.setdefault(rung, []).append(fold)
             parts.append((va, np.asarray(correct, dtype=bool)))
             secs.append(s)
+            if i + 1 < len(r.folds) and self._out_of_race(r, rung, parts):
+                break
         if not parts:
             return None
         index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        t = Trial(rung, 1.0, float(np.mean(correct)), float(sum(secs)), correct, folds=len(parts), index=index)
+        t = Trial(rung, 1.0, float(np.mean(correct)), float(sum(secs)), correct, folds=len(parts), index=index,
+                  out=len(parts) < len(r.folds) and self._out_of_race(r, rung, parts, say=False))
         r.plan.trials.append(t)
         self.log(f"  {rung}: {len(parts)}-fold cross-validated accuracy {100 * t.val_accuracy:.2f}% "
                  f"over {len(index)} examples ({t.seconds:.1f} s)")
         return t
+
+    def _out_of_race(self, r: _Run, rung: str, parts: list[tuple[np.ndarray, np.ndarray]], say: bool = True) -> bool:
+        """A rung whose fold costs more than ``RACE_ABOVE`` probe folds (its ``prior``) stops its cross-validation
+        when it could not become the cheap choice even if it were right on every example left:
+        scored so far, plus right wherever the choice (the cheap choice among the rungs before it
+        in the ladder, which it must beat to replace) was wrong on the folds left, it does not beat
+        that choice (``beats``: margin and paired z), once every cheap rung before it has been
+        cross-validated (the choice it must beat is settled). The pick is the same as with every fold run
+        (a racing rule, as Maron & Moore's Hoeffding races drop a model once it cannot win); the
+        plan says where it stopped."""
+        if RUNGS.get(rung).prior <= RACE_ABOVE:  # by its prior, not its measured folds: the same race on any machine
+            return False
+        earlier = [x for x in r.cheap if x in LADDER and LADDER.index(x) < LADDER.index(rung)]
+        if any(r.plan.best(x) is None for x in earlier):  # the choice before it is not settled yet
+            return False
+        choice = self._cheap_choice(r, before=rung)
+        if choice is None or choice.correct is None or choice.index is None:
+            return False
+        done = np.concatenate([p[0] for p in parts])
+        rest = np.setdiff1d(choice.index, done)
+        best = Trial(rung, 1.0, 0.0, 0.0, np.concatenate([p[1] for p in parts] + [np.ones(len(rest), dtype=bool)]),
+                     index=np.concatenate([done, rest]))
+        best.val_accuracy = float(np.mean(best.correct))
+        if self.beats(best, choice):
+            return False
+        if say:
+            acc = float(np.mean(np.concatenate([p[1] for p in parts])))
+            r.plan.decisions.append(
+                f"{rung}: cross-validation stopped after {len(parts)} of {len(r.folds)} folds ({100 * acc:.1f}% over "
+                f"{len(done)} examples): even right on all {len(rest)} examples left it could not clearly beat "
+                f"{choice.rung} ({100 * choice.val_accuracy:.1f}%)")
+        return True
 
     @staticmethod
     def _less_features(r: _Run, est: Any, seconds: float, n_val: int) -> float:
@@ -910,12 +951,14 @@ class Ladder:
                 best[t.rung] = t
         return sorted(best.values(), key=lambda t: order[t.rung])
 
-    def _cheap_choice(self, r: _Run, notes: list[str] | None = None) -> Trial | None:
+    def _cheap_choice(self, r: _Run, notes: list[str] | None = None, before: str | None = None) -> Trial | None:
         """The cheapest cross-validated rung, replaced by a costlier cheap one only when that one
-        beats it clearly (margin and paired z over the examples both predicted)."""
+        beats it clearly (margin and paired z over the examples both predicted); ``before``: among
+        the rungs before that one in the ladder. A rung out of the race (``Trial.out``) is not a candidate."""
         choice = None
-        for t in self._best_runs(r, list(LADDER)):
-            if not t.folds:
+        rungs = list(LADDER[:LADDER.index(before)] if before in LADDER else LADDER)
+        for t in self._best_runs(r, rungs):
+            if not t.folds or t.out:
                 continue
             if choice is None or self.beats(t, choice):
                 choice = t

@@ -454,3 +454,37 @@ def test_cross_validation_computes_each_example_s_features_once(image_data, tmp_
     from headstart.features.cache import FeatureCache
 
     assert est.reference_ is not None and type(est.cache_) is FeatureCache  # the returned model: as fit's
+
+
+def test_a_costly_cheap_rung_stops_its_cross_validation_once_it_could_not_become_the_choice(data):
+    # folds of 40: the probe is wrong on 8 a fold, the MLP head on 20; after 2 folds (24 behind) even right
+    # on the 24 examples the probe gets wrong in the 3 folds left it would only tie
+    p = ScriptedPlanner({"linear_probe": 0.80, "prototype": 0.5, "mlp_head": 0.5},
+                        rungs=["linear_probe", "prototype", "mlp_head"])
+    plan, _ = p.run(data)
+    assert [c[0] for c in p.calls].count("mlp_head") == 2
+    mlp = plan.best("mlp_head")
+    assert mlp.folds == 2 and mlp.out and len(mlp.correct) == 80
+    assert any(d.startswith("mlp_head: cross-validation stopped after 2 of 5 folds") for d in plan.decisions)
+    assert plan.pick == "linear_probe"
+    # prototype folds cost a probe fold (prior 1): it runs every fold, though it cannot win either
+    assert plan.best("prototype").folds == 5
+
+
+class EveryFold(ScriptedPlanner):
+    """Every cheap rung cross-validated on every fold (no race)."""
+
+    def _out_of_race(self, *args, **kwargs):
+        return False
+
+
+def test_stopping_a_rung_out_of_the_race_never_changes_the_pick(data):
+    rungs = ["linear_probe", "prototype", "mlp_head"]
+    for probe in (0.6, 0.7, 0.8):
+        for proto in (0.5, 0.65, 0.75):
+            for mlp in (0.5, 0.62, 0.7, 0.72, 0.76, 0.8, 0.9):
+                accs = {"linear_probe": probe, "prototype": proto, "mlp_head": mlp}
+                raced, every = ScriptedPlanner(accs, rungs=rungs), EveryFold(accs, rungs=rungs)
+                a, b = raced.run(data)[0], every.run(data)[0]
+                assert a.pick == b.pick, (accs, a.format(), b.format())
+                assert len(raced.calls) <= len(every.calls)
