@@ -38,7 +38,10 @@ accuracy over the 64 was 82.8% against 68.15% on the test set. The margin is rea
 noise: contrastive - probe +3.55 points, paired bootstrap 95% CI [+1.95, +5.10] on the 2000 test
 texts (169/98 discordant; README few-shot table, seeds 0-2: +3.5/+2.8/+3.3; validation pool, seeds
 100-102: +3.4), but at that discordance (13%) a paired z of 1 needs ~100 held-out examples, not 13.
-Contrastive - prototype: +1.20 [-0.65, +2.95]. rt500: CV of the cheap rungs 38 s,
+Contrastive - prototype: +1.20 [-0.65, +2.95]. Seed 1 (``--seed 1``, load ~5.5, not chrt): the same
+shape, contrastive best at 70.15% and 62% of every rung's compute (80.8 of 131 s), the only rung
+within 1 point; the planner picked the probe (67.40%, gap +2.75) in 52 s = 40%; contrastive at a
+quarter budget scored 8 of 13 held-out examples against the probe's 10. rt500: CV of the cheap rungs 38 s,
 full_ft at a quarter budget (2 of 5 epochs on 400) 63.5 s, then full_ft once on all 500 233 s
 (the oracle's same run 191 s on the same machine: load); with the refit at the oracle's 191 s it
 would be 1.56x. fmnist500 before the MLP race: the same pick in 119 s (8%, load ~6); the race
