@@ -488,3 +488,49 @@ def test_stopping_a_rung_out_of_the_race_never_changes_the_pick(data):
                 a, b = raced.run(data)[0], every.run(data)[0]
                 assert a.pick == b.pick, (accs, a.format(), b.format())
                 assert len(raced.calls) <= len(every.calls)
+
+
+@pytest.fixture
+def few():  # 64 texts, 32 per class: fit's default is contrastive tuning; 5 folds of 12-13, 13 held out
+    return headstart.data.sources.from_sequences([f"text {i}" for i in range(64)], ["a", "b"] * 32, "text")
+
+
+FEW_LADDER = ["linear_probe", "prototype", "mlp_head", "contrastive", "full_ft"]
+
+
+def test_fit_s_default_rung_wins_a_held_out_tie_and_trains_once_at_full_budget_on_all_the_data(few):
+    # contrastive 12/13 held-out examples at a quarter budget, as the probe: the held-out split cannot tell them apart
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and plan.pick_fidelity == 1.0 and model == "model:contrastive:1.0:64"
+    # no halving: a quarter budget on the fit split, then one full-budget run on all 64
+    assert [c for c in p.calls if c[0] == "contrastive"] == [("contrastive", 0.25, 51), ("contrastive", 1.0, 64)]
+    assert any(d.startswith("contrastive: 92.3% at budget 0.25 ties linear_probe (92.3% on the same 13 held-out")
+               and "fit's default for 64 texts (32 per class)" in d for d in plan.decisions), plan.decisions
+    assert any(d.endswith("contrastive kept because it is fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+
+
+def test_a_default_rung_clearly_beaten_on_the_held_out_split_is_not_picked(few):
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
+    assert ("contrastive", 1.0, 64) not in p.calls and not any("fit's default" in d for d in plan.decisions)
+
+
+def test_a_tie_goes_to_the_cheaper_rung_when_the_costly_one_is_not_fit_s_default(few):
+    # full fine-tuning ties the probe, but fit's default here is contrastive tuning (clearly beaten)
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.9}
+    plan, _ = ScriptedPlanner(accs, rungs=FEW_LADDER).run(few)
+    assert plan.pick == "linear_probe"
+    assert any(d.startswith("full_ft: 92.3% at budget 0.25 does not beat linear_probe") for d in plan.decisions)
+
+
+def test_a_tied_default_rung_is_kept_at_its_budget_when_the_full_budget_would_not_fit(few):
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER, seconds={"contrastive": 40.0}, budget=30.0)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and ("contrastive", 1.0, 64) not in p.calls and p.clock <= 30.0
+    assert not any("trains once at full budget" in d for d in plan.decisions)
