@@ -22,7 +22,11 @@ ladder stops climbing when a rung does not beat the best rung below it by ``marg
 paired (McNemar) z; the best half go on at a larger budget (continuing their runs, so reaching
 the full budget costs one run, not 1.75), and a run goes to its full budget only while more
 budget still buys accuracy. The pick: a costlier rung replaces a cheaper one only when it beats
-it clearly (margin and paired z); when a from-scratch rung wins, the plan says so (negative
+it clearly (margin and paired z), except ``fit``'s default rung for the data (``fit_default``: its recipe
+was chosen on far more examples than the held-out split), which wins when neither clearly beats the
+other, is not stopped by a tie at a quarter budget and, when the budget allows, trains once at full
+budget on all the data (Rotten Tomatoes N=64: contrastive 71.70% on the test set instead of the
+probe's 68.15%, at 1.56x contrastive's own compute); when a from-scratch rung wins, the plan says so (negative
 transfer) and returns it. The picked rung is then trained again on all the data.
 
 Everything stays inside ``budget`` seconds, the retraining on all the data and a share for the
