@@ -109,14 +109,15 @@ def test_a_rung_whose_estimated_cost_exceeds_the_budget_left_is_not_run(data):
 
 def test_a_first_costly_run_that_cannot_end_in_time_is_stopped_by_its_step_guard(data):
     accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, "partial_ft": 0.7, "full_ft": 0.8}
-    p = ScriptedPlanner(accs, seconds={"partial_ft": 400.0}, budget=40.0)  # 100 s at 0.25, no evidence before
+    p = ScriptedPlanner(accs, seconds={"partial_ft": 400.0}, budget=25.0)  # 100 s at 0.25, no evidence before
     plan, _ = p.run(data)
     assert ("partial_ft", 0.25, 160) in p.calls and not [t for t in plan.trials if t.rung == "partial_ft"]
     assert any(d.startswith("partial_ft at budget 0.25: stopped after 3 of 100 steps") for d in plan.decisions)
-    # full fine-tuning steps at least as slowly as partial fine-tuning: 1 s a step x 40 steps rules it out
+    # full fine-tuning steps at least as slowly as partial fine-tuning: 1 s a step x 20 steps (1 epoch of 160
+    # texts, batch 8) rules it out
     assert ("full_ft", 0.25, 160) not in p.calls
     assert any(d.startswith("full_ft at budget 0.25: not run: its estimated") for d in plan.decisions)
-    assert p.clock <= 40.0 and plan.seconds <= 40.0
+    assert p.clock <= 25.0 and plan.seconds <= 25.0
 
 
 def test_the_budget_is_never_overrun_whatever_the_rungs_cost(data):
@@ -534,3 +535,12 @@ def test_a_tied_default_rung_is_kept_at_its_budget_when_the_full_budget_would_no
     plan, model = p.run(few)
     assert plan.pick == "contrastive" and ("contrastive", 1.0, 64) not in p.calls and p.clock <= 30.0
     assert not any("trains once at full budget" in d for d in plan.decisions)
+
+
+def test_a_text_fine_tune_at_a_fraction_of_its_budget_costs_at_most_that_fraction_of_its_epochs():
+    from headstart import recipes
+
+    epochs = [recipes.fine_tuning("text", f)["strategy_params"]["epochs"] for f in (0.25, 0.5, 1.0)]
+    assert epochs == [1, 2, 5]
+    sp = Ladder({"seed": 0})._params("full_ft", "text", 1.0, start=0.5)["strategy_params"]
+    assert sp["epochs"] == 3  # continued from half budget: only the 3 epochs left
