@@ -42,7 +42,8 @@ budget on all 64 (35 s, the oracle's same run 36 s): the pick is the best rung (
 8.3 s + full_ft at a quarter budget 5.7 s + contrastive on all 64 34.9 s + setup ~1 s. It fails
 "<= 40% of every rung" (contrastive alone is 61% of it, 36 of 59 s) and, by 0.06x, the restated
 "<= 1.5x the best rung's compute" (1.56x; the quarter-budget contrastive run and full_ft's trial
-are the excess). Before (the probe kept at the tie):
+are the excess). That rt64 row was measured before the 1-epoch text quarter budget (commit d236ae7, full_ft's
+quarter trial 2 of 5 epochs); with it full_ft's trial takes 1 epoch: not re-measured. Before (the probe kept at the tie):
 the only rung within 1 point of the best is the best itself (prototype 70.50% is 1.20 below),
 and contrastive tuning alone is 62% of every rung's compute (28.5 of 46 s): no pick meets both
 lines on this draw. The planner saw contrastive at a quarter budget tie the probe, 12 of 13 on the
