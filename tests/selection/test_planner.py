@@ -109,14 +109,15 @@ def test_a_rung_whose_estimated_cost_exceeds_the_budget_left_is_not_run(data):
 
 def test_a_first_costly_run_that_cannot_end_in_time_is_stopped_by_its_step_guard(data):
     accs = {"linear_probe": 0.6, "prototype": 0.5, "mlp_head": 0.5, "partial_ft": 0.7, "full_ft": 0.8}
-    p = ScriptedPlanner(accs, seconds={"partial_ft": 400.0}, budget=40.0)  # 100 s at 0.25, no evidence before
+    p = ScriptedPlanner(accs, seconds={"partial_ft": 400.0}, budget=25.0)  # 100 s at 0.25, no evidence before
     plan, _ = p.run(data)
     assert ("partial_ft", 0.25, 160) in p.calls and not [t for t in plan.trials if t.rung == "partial_ft"]
     assert any(d.startswith("partial_ft at budget 0.25: stopped after 3 of 100 steps") for d in plan.decisions)
-    # full fine-tuning steps at least as slowly as partial fine-tuning: 1 s a step x 40 steps rules it out
+    # full fine-tuning steps at least as slowly as partial fine-tuning: 1 s a step x 20 steps (1 epoch of 160
+    # texts, batch 8) rules it out
     assert ("full_ft", 0.25, 160) not in p.calls
     assert any(d.startswith("full_ft at budget 0.25: not run: its estimated") for d in plan.decisions)
-    assert p.clock <= 40.0 and plan.seconds <= 40.0
+    assert p.clock <= 25.0 and plan.seconds <= 25.0
 
 
 def test_the_budget_is_never_overrun_whatever_the_rungs_cost(data):
@@ -454,3 +455,92 @@ def test_cross_validation_computes_each_example_s_features_once(image_data, tmp_
     from headstart.features.cache import FeatureCache
 
     assert est.reference_ is not None and type(est.cache_) is FeatureCache  # the returned model: as fit's
+
+
+def test_a_costly_cheap_rung_stops_its_cross_validation_once_it_could_not_become_the_choice(data):
+    # folds of 40: the probe is wrong on 8 a fold, the MLP head on 20; after 2 folds (24 behind) even right
+    # on the 24 examples the probe gets wrong in the 3 folds left it would only tie
+    p = ScriptedPlanner({"linear_probe": 0.80, "prototype": 0.5, "mlp_head": 0.5},
+                        rungs=["linear_probe", "prototype", "mlp_head"])
+    plan, _ = p.run(data)
+    assert [c[0] for c in p.calls].count("mlp_head") == 2
+    mlp = plan.best("mlp_head")
+    assert mlp.folds == 2 and mlp.out and len(mlp.correct) == 80
+    assert any(d.startswith("mlp_head: cross-validation stopped after 2 of 5 folds") for d in plan.decisions)
+    assert plan.pick == "linear_probe"
+    # prototype folds cost a probe fold (prior 1): it runs every fold, though it cannot win either
+    assert plan.best("prototype").folds == 5
+
+
+class EveryFold(ScriptedPlanner):
+    """Every cheap rung cross-validated on every fold (no race)."""
+
+    def _out_of_race(self, *args, **kwargs):
+        return False
+
+
+def test_stopping_a_rung_out_of_the_race_never_changes_the_pick(data):
+    rungs = ["linear_probe", "prototype", "mlp_head"]
+    for probe in (0.6, 0.7, 0.8):
+        for proto in (0.5, 0.65, 0.75):
+            for mlp in (0.5, 0.62, 0.7, 0.72, 0.76, 0.8, 0.9):
+                accs = {"linear_probe": probe, "prototype": proto, "mlp_head": mlp}
+                raced, every = ScriptedPlanner(accs, rungs=rungs), EveryFold(accs, rungs=rungs)
+                a, b = raced.run(data)[0], every.run(data)[0]
+                assert a.pick == b.pick, (accs, a.format(), b.format())
+                assert len(raced.calls) <= len(every.calls)
+
+
+@pytest.fixture
+def few():  # 64 texts, 32 per class: fit's default is contrastive tuning; 5 folds of 12-13, 13 held out
+    return headstart.data.sources.from_sequences([f"text {i}" for i in range(64)], ["a", "b"] * 32, "text")
+
+
+FEW_LADDER = ["linear_probe", "prototype", "mlp_head", "contrastive", "full_ft"]
+
+
+def test_fit_s_default_rung_wins_a_held_out_tie_and_trains_once_at_full_budget_on_all_the_data(few):
+    # contrastive 12/13 held-out examples at a quarter budget, as the probe: the held-out split cannot tell them apart
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and plan.pick_fidelity == 1.0 and model == "model:contrastive:1.0:64"
+    # no halving: a quarter budget on the fit split, then one full-budget run on all 64
+    assert [c for c in p.calls if c[0] == "contrastive"] == [("contrastive", 0.25, 51), ("contrastive", 1.0, 64)]
+    assert any(d.startswith("contrastive: 92.3% at budget 0.25 ties linear_probe (92.3% on the same 13 held-out")
+               and "fit's default for 64 texts (32 per class)" in d for d in plan.decisions), plan.decisions
+    assert any(d.endswith("contrastive kept because it is fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+
+
+def test_a_default_rung_clearly_beaten_on_the_held_out_split_is_not_picked(few):
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
+    assert ("contrastive", 1.0, 64) not in p.calls and not any("fit's default" in d for d in plan.decisions)
+
+
+def test_a_tie_goes_to_the_cheaper_rung_when_the_costly_one_is_not_fit_s_default(few):
+    # full fine-tuning ties the probe, but fit's default here is contrastive tuning (clearly beaten)
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.9}
+    plan, _ = ScriptedPlanner(accs, rungs=FEW_LADDER).run(few)
+    assert plan.pick == "linear_probe"
+    assert any(d.startswith("full_ft: 92.3% at budget 0.25 does not beat linear_probe") for d in plan.decisions)
+
+
+def test_a_tied_default_rung_is_kept_at_its_budget_when_the_full_budget_would_not_fit(few):
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER, seconds={"contrastive": 40.0}, budget=30.0)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and ("contrastive", 1.0, 64) not in p.calls and p.clock <= 30.0
+    assert not any("trains once at full budget" in d for d in plan.decisions)
+
+
+def test_a_text_fine_tune_at_a_fraction_of_its_budget_costs_at_most_that_fraction_of_its_epochs():
+    from headstart import recipes
+
+    epochs = [recipes.fine_tuning("text", f)["strategy_params"]["epochs"] for f in (0.25, 0.5, 1.0)]
+    assert epochs == [1, 2, 5]
+    sp = Ladder({"seed": 0})._params("full_ft", "text", 1.0, start=0.5)["strategy_params"]
+    assert sp["epochs"] == 3  # continued from half budget: only the 3 epochs left
