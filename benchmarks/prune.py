@@ -32,19 +32,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.quantize import load_task, uptime  # noqa: E402
-from benchmarks.splits import load_fmnist, stratified_indices  # noqa: E402
+from benchmarks.splits import FMNIST_CLASSES, load_fmnist, stratified_indices  # noqa: E402
 from headstart import Headstart  # noqa: E402
 from headstart.compression.compress import compress  # noqa: E402
 from headstart.compression.prune import prune_bundle  # noqa: E402
 from headstart.data._base import LabeledData  # noqa: E402
 
 
-def transfer_set(n: int, seed: int, size: int) -> LabeledData:
-    """``size`` Fashion-MNIST training images outside the N labeled ones, labels dropped."""
-    xtr, ytr, _, _ = load_fmnist()
+VALIDATION = 1000  # pool images held out for choosing settings (never the anchors' test set)
+
+
+def _pool(n: int, seed: int) -> np.ndarray:
+    """The Fashion-MNIST training images outside the N labeled ones, in a seeded order: the first
+    VALIDATION are the validation split, the transfer sets come after them (nested by size)."""
+    _, ytr, _, _ = load_fmnist()
     rest = np.setdiff1d(np.arange(len(ytr)), stratified_indices(ytr, n, seed))
-    pick = np.random.default_rng(1000 + seed).choice(rest, size, replace=False)
+    return np.random.default_rng(1000 + seed).permutation(rest)
+
+
+def transfer_set(n: int, seed: int, size: int) -> LabeledData:
+    """``size`` Fashion-MNIST training images outside the N labeled ones and the validation split, labels dropped."""
+    xtr, _, _, _ = load_fmnist()
+    pick = _pool(n, seed)[VALIDATION:VALIDATION + size]
     return LabeledData(list(xtr[pick]), None, "image")
+
+
+def validation_set(n: int, seed: int) -> LabeledData:
+    """VALIDATION labeled pool images outside the N and every transfer set: settings are chosen on these."""
+    xtr, ytr, _, _ = load_fmnist()
+    pick = _pool(n, seed)[:VALIDATION]
+    return LabeledData(list(xtr[pick]), [FMNIST_CLASSES[i] for i in ytr[pick]], "image")
 
 
 def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:

@@ -9,7 +9,11 @@
   are ranked by the L2 norm of their group's weights. The pooled features the head reads keep
   their size (the layers that produce them are left whole), and so do attention projections
   (query/key/value: heads are not removed; a try with Torch-Pruning's ``num_heads`` and
-  ``prune_num_heads`` on transformers' BERT removed no head). The FLOPs target is reached in ``steps`` rounds
+  ``prune_num_heads`` on transformers' BERT removed no head). ``keep``: name patterns (fnmatch,
+  relative to the backbone) of more layers whose outputs keep their size, with every channel group
+  coupled to them: e.g. an EfficientNet's stem and the projections feeding its residual sums
+  (``model.conv_stem``, ``*.conv_pwl``), so only the inverted bottlenecks' hidden width (where most
+  FLOPs are) is pruned. ``importance``: how channels are ranked (``IMPORTANCES``). The FLOPs target is reached in ``steps`` rounds
   (schedule 1 - r·k/steps); each round prunes in small increments until its FLOPs goal is met,
   then fine-tunes. The smaller architecture is recorded in ``headstart.json``
   (``headstart.compression.architecture``), so the bundle loads without the original.
@@ -25,8 +29,9 @@ the pruned model (``warm_start``: the head is kept), on the bundle's training da
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -42,6 +47,8 @@ from headstart.training.context import FitContext, Split
 from headstart.training.trainer import Trainer
 
 METHODS = ("channels", "magnitude")
+IMPORTANCES = {"l2": "L2 magnitude of each channel group", "l1": "L1 magnitude of each channel group",
+               "bn_scale": "BatchNorm scale (|gamma|) of each channel group"}
 Recover = Callable[[nn.Module], list[dict[str, Any]]]
 
 
@@ -73,14 +80,27 @@ def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
     return int(sum(int((p != 0).sum()) if nonzero else p.numel() for p in model.parameters()))
 
 
-def protected_layers(model: nn.Module, graph: Any) -> list[nn.Module]:
+def kept_layers(model: nn.Module, patterns: Sequence[str]) -> list[nn.Module]:
+    """The backbone's modules whose names (relative to the backbone) match one of ``patterns``
+    (fnmatch); a pattern that matches nothing is refused (a typo would silently prune all)."""
+    named = list(model.backbone.named_modules())
+    found = []
+    for pattern in patterns:
+        hits = [m for name, m in named if name and fnmatchcase(name, pattern)]
+        if not hits:
+            raise ValueError(f"keep pattern {pattern!r} matches no layer of {model.backbone.spec}")
+        found += hits
+    return found
+
+
+def protected_layers(model: nn.Module, graph: Any, keep: Sequence[str] = ()) -> list[nn.Module]:
     """Layers whose outputs must keep their size: the head and task modules, the layers that
     produce the pooled features the head reads (found through the dependency graph: the group of
-    the head's first input channel) and attention projections (removing part of a head breaks
-    the reshape into heads)."""
+    the head's first input channel), attention projections (removing part of a head breaks
+    the reshape into heads) and the backbone layers named by ``keep`` patterns."""
     import torch_pruning as tp
 
-    keep = list(model.head.modules()) + list(model.task_modules.modules())
+    keep = list(model.head.modules()) + list(model.task_modules.modules()) + kept_layers(model, keep)
     first = next((m for m in model.head.modules() if isinstance(m, nn.Linear)), None)
     if first is not None:
         group = graph.get_pruning_group(first, tp.prune_linear_in_channels, idxs=[0])
@@ -91,13 +111,23 @@ def protected_layers(model: nn.Module, graph: Any) -> list[nn.Module]:
     return keep
 
 
-def _pruner(model: nn.Module, example: Any, increments: int, max_ratio: float) -> Any:
+def _importance(name: str) -> Any:
+    import torch_pruning as tp
+
+    if name not in IMPORTANCES:
+        raise ValueError(f"unknown channel importance {name!r}; known: {', '.join(IMPORTANCES)}")
+    return tp.importance.BNScaleImportance() if name == "bn_scale" else \
+        tp.importance.MagnitudeImportance(p=1 if name == "l1" else 2)
+
+
+def _pruner(model: nn.Module, example: Any, increments: int, max_ratio: float, keep: Sequence[str] = (),
+            importance: str = "l2") -> Any:
     import torch_pruning as tp
 
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=_logits)
-    return tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=2),
+    return tp.pruner.MetaPruner(model, example, importance=_importance(importance),
                                 pruning_ratio=max_ratio, iterative_steps=increments, forward_fn=_logits,
-                                ignored_layers=protected_layers(model, graph),
+                                ignored_layers=protected_layers(model, graph, keep),
                                 root_module_types=[nn.Conv2d, nn.Conv1d, nn.Linear])
 
 
@@ -110,14 +140,16 @@ def _schedule(target: float, steps: int) -> list[float]:
 
 
 def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps: int = 3,
-                   recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9) -> dict[str, Any]:
+                   recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9,
+                   keep: Sequence[str] = (), importance: str = "l2") -> dict[str, Any]:
     """Remove channels/neurons until the FLOPs fall by ``flops_reduction`` (0.5: half), in
-    ``steps`` rounds with ``recover(model)`` after each; returns the lineage, with the changed
-    module attributes under ``architecture``."""
+    ``steps`` rounds with ``recover(model)`` after each; ``keep``: name patterns of backbone layers
+    left whole (with their coupled groups), ``importance``: the channel ranking (``IMPORTANCES``).
+    Returns the lineage, with the changed module attributes under ``architecture``."""
     schedule = _schedule(flops_reduction, steps)
     model.eval()
     before, flops0, params0 = module_attributes(model), count_flops(model, example), count_parameters(model)
-    pruner = _pruner(model, example, increments, max_ratio)
+    pruner = _pruner(model, example, increments, max_ratio, keep, importance)
     rounds = []
     for goal in schedule:
         t0 = time.perf_counter()
@@ -134,7 +166,7 @@ def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps
     if getattr(model.backbone, "channels_last", False):
         model.backbone.to(memory_format=torch.channels_last)
     flops1 = count_flops(model, example)
-    return {"method": "channels", "tool": _tool(), "importance": "L2 magnitude of each channel group",
+    return {"method": "channels", "tool": _tool(), "importance": IMPORTANCES[importance], "kept": list(keep),
             "flops_before": flops0, "flops_after": flops1, "flops_reduction": 1 - flops1 / flops0,
             "parameters_before": params0, "parameters_after": count_parameters(model), "rounds": rounds,
             "architecture": changed_attributes(before, module_attributes(model))}
@@ -222,17 +254,22 @@ def original_logits(bundle: str | Path, inputs: list[LabeledData], cache_dir: An
 def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = "channels", target: float = 0.5,
                  steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None,
                  distill: bool = False, unlabeled: Any = None, temperature: float = 2.0, alpha: float = 0.5,
-                 layer_decay: float = 0.7) -> Path:
+                 layer_decay: float = 0.7, keep: Sequence[str] = (), importance: str = "l2",
+                 cache_dir: Any = None) -> Path:
     """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
     sparsity for ``magnitude``), recovering on ``train`` after each step (``distill``: on the
     unpruned model's softened outputs too, and on the ``unlabeled`` inputs); write the pruned
-    bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given)."""
+    bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given). ``keep`` and
+    ``importance``: see ``prune_channels``. ``cache_dir``: where the unpruned model's logits are
+    kept (default: the bundle's runtime cache; the pruned bundle records this one)."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
     if unlabeled is not None and not distill:
         raise ValueError("unlabeled inputs help pruning's recovery only through distillation: add distill=True "
                          "(--distill)")
     est = load(bundle, device="cpu")
+    if cache_dir is not None:
+        est.set_params(runtime__cache_dir=str(cache_dir) if cache_dir is not False else False)
     data = est._as_data(train)
     if data.labels is None or len(data) == 0:
         raise ValueError(f"{train}: pruning recovers on labeled training data; none found")
@@ -241,7 +278,8 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
                               est.runtime_.cache_dir) if distill else None
     recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay)
     if method == "channels":
-        lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover)
+        lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover,
+                                 keep=keep, importance=importance)
     else:
         lineage = prune_magnitude(est.model_, target, steps, recover)
     described = str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples"

@@ -59,6 +59,34 @@ def test_transformer_prunes_feed_forward_neurons_not_attention():
     torch.testing.assert_close(fresh(x).logits, model(x).logits)
 
 
+def test_kept_layers_keep_their_channels_and_the_rest_reaches_the_target():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    lineage = prune_channels(model, x, 0.3, steps=1, keep=["blocks.0.*"])
+    assert model.backbone.blocks[0][0].out_channels == 16 and model.backbone.blocks[1][0].out_channels < 32
+    assert lineage["flops_reduction"] >= 0.3 and lineage["kept"] == ["blocks.0.*"]
+
+
+def test_a_keep_pattern_that_matches_no_layer_is_refused():
+    with pytest.raises(ValueError, match="matches no layer"):
+        prune_channels(_model(), torch.randn(1, 3, 32, 32), 0.3, steps=1, keep=["blocks.9.*"])
+
+
+def test_the_channel_importance_is_chosen_and_recorded():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    lineage = prune_channels(model, x, 0.3, steps=1, importance="bn_scale")
+    assert lineage["importance"] == "BatchNorm scale (|gamma|) of each channel group"
+    with pytest.raises(ValueError, match="unknown channel importance 'taylor2'"):
+        prune_channels(_model(), x, 0.3, steps=1, importance="taylor2")
+
+
+def test_distilled_recovery_keeps_the_teacher_logits_in_the_given_cache(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "kd", "channels", 0.3, steps=1, recover_steps=1,
+                       distill=True, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "teacher-logits").glob("*.safetensors"))) == 1
+    assert len(headstart.load(out).predict(str(train))) == 36
+
+
 @pytest.mark.filterwarnings("ignore::headstart.adaptation.reference.InputShiftWarning")  # pruning moved the features
 def test_pruned_bundle_loads_without_the_original_and_predicts_the_same(tiny_bundles, tmp_path):
     source = shutil.copytree(tiny_bundles["img"], tmp_path / "source")
