@@ -66,6 +66,8 @@ def validation_set(n: int, seed: int) -> LabeledData:
 
 def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     train, test, backbone, params = load_task("image", a.n, seed)
+    if a.validate:  # choosing settings: measure on pool images outside the N and the transfer set, never the test set
+        test = validation_set(a.n, seed)
     t0 = time.perf_counter()
     bundle = work / f"teacher-{seed}"
     if (bundle / "headstart.json").is_file():  # --work kept from an earlier run: the same teacher
@@ -77,12 +79,14 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
         est.save(bundle)
     print(f"[seed {seed}] teacher: fine-tuned {backbone} on N={a.n} ({time.perf_counter() - t0:.0f} s), test "
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
+    keep = [k for k in a.keep.split(",") if k]
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
-               "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill,
+               "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill, "alpha": a.alpha,
+               "temperature": a.temperature, "keep": keep, "importance": a.importance, "cache_dir": work / "cache",
                "unlabeled": transfer_set(a.n, seed, a.unlabeled) if a.unlabeled else None}
     t0 = time.perf_counter()
     no_rec = prune_bundle(bundle, train, work / f"norecovery-{seed}", "channels", a.flops_reduction, a.prune_steps, 0,
-                          evaluate=test)
+                          evaluate=test, keep=keep, importance=a.importance, cache_dir=work / "cache")
     acc0 = json.loads((no_rec / "headstart.json").read_text())["metrics"]["test"]["accuracy"]
     print(f"[seed {seed}] pruned with no recovery: {100 * acc0:.2f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
     t0 = time.perf_counter()
@@ -110,6 +114,12 @@ def main() -> None:
     ap.add_argument("--layer-decay", type=float, default=0.7, help="per-layer-group lr decay of the recovery")
     ap.add_argument("--distill", action="store_true", help="recover by distillation from the unpruned teacher")
     ap.add_argument("--unlabeled", type=int, default=0, help="with --distill: unlabeled transfer images")
+    ap.add_argument("--alpha", type=float, default=0.5, help="with --distill: weight of the soft (teacher) term")
+    ap.add_argument("--temperature", type=float, default=2.0, help="with --distill: softmax temperature")
+    ap.add_argument("--keep", default="", help="comma-separated name patterns of backbone layers left whole")
+    ap.add_argument("--importance", default="l2", help="channel ranking: l2 | l1 | bn_scale")
+    ap.add_argument("--validate", action="store_true",
+                    help=f"measure on {VALIDATION} pool images outside the N and the transfer set, not the test set")
     ap.add_argument("--steps", default="pruned,fp16,int8", help="compress steps (pruned must be one)")
     ap.add_argument("--work", default=None, help="keep the bundles here (a teacher found there is reused)")
     a = ap.parse_args()

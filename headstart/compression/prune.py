@@ -24,7 +24,10 @@
   only with sparse kernels.
 
 The recovery fine-tune is headstart's Trainer with the ``fine_tuning`` strategy continuing from
-the pruned model (``warm_start``: the head is kept), on the bundle's training data.
+the pruned model (``warm_start``: the head is kept), on the bundle's training data. Before it,
+``recalibrate`` images may re-estimate the BatchNorm statistics (``torch.optim.swa_utils.update_bn``;
+"adaptive BN", Li et al., "EagleEye", ECCV 2020): removing channels shifts the inputs of the
+layers after them, while the fine-tune keeps BatchNorm statistics frozen.
 """
 from __future__ import annotations
 
@@ -211,15 +214,31 @@ def _tool() -> str:
     return f"torch-pruning {version('torch-pruning')} (DepGraph, MetaPruner)"
 
 
+def recalibrate_batchnorm(model: nn.Module, data: LabeledData, batch_size: int = 64) -> int:
+    """Re-estimate every BatchNorm layer's running statistics on ``data`` (prepared as for
+    inference, no augmentation; no weight changes); returns the number of BatchNorm layers."""
+    from torch.optim.swa_utils import update_bn
+
+    bb = model.backbone
+    loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=batch_size)
+    was = model.training
+    with torch.no_grad():
+        update_bn((batch["inputs"] for batch in loader), model)
+    model.train(was)
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4,
              teacher: TeacherLogits | None = None, unlabeled: LabeledData | None = None,
-             temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7) -> Recover:
+             temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7,
+             recalibrate: LabeledData | None = None) -> Recover:
     """A short fine-tune on ``train`` (``steps`` optimizer steps) through headstart's Trainer,
     continuing from the pruned model: the head is kept, a new warmup-free cosine schedule starts.
     With ``teacher`` (the unpruned model's logits, computed once) the loss is distillation's
     (Hinton et al.: ``alpha`` soft, 1 - ``alpha`` hard, ``temperature``) on ``train`` plus the
     ``unlabeled`` transfer set (soft term only); without it, the bundle's own task on the labels.
-    ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all)."""
+    ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all).
+    ``recalibrate``: inputs the BatchNorm statistics are re-estimated on first (``recalibrate_batchnorm``)."""
     task, extras = est.task_, {}
     if teacher is not None:
         task = DistillationTask(temperature=temperature, alpha=alpha, teacher_classes=teacher.classes)
@@ -228,6 +247,9 @@ def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1
     split = Split(train, task.encode(train.labels, train.origins, "recovery data"))
 
     def run(model: nn.Module) -> list[dict[str, Any]]:
+        if recalibrate is not None:
+            recalibrate_batchnorm(model, recalibrate)
+            model.eval()
         if steps <= 0:
             return []
         rt = est.runtime_
@@ -255,13 +277,15 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
                  steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None,
                  distill: bool = False, unlabeled: Any = None, temperature: float = 2.0, alpha: float = 0.5,
                  layer_decay: float = 0.7, keep: Sequence[str] = (), importance: str = "l2",
-                 cache_dir: Any = None) -> Path:
+                 cache_dir: Any = None, recalibrate: int = 0) -> Path:
     """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
     sparsity for ``magnitude``), recovering on ``train`` after each step (``distill``: on the
     unpruned model's softened outputs too, and on the ``unlabeled`` inputs); write the pruned
     bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given). ``keep`` and
     ``importance``: see ``prune_channels``. ``cache_dir``: where the unpruned model's logits are
-    kept (default: the bundle's runtime cache; the pruned bundle records this one)."""
+    kept (default: the bundle's runtime cache; the pruned bundle records this one). ``recalibrate``:
+    how many inputs (the training data, then the unlabeled ones) re-estimate the BatchNorm
+    statistics after each pruning round, before its recovery (0: none)."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
     if unlabeled is not None and not distill:
@@ -276,7 +300,9 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
     extra = read_unlabeled(unlabeled, **est.data_.columns, modality=data.modality) if unlabeled is not None else None
     teacher = original_logits(bundle, [data, *([extra] if extra is not None else [])],
                               est.runtime_.cache_dir) if distill else None
-    recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay)
+    pool = LabeledData(list(data.items) + (list(extra.items) if extra is not None else []), None, data.modality)
+    calibration = pool.subset(range(min(recalibrate, len(pool)))) if recalibrate > 0 else None
+    recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay, calibration)
     if method == "channels":
         lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover,
                                  keep=keep, importance=importance)
@@ -285,6 +311,7 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
     described = str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples"
     lineage.update(step="pruned" if method == "channels" else "sparse", recovery={
         "data": described, "optimizer_steps_per_round": recover_steps, "lr": lr, "layer_decay": layer_decay,
+        "batchnorm_recalibration_inputs": len(calibration) if calibration is not None else 0,
         **({"distillation": {"teacher": "the unpruned bundle", "temperature": temperature, "alpha": alpha,
                              "teacher_inputs": teacher.computed, "teacher_runs": teacher.calls,
                              "unlabeled_inputs": len(extra) if extra is not None else 0}} if teacher is not None else {})})
