@@ -82,11 +82,12 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     keep = [k for k in a.keep.split(",") if k]
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
                "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill, "alpha": a.alpha,
-               "temperature": a.temperature, "keep": keep, "importance": a.importance, "cache_dir": work / "cache",
+               "temperature": a.temperature, "keep": keep, "importance": a.importance, "cache_dir": work / "cache", "recalibrate": a.recalibrate,
                "unlabeled": transfer_set(a.n, seed, a.unlabeled) if a.unlabeled else None}
     t0 = time.perf_counter()
     no_rec = prune_bundle(bundle, train, work / f"norecovery-{seed}", "channels", a.flops_reduction, a.prune_steps, 0,
-                          evaluate=test, keep=keep, importance=a.importance, cache_dir=work / "cache")
+                          evaluate=test, keep=keep, importance=a.importance, cache_dir=work / "cache",
+                          recalibrate=a.recalibrate)
     acc0 = json.loads((no_rec / "headstart.json").read_text())["metrics"]["test"]["accuracy"]
     print(f"[seed {seed}] pruned with no recovery: {100 * acc0:.2f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
     t0 = time.perf_counter()
@@ -118,6 +119,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=2.0, help="with --distill: softmax temperature")
     ap.add_argument("--keep", default="", help="comma-separated name patterns of backbone layers left whole")
     ap.add_argument("--importance", default="l2", help="channel ranking: l2 | l1 | bn_scale")
+    ap.add_argument("--recalibrate", type=int, default=0,
+                    help="images (the N, then the transfer set) re-estimating BatchNorm statistics each round")
     ap.add_argument("--validate", action="store_true",
                     help=f"measure on {VALIDATION} pool images outside the N and the transfer set, not the test set")
     ap.add_argument("--steps", default="pruned,fp16,int8", help="compress steps (pruned must be one)")
