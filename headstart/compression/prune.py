@@ -13,7 +13,8 @@
   relative to the backbone) of more layers whose outputs keep their size, with every channel group
   coupled to them: e.g. an EfficientNet's stem and the projections feeding its residual sums
   (``model.conv_stem``, ``*.conv_pwl``), so only the inverted bottlenecks' hidden width (where most
-  FLOPs are) is pruned. ``importance``: how channels are ranked (``IMPORTANCES``). The FLOPs target is reached in ``steps`` rounds
+  FLOPs are) is pruned. ``importance``: how channels are ranked (``IMPORTANCES``). The FLOPs
+  target is reached in ``steps`` rounds
   (schedule 1 - r·k/steps); each round prunes in small increments until its FLOPs goal is met,
   then fine-tunes. The smaller architecture is recorded in ``headstart.json``
   (``headstart.compression.architecture``), so the bundle loads without the original.
