@@ -807,13 +807,20 @@ def compress(bundle: Path = typer.Argument(..., help="a bundle folder written by
                                                       "bundle (its softened outputs on --train and --unlabeled)"),
              recover_lr: float = typer.Option(1e-4, help="pruned/sparse: learning rate of the recovery fine-tunes"),
              layer_decay: float = typer.Option(0.7, help="pruned/sparse: per-layer-group learning-rate decay of "
-                                                         "the recovery (1: every layer at --recover-lr)")) -> None:
+                                                         "the recovery (1: every layer at --recover-lr)"),
+             keep: Optional[str] = typer.Option(None, help="pruned: comma-separated name patterns (fnmatch, in the "
+                                                          "backbone) of layers left whole with their coupled "
+                                                          "channels, e.g. 'model.conv_stem,*.conv_pwl'"),
+             importance: str = typer.Option("l2", help="pruned: channel ranking: l2 | l1 | bn_scale"),
+             recalibrate: int = typer.Option(0, help="pruned/sparse: inputs (--train, then --unlabeled) that "
+                                                     "re-estimate the BatchNorm statistics after each round")) -> None:
     """Compress a bundle (int8, fp16/bf16, pruning) and compare each result with it: accuracy, size, latency."""
     from headstart.compression.compress import compress as run_compress
 
     options = {"flops_reduction": flops_reduction, "sparsity": sparsity, "prune_steps": prune_steps,
                "recover_steps": recover_steps, "student": student, "unlabeled": unlabeled, "distill": distill,
-               "lr": recover_lr, "layer_decay": layer_decay}
+               "lr": recover_lr, "layer_decay": layer_decay, "importance": importance, "recalibrate": recalibrate,
+               "keep": [k.strip() for k in keep.split(",") if k.strip()] if keep else []}
     try:
         run_compress(bundle, data, out, [s.strip() for s in steps.split(",") if s.strip()] if steps else None,
                      target, train, tolerance / 100, options, echo=typer.echo)

@@ -9,7 +9,12 @@
   are ranked by the L2 norm of their group's weights. The pooled features the head reads keep
   their size (the layers that produce them are left whole), and so do attention projections
   (query/key/value: heads are not removed; a try with Torch-Pruning's ``num_heads`` and
-  ``prune_num_heads`` on transformers' BERT removed no head). The FLOPs target is reached in ``steps`` rounds
+  ``prune_num_heads`` on transformers' BERT removed no head). ``keep``: name patterns (fnmatch,
+  relative to the backbone) of more layers whose outputs keep their size, with every channel group
+  coupled to them: e.g. an EfficientNet's stem and the projections feeding its residual sums
+  (``model.conv_stem``, ``*.conv_pwl``), so only the inverted bottlenecks' hidden width (where most
+  FLOPs are) is pruned. ``importance``: how channels are ranked (``IMPORTANCES``). The FLOPs
+  target is reached in ``steps`` rounds
   (schedule 1 - r·k/steps); each round prunes in small increments until its FLOPs goal is met,
   then fine-tunes. The smaller architecture is recorded in ``headstart.json``
   (``headstart.compression.architecture``), so the bundle loads without the original.
@@ -20,13 +25,17 @@
   only with sparse kernels.
 
 The recovery fine-tune is headstart's Trainer with the ``fine_tuning`` strategy continuing from
-the pruned model (``warm_start``: the head is kept), on the bundle's training data.
+the pruned model (``warm_start``: the head is kept), on the bundle's training data. Before it,
+``recalibrate`` images may re-estimate the BatchNorm statistics (``torch.optim.swa_utils.update_bn``;
+"adaptive BN", Li et al., "EagleEye", ECCV 2020): removing channels shifts the inputs of the
+layers after them, while the fine-tune keeps BatchNorm statistics frozen.
 """
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -42,6 +51,8 @@ from headstart.training.context import FitContext, Split
 from headstart.training.trainer import Trainer
 
 METHODS = ("channels", "magnitude")
+IMPORTANCES = {"l2": "L2 magnitude of each channel group", "l1": "L1 magnitude of each channel group",
+               "bn_scale": "BatchNorm scale (|gamma|) of each channel group"}
 Recover = Callable[[nn.Module], list[dict[str, Any]]]
 
 
@@ -73,14 +84,27 @@ def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
     return int(sum(int((p != 0).sum()) if nonzero else p.numel() for p in model.parameters()))
 
 
-def protected_layers(model: nn.Module, graph: Any) -> list[nn.Module]:
+def kept_layers(model: nn.Module, patterns: Sequence[str]) -> list[nn.Module]:
+    """The backbone's modules whose names (relative to the backbone) match one of ``patterns``
+    (fnmatch); a pattern that matches nothing is refused (a typo would silently prune all)."""
+    named = list(model.backbone.named_modules())
+    found = []
+    for pattern in patterns:
+        hits = [m for name, m in named if name and fnmatchcase(name, pattern)]
+        if not hits:
+            raise ValueError(f"keep pattern {pattern!r} matches no layer of {model.backbone.spec}")
+        found += hits
+    return found
+
+
+def protected_layers(model: nn.Module, graph: Any, keep: Sequence[str] = ()) -> list[nn.Module]:
     """Layers whose outputs must keep their size: the head and task modules, the layers that
     produce the pooled features the head reads (found through the dependency graph: the group of
-    the head's first input channel) and attention projections (removing part of a head breaks
-    the reshape into heads)."""
+    the head's first input channel), attention projections (removing part of a head breaks
+    the reshape into heads) and the backbone layers named by ``keep`` patterns."""
     import torch_pruning as tp
 
-    keep = list(model.head.modules()) + list(model.task_modules.modules())
+    keep = list(model.head.modules()) + list(model.task_modules.modules()) + kept_layers(model, keep)
     first = next((m for m in model.head.modules() if isinstance(m, nn.Linear)), None)
     if first is not None:
         group = graph.get_pruning_group(first, tp.prune_linear_in_channels, idxs=[0])
@@ -91,13 +115,23 @@ def protected_layers(model: nn.Module, graph: Any) -> list[nn.Module]:
     return keep
 
 
-def _pruner(model: nn.Module, example: Any, increments: int, max_ratio: float) -> Any:
+def _importance(name: str) -> Any:
+    import torch_pruning as tp
+
+    if name not in IMPORTANCES:
+        raise ValueError(f"unknown channel importance {name!r}; known: {', '.join(IMPORTANCES)}")
+    return tp.importance.BNScaleImportance() if name == "bn_scale" else \
+        tp.importance.MagnitudeImportance(p=1 if name == "l1" else 2)
+
+
+def _pruner(model: nn.Module, example: Any, increments: int, max_ratio: float, keep: Sequence[str] = (),
+            importance: str = "l2") -> Any:
     import torch_pruning as tp
 
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=_logits)
-    return tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=2),
+    return tp.pruner.MetaPruner(model, example, importance=_importance(importance),
                                 pruning_ratio=max_ratio, iterative_steps=increments, forward_fn=_logits,
-                                ignored_layers=protected_layers(model, graph),
+                                ignored_layers=protected_layers(model, graph, keep),
                                 root_module_types=[nn.Conv2d, nn.Conv1d, nn.Linear])
 
 
@@ -110,14 +144,16 @@ def _schedule(target: float, steps: int) -> list[float]:
 
 
 def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps: int = 3,
-                   recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9) -> dict[str, Any]:
+                   recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9,
+                   keep: Sequence[str] = (), importance: str = "l2") -> dict[str, Any]:
     """Remove channels/neurons until the FLOPs fall by ``flops_reduction`` (0.5: half), in
-    ``steps`` rounds with ``recover(model)`` after each; returns the lineage, with the changed
-    module attributes under ``architecture``."""
+    ``steps`` rounds with ``recover(model)`` after each; ``keep``: name patterns of backbone layers
+    left whole (with their coupled groups), ``importance``: the channel ranking (``IMPORTANCES``).
+    Returns the lineage, with the changed module attributes under ``architecture``."""
     schedule = _schedule(flops_reduction, steps)
     model.eval()
     before, flops0, params0 = module_attributes(model), count_flops(model, example), count_parameters(model)
-    pruner = _pruner(model, example, increments, max_ratio)
+    pruner = _pruner(model, example, increments, max_ratio, keep, importance)
     rounds = []
     for goal in schedule:
         t0 = time.perf_counter()
@@ -134,7 +170,7 @@ def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps
     if getattr(model.backbone, "channels_last", False):
         model.backbone.to(memory_format=torch.channels_last)
     flops1 = count_flops(model, example)
-    return {"method": "channels", "tool": _tool(), "importance": "L2 magnitude of each channel group",
+    return {"method": "channels", "tool": _tool(), "importance": IMPORTANCES[importance], "kept": list(keep),
             "flops_before": flops0, "flops_after": flops1, "flops_reduction": 1 - flops1 / flops0,
             "parameters_before": params0, "parameters_after": count_parameters(model), "rounds": rounds,
             "architecture": changed_attributes(before, module_attributes(model))}
@@ -179,15 +215,31 @@ def _tool() -> str:
     return f"torch-pruning {version('torch-pruning')} (DepGraph, MetaPruner)"
 
 
+def recalibrate_batchnorm(model: nn.Module, data: LabeledData, batch_size: int = 64) -> int:
+    """Re-estimate every BatchNorm layer's running statistics on ``data`` (prepared as for
+    inference, no augmentation; no weight changes); returns the number of BatchNorm layers."""
+    from torch.optim.swa_utils import update_bn
+
+    bb = model.backbone
+    loader = make_loader(data, None, bb.pretrained_cfg, bb.tokenizer(), train=False, batch_size=batch_size)
+    was = model.training
+    with torch.no_grad():
+        update_bn((batch["inputs"] for batch in loader), model)
+    model.train(was)
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4,
              teacher: TeacherLogits | None = None, unlabeled: LabeledData | None = None,
-             temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7) -> Recover:
+             temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7,
+             recalibrate: LabeledData | None = None) -> Recover:
     """A short fine-tune on ``train`` (``steps`` optimizer steps) through headstart's Trainer,
     continuing from the pruned model: the head is kept, a new warmup-free cosine schedule starts.
     With ``teacher`` (the unpruned model's logits, computed once) the loss is distillation's
     (Hinton et al.: ``alpha`` soft, 1 - ``alpha`` hard, ``temperature``) on ``train`` plus the
     ``unlabeled`` transfer set (soft term only); without it, the bundle's own task on the labels.
-    ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all)."""
+    ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all).
+    ``recalibrate``: inputs the BatchNorm statistics are re-estimated on first (``recalibrate_batchnorm``)."""
     task, extras = est.task_, {}
     if teacher is not None:
         task = DistillationTask(temperature=temperature, alpha=alpha, teacher_classes=teacher.classes)
@@ -196,6 +248,9 @@ def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1
     split = Split(train, task.encode(train.labels, train.origins, "recovery data"))
 
     def run(model: nn.Module) -> list[dict[str, Any]]:
+        if recalibrate is not None:
+            recalibrate_batchnorm(model, recalibrate)
+            model.eval()
         if steps <= 0:
             return []
         rt = est.runtime_
@@ -222,31 +277,42 @@ def original_logits(bundle: str | Path, inputs: list[LabeledData], cache_dir: An
 def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = "channels", target: float = 0.5,
                  steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None,
                  distill: bool = False, unlabeled: Any = None, temperature: float = 2.0, alpha: float = 0.5,
-                 layer_decay: float = 0.7) -> Path:
+                 layer_decay: float = 0.7, keep: Sequence[str] = (), importance: str = "l2",
+                 cache_dir: Any = None, recalibrate: int = 0) -> Path:
     """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
     sparsity for ``magnitude``), recovering on ``train`` after each step (``distill``: on the
     unpruned model's softened outputs too, and on the ``unlabeled`` inputs); write the pruned
-    bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given)."""
+    bundle to ``out`` with its lineage (and metrics on ``evaluate``, when given). ``keep`` and
+    ``importance``: see ``prune_channels``. ``cache_dir``: where the unpruned model's logits are
+    kept (default: the bundle's runtime cache; the pruned bundle records this one). ``recalibrate``:
+    how many inputs (the training data, then the unlabeled ones) re-estimate the BatchNorm
+    statistics after each pruning round, before its recovery (0: none)."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
     if unlabeled is not None and not distill:
         raise ValueError("unlabeled inputs help pruning's recovery only through distillation: add distill=True "
                          "(--distill)")
     est = load(bundle, device="cpu")
+    if cache_dir is not None:
+        est.set_params(runtime__cache_dir=str(cache_dir) if cache_dir is not False else False)
     data = est._as_data(train)
     if data.labels is None or len(data) == 0:
         raise ValueError(f"{train}: pruning recovers on labeled training data; none found")
     extra = read_unlabeled(unlabeled, **est.data_.columns, modality=data.modality) if unlabeled is not None else None
     teacher = original_logits(bundle, [data, *([extra] if extra is not None else [])],
                               est.runtime_.cache_dir) if distill else None
-    recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay)
+    pool = LabeledData(list(data.items) + (list(extra.items) if extra is not None else []), None, data.modality)
+    calibration = pool.subset(range(min(recalibrate, len(pool)))) if recalibrate > 0 else None
+    recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay, calibration)
     if method == "channels":
-        lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover)
+        lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover,
+                                 keep=keep, importance=importance)
     else:
         lineage = prune_magnitude(est.model_, target, steps, recover)
     described = str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples"
     lineage.update(step="pruned" if method == "channels" else "sparse", recovery={
         "data": described, "optimizer_steps_per_round": recover_steps, "lr": lr, "layer_decay": layer_decay,
+        "batchnorm_recalibration_inputs": len(calibration) if calibration is not None else 0,
         **({"distillation": {"teacher": "the unpruned bundle", "temperature": temperature, "alpha": alpha,
                              "teacher_inputs": teacher.computed, "teacher_runs": teacher.calls,
                              "unlabeled_inputs": len(extra) if extra is not None else 0}} if teacher is not None else {})})

@@ -18,6 +18,7 @@ from headstart.compression.prune import (
     prune_bundle,
     prune_channels,
     prune_magnitude,
+    recalibrate_batchnorm,
     recovery,
     save_compressed,
 )
@@ -57,6 +58,51 @@ def test_transformer_prunes_feed_forward_neurons_not_attention():
     apply_architecture(fresh, lineage["architecture"], {k: tuple(v.shape) for k, v in model.state_dict().items()})
     fresh.load_state_dict(model.state_dict(), strict=True)
     torch.testing.assert_close(fresh(x).logits, model(x).logits)
+
+
+def test_kept_layers_keep_their_channels_and_the_rest_reaches_the_target():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    lineage = prune_channels(model, x, 0.3, steps=1, keep=["blocks.0.*"])
+    assert model.backbone.blocks[0][0].out_channels == 16 and model.backbone.blocks[1][0].out_channels < 32
+    assert lineage["flops_reduction"] >= 0.3 and lineage["kept"] == ["blocks.0.*"]
+
+
+def test_batchnorm_recalibration_reestimates_the_statistics_on_the_given_inputs(tiny_bundles):
+    est = headstart.load(tiny_bundles["img"], device="cpu")
+    data = est._as_data(str(tiny_bundles["img"].parent / "train"))
+    bn = est.model_.backbone.blocks[0][1]
+    bn.running_mean.fill_(5.0)
+    assert recalibrate_batchnorm(est.model_, data) == 3
+    assert bn.running_mean.abs().max() < 5.0 and not est.model_.training
+
+
+def test_prune_bundle_records_the_recalibration_inputs(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "r", "channels", 0.3, steps=1, recover_steps=0,
+                       recalibrate=20)
+    step = json.loads((out / "headstart.json").read_text())["compression"]["steps"][-1]
+    assert step["recovery"]["batchnorm_recalibration_inputs"] == 20
+
+
+def test_a_keep_pattern_that_matches_no_layer_is_refused():
+    with pytest.raises(ValueError, match="matches no layer"):
+        prune_channels(_model(), torch.randn(1, 3, 32, 32), 0.3, steps=1, keep=["blocks.9.*"])
+
+
+def test_the_channel_importance_is_chosen_and_recorded():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    lineage = prune_channels(model, x, 0.3, steps=1, importance="bn_scale")
+    assert lineage["importance"] == "BatchNorm scale (|gamma|) of each channel group"
+    with pytest.raises(ValueError, match="unknown channel importance 'taylor2'"):
+        prune_channels(_model(), x, 0.3, steps=1, importance="taylor2")
+
+
+def test_distilled_recovery_keeps_the_teacher_logits_in_the_given_cache(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "kd", "channels", 0.3, steps=1, recover_steps=1,
+                       distill=True, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "teacher-logits").glob("*.safetensors"))) == 1
+    assert len(headstart.load(out).predict(str(train))) == 36
 
 
 @pytest.mark.filterwarnings("ignore::headstart.adaptation.reference.InputShiftWarning")  # pruning moved the features
