@@ -49,7 +49,15 @@ run above wrote, not rerun: the same numbers)::
       64  setfit 1.2 (cached from the run above)  67.85 ± 4.13 (73.35/66.80/63.40)      367.7    391.5
       64  headstart defaults, minilm, lr 1e-4     70.45 ± 1.78 (72.50/70.70/68.15)       75.2    111.2
 
-+2.60 points with less than half SetFit's std in 20% of its training time: the N=64 line is met.
+Then SetFit rerun in the same process (``--setfit-cache none``, under ``chrt -r 10``, load ~1.5)::
+
+    chrt -r 10 python benchmarks/few_shot.py --sizes 64 --seeds 0,1,2 --methods setfit,defaults --eval test \
+        --setfit-cache none
+
+      64  setfit 1.2                                 67.85 ± 4.13 (73.35/66.80/63.40)      226.9    245.2
+      64  headstart defaults, minilm                 70.45 ± 1.78 (72.50/70.70/68.15)       29.6     42.2
+
++2.60 points with less than half SetFit's std in 13% of its training time: the N=64 line is met.
 N=16 is unchanged by it (the defaults there fit the probe on the frozen body).
 """
 from __future__ import annotations
