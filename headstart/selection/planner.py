@@ -210,12 +210,13 @@ def fit_default(data: LabeledData) -> tuple[str, str] | None:
     or None (the probe, the ladder's cheapest rung: ties go to it anyway). That recipe was chosen on far
     more data than the planner's held-out split (Rotten Tomatoes N=64: 600 pool texts against 13 held
     out), so it wins where the held-out evidence cannot tell it from a cheaper rung."""
-    from headstart.strategies.auto import contrastive_default
+    from headstart.strategies.auto import choose, contrastive_default
+    from headstart.strategies.fine_tuning import FineTuning
 
     n, k = len(data), len(set(data.labels))
     if contrastive_default(data.modality, n, k):
         return "contrastive", f"fit's default for {n} texts ({n / k:.0f} per class)"
-    if data.modality == "text" and n >= 64:
+    if data.modality == "text" and isinstance(choose(data.modality, n, k)[0], FineTuning):
         return "full_ft", f"fit's default for {n} texts"
     return None
 
