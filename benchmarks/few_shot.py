@@ -163,6 +163,8 @@ def methods(names: list[str], contrastive: list[str], setfit: Callable[..., tupl
             out["setfit 1.2"] = setfit
         elif name == "defaults":  # fit's defaults on the MiniLM body (strategy, head, task all auto)
             out["headstart defaults, minilm"] = headstart_runner({})
+        elif name == "lastlayer":  # the defaults pooling the last layer only (fit's defaults before mean_last_half)
+            out["headstart defaults, minilm, pooling=mean"] = headstart_runner({"preprocessing": {"pooling": "mean"}})
         elif name == "noprior":  # the defaults without the class names' prior (fit's defaults before it)
             out["headstart defaults, minilm, label_prior=False"] = headstart_runner(
                 {"task_params": {"label_prior": False}})
@@ -174,7 +176,8 @@ def methods(names: list[str], contrastive: list[str], setfit: Callable[..., tupl
             for spec in contrastive or [""]:
                 out[f"headstart contrastive {spec or '(defaults)'}"] = headstart_runner(parse_params(spec))
         else:
-            raise SystemExit(f"unknown method {name!r}: setfit, defaults, noprior, probe, auto, contrastive")
+            raise SystemExit(f"unknown method {name!r}: setfit, defaults, lastlayer, noprior, probe, auto, "
+                             "contrastive")
     return out
 
 
