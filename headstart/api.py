@@ -321,6 +321,9 @@ class Headstart:
         train, val_data = self._choose_backbone(train, val_data, carved=val is None, n_fit=n_fit)
         self._few_shot_body(data, n_fit)
         self.pooling_ = self._default_pooling(data.modality, n_fit)
+        if self.pooling_ == "mean_last_half" and self._prep("pooling") is None:
+            self.strategy_reason_ += ("; features: the last half of the encoder's layers averaged, then the mean "
+                                      "over tokens (measured above the last layer alone for this probe)")
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)

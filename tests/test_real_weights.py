@@ -66,3 +66,4 @@ def test_defaults_on_a_few_texts_probe_the_last_half_of_minilms_layers(tmp_path)
     est = headstart.fit([r["text"] for r in picked], [r["label"] for r in picked], backbone="minilm", test_size=0.0,
                         verbose=False, runtime={"cache_dir": tmp_path})
     assert est.strategy_.frozen_backbone and est.model_.backbone.pretrained_cfg.pooling == "mean_last_half"
+    assert "last half of the encoder's layers" in est.strategy_reason_
