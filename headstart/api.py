@@ -456,9 +456,10 @@ class Headstart:
         self.strategy_reason_ = f"{why}; {reason}"
 
     def _default_pooling(self, modality: str, n_fit: int) -> str | None:
-        """Defaults only (strategy ``auto``, no ``preprocessing["pooling"]``): the text pooling
-        ``frozen_text_pooling`` gives the probe on the frozen default encoder, else None."""
-        if self.strategy != "auto" or self.warm_start or "pooling" in (self.preprocessing or {}):
+        """Defaults only (strategy ``auto``, the linear head, no ``preprocessing["pooling"]``): the text
+        pooling ``frozen_text_pooling`` gives the probe on the frozen default encoder, else None."""
+        if (self.strategy != "auto" or self.head != "linear" or self.warm_start
+                or "pooling" in (self.preprocessing or {})):
             return self._prep("pooling")
         return frozen_text_pooling(modality, n_fit, self.strategy_.frozen_backbone,
                                    self._spec(modality) == DEFAULT_BACKBONES.get(modality))
