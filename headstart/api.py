@@ -51,7 +51,7 @@ from headstart.strategies import (
     build_strategy,
     choose,
 )
-from headstart.strategies.auto import contrastive_default
+from headstart.strategies.auto import contrastive_default, frozen_text_pooling
 from headstart.strategies.lora import merge_lora
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_METHODS
@@ -101,7 +101,8 @@ class Headstart:
     """Adapt a pretrained backbone to labeled data.
 
     ``backbone``, ``head``, ``strategy`` and ``task`` are names (with ``*_params``) or instances;
-    ``preprocessing`` is ``{"image_size", "max_length", "multiscale", "max_seconds"}``. With no test set given,
+    ``preprocessing`` is ``{"image_size", "max_length", "multiscale", "max_seconds", "pooling"}`` (text
+    pooling: ``mean``, ``cls``, ``mean_last_half``). With no test set given,
     ``test_size`` of the data is held out to measure the model; ``final_fit="all"`` (default) then
     trains it again on every labeled example and returns that one (the metrics say so),
     ``"split"`` returns the model that was measured. The rest lives in
@@ -319,6 +320,10 @@ class Headstart:
         train, val_data, test_data = self._splits(data, val, test, early_stopping)
         train, val_data = self._choose_backbone(train, val_data, carved=val is None, n_fit=n_fit)
         self._few_shot_body(data, n_fit)
+        self.pooling_ = self._default_pooling(data.modality, n_fit)
+        if self.pooling_ == "mean_last_half" and self._prep("pooling") is None:
+            self.strategy_reason_ += ("; features: the last half of the encoder's layers averaged, then the mean "
+                                      "over tokens (measured above the last layer alone for this probe)")
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -450,6 +455,15 @@ class Headstart:
         self.strategy_, reason = self._resolve_strategy(data.modality, n_fit)
         self.strategy_reason_ = f"{why}; {reason}"
 
+    def _default_pooling(self, modality: str, n_fit: int) -> str | None:
+        """Defaults only (strategy ``auto``, the linear head, no ``preprocessing["pooling"]``): the text
+        pooling ``frozen_text_pooling`` gives the probe on the frozen default encoder, else None."""
+        if (self.strategy != "auto" or self.head != "linear" or self.warm_start
+                or "pooling" in (self.preprocessing or {})):
+            return self._prep("pooling")
+        return frozen_text_pooling(modality, n_fit, self.strategy_.frozen_backbone,
+                                   self._spec(modality) == DEFAULT_BACKBONES.get(modality))
+
     def _build_model(self, train: LabeledData, prev: Task | None, unlabeled: LabeledData | None = None
                      ) -> TransferModel:
         """The backbone (its preprocessing fitted to the training inputs, and to the unlabeled ones
@@ -463,7 +477,8 @@ class Headstart:
             inputs = LabeledData(list(train.items) + list(unlabeled.items), None, train.modality)
         backbone = prepare_backbone(spec, inputs, image_size=self._prep("image_size"),
                                     multiscale=self._prep("multiscale", True), max_length=self._prep("max_length"),
-                                    max_seconds=self._prep("max_seconds"), seed=self.seed)
+                                    max_seconds=self._prep("max_seconds"), seed=self.seed,
+                                    pooling=getattr(self, "pooling_", None))
         for note in (resampling_note(train, backbone), window_note(train, backbone), series_note(train, backbone)):
             if note:
                 self._log(note)

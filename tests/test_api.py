@@ -208,3 +208,17 @@ def test_a_fit_asked_for_no_feature_reference_keeps_none_and_predicts_unchecked(
     est = quick(run={"reference": False}, runtime={"cache_dir": tmp_path / "c"}).fit(train)
     assert est.reference_ is None  # the planner's trial runs: only the model it returns needs one
     assert len(est.predict(train)) == 36 and est.input_check_ is None
+
+
+def test_text_pooling_from_preprocessing_is_saved_and_reloaded(tmp_path, text_data):
+    est = Headstart(backbone="tiny:bert", strategy="feature_extraction", preprocessing={"pooling": "mean_last_half"},
+                    verbose=False, runtime={"cache_dir": tmp_path / "c"}, run={"out": tmp_path / "b"}).fit(text_data[0])
+    loaded = headstart.load(tmp_path / "b")
+    assert est.model_.backbone.pretrained_cfg.pooling == loaded.model_.backbone.pretrained_cfg.pooling == "mean_last_half"
+    assert loaded.predict(text_data[1]).tolist() == est.predict(text_data[1]).tolist()
+
+
+def test_an_explicit_strategy_keeps_the_encoders_own_pooling(text_data):
+    """fit's defaults choose the pooling only for their own frozen probe (``frozen_text_pooling``)."""
+    est = Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0])
+    assert est.pooling_ is None and est.model_.backbone.pretrained_cfg.pooling == "mean"

@@ -55,3 +55,15 @@ def test_rank_prefers_pretrained_lite0_to_its_random_copy_and_scores_its_imagene
     assert result.pick == "efficientnet_lite0"
     lite = next(r for r in result.rows if r.backbone == "efficientnet_lite0")
     assert lite.scores["leep"] is not None and lite.scores["leep"] < 0  # from its 1000 ImageNet classes
+
+
+def test_defaults_on_a_few_texts_probe_the_last_half_of_minilms_layers(tmp_path):
+    import csv
+
+    with open(EXAMPLES / "rotten_tomatoes" / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    picked = [r for c in ("fresh", "rotten") for r in [r for r in rows if r["label"] == c][:8]]
+    est = headstart.fit([r["text"] for r in picked], [r["label"] for r in picked], backbone="minilm", test_size=0.0,
+                        verbose=False, runtime={"cache_dir": tmp_path})
+    assert est.strategy_.frozen_backbone and est.model_.backbone.pretrained_cfg.pooling == "mean_last_half"
+    assert "last half of the encoder's layers" in est.strategy_reason_

@@ -17,14 +17,18 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def prepare_backbone(spec: str, data: LabeledData, *, image_size: int | None = None, multiscale: bool = True,
-                     max_length: int | None = None, max_seconds: float | None = None, seed: int = 0) -> Backbone:
+                     max_length: int | None = None, max_seconds: float | None = None, seed: int = 0,
+                     pooling: str | None = None) -> Backbone:
     """Build ``spec`` and fit its preprocessing to the data (``data_cfg``), then what the
-    backbone itself learns from the inputs (``adapt_to``: TF-IDF's vocabulary ...)."""
+    backbone itself learns from the inputs (``adapt_to``: TF-IDF's vocabulary ...). ``pooling``:
+    a text encoder's pooling instead of its own (``HFBackbone``'s modes)."""
     backbone = build_backbone(spec)
     if backbone.modality != data.modality:
         raise ValueError(f"backbone {spec!r} is for {backbone.modality} but the data are {data.modality}")
     cfg = data_cfg(backbone, data, image_size=image_size, multiscale=multiscale, max_length=max_length,
                    max_seconds=max_seconds, seed=seed)
+    if pooling is not None and data.modality == "text":
+        cfg = replace(cfg, pooling=pooling)
     if cfg != backbone.pretrained_cfg or data.modality in ("image", "audio"):  # set: installs taps, the window
         backbone.set_pretrained_cfg(cfg)
     backbone.adapt_to(data.items)

@@ -1,4 +1,7 @@
 """``hf:<hub id or directory>`` — a transformers AutoModel encoder with mean (or CLS) pooling;
+``mean_last_half`` averages the hidden states of the last half of the layers before the mean over
+tokens (the middle layers of a sentence encoder carry more of what a few-shot probe needs than its
+last layer alone: ``headstart.recipes.FROZEN_TEXT_POOLING``);
 audio checkpoints go to ``headstart.backbones.audio``, CLIP / SigLIP dual encoders to
 ``headstart.backbones.clip``, PatchTST / PatchTSMixer to ``headstart.backbones.hf_timeseries``."""
 from __future__ import annotations
@@ -15,12 +18,15 @@ from headstart.backbones.clip import DUAL_MODEL_TYPES, hf_dual_encoder
 from headstart.backbones.hf_timeseries import TS_MODEL_TYPES, hf_series_encoder
 
 
+POOLINGS = ("mean", "cls", "mean_last_half")
+
+
 class HFBackbone(Backbone):
     def __init__(self, model: nn.Module, tokenizer: Any, spec: str, max_length: int = 128,
                  pooling: str = "mean", license: str = "see model card") -> None:
         super().__init__()
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if getattr(model, "pooler", None) is not None:
             model.pooler = None  # mean/CLS pooling is ours; an unused pooler only wastes memory
         self.model = model
@@ -37,10 +43,21 @@ class HFBackbone(Backbone):
     def tokenizer(self) -> Any:
         return self._tok
 
+    def set_pretrained_cfg(self, cfg: PretrainedCfg) -> None:
+        if cfg.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
+        self.pretrained_cfg = cfg
+
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # -> (N, D)
         mask = batch["attention_mask"]  # (N, T)
-        hidden = self.model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-        if self.pretrained_cfg.pooling == "cls":
+        pooling = self.pretrained_cfg.pooling
+        out = self.model(input_ids=batch["input_ids"], attention_mask=mask,
+                         output_hidden_states=pooling == "mean_last_half")
+        hidden = out.last_hidden_state  # (N, T, D)
+        if pooling == "mean_last_half":  # hidden_states: the embeddings, then each of the L layers
+            layers = out.hidden_states[1:]
+            hidden = torch.stack(layers[len(layers) - len(layers) // 2:]).mean(0)  # layers L/2+1 .. L
+        if pooling == "cls":
             return hidden[:, 0]
         m = mask.unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)

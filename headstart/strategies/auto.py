@@ -78,6 +78,16 @@ def contrastive_default(modality: str, n_train: int, n_classes: int) -> str | No
             "whole encoder on this few")
 
 
+def frozen_text_pooling(modality: str, n_train: int, frozen_backbone: bool, default_encoder: bool) -> str | None:
+    """The text pooling of ``fit``'s defaults when they fit the probe on the frozen default encoder
+    with at most ``recipes.FROZEN_TEXT_POOLING["max_train"]`` labels (the last half of the layers
+    averaged: measured above the last layer there), else None (the encoder's own pooling)."""
+    rule = recipes.FROZEN_TEXT_POOLING
+    if modality != "text" or not frozen_backbone or not default_encoder or n_train > rule["max_train"]:
+        return None
+    return str(rule["pooling"])
+
+
 def _per_class(n_train: int, n_classes: int, task: str) -> str:
     """The opening of the size remark: examples per class, or the label count where labels overlap."""
     if task == "multilabel":

@@ -80,3 +80,12 @@ def test_predict_py_runs_with_only_onnxruntime_numpy_and_pillow(exported, tmp_pa
     # preprocessing re-implemented with pillow: the same up to the resize kernel's rounding
     np.testing.assert_allclose([[g["probabilities"][str(c)] for c in est.classes_] for g in got],
                                est.predict_proba(inputs), atol=1e-3)
+
+
+def test_text_export_keeps_the_last_half_layer_pooling(tmp_path):
+    train = write_text_csv(tmp_path / "train.csv", 40, 0)
+    est = headstart.Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False,
+                              preprocessing={"pooling": "mean_last_half"}, runtime={"cache_dir": False}).fit(train)
+    texts = read_unlabeled(write_text_csv(tmp_path / "t.csv", 12, 4))
+    _, parity = export_onnx(est, tmp_path / "txt", texts)
+    assert parity.max_abs_diff <= 1e-4 and parity.argmax_agreement == 1.0

@@ -1,7 +1,7 @@
 import pytest
 
 from headstart.strategies import choose
-from headstart.strategies.auto import contrastive_default
+from headstart.strategies.auto import contrastive_default, frozen_text_pooling
 
 
 @pytest.mark.parametrize("modality,n,expected", [
@@ -42,3 +42,13 @@ def test_contrastive_default_only_for_a_few_labelled_texts_per_class(modality, n
     assert (why is not None) == switches
     if switches:
         assert f"{n} texts" in why and "contrastive" in why
+
+
+@pytest.mark.parametrize("modality,n,frozen,default,expected", [
+    ("text", 16, True, True, "mean_last_half"), ("text", 63, True, True, "mean_last_half"),
+    ("text", 64, True, True, None), ("text", 16, False, True, None), ("text", 16, True, False, None),
+    ("image", 16, True, True, None)])
+def test_frozen_text_pooling_only_for_the_probe_on_the_default_encoder_under_64_texts(
+        modality, n, frozen, default, expected):
+    """Measured at 8 labels per class on frozen MiniLM; the tuned body (64+) keeps the last layer."""
+    assert frozen_text_pooling(modality, n, frozen, default) == expected
