@@ -72,3 +72,24 @@ def test_quantize_export_needs_the_fp32_export_first(tiny_bundles, tmp_path):
     est = headstart.load(tiny_bundles["txt"])
     with pytest.raises(FileNotFoundError, match="model.onnx missing"):
         quantize_export(est, tmp_path / "nothing")
+
+
+def test_image_int8_corrects_conv_biases_on_real_inputs_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["img"])
+    inputs = read_image_files(write_image_folder(tmp_path / "inputs", 5, 3))
+    export_onnx(est, tmp_path / "e", inputs)
+    path, _ = quantize_export(est, tmp_path / "e", inputs)
+    q = _meta(path)["quantization"]
+    graph = onnx.load(str(path)).graph
+    stem = [n for n in graph.node if n.op_type == "Conv" and n.input[0] == "pixels"]
+    assert stem and {n.name for n in stem} <= set(q["excluded"])  # reads the float pixels and float weights
+    assert stem[0].input[1] in {t.name for t in graph.initializer}
+    quantized = [n for n in graph.node if n.op_type == "Conv" and n not in stem]
+    assert q["bias_correction"].startswith(f"{len(quantized)} Conv biases") and "given inputs" in q["bias_correction"]
+
+
+def test_image_int8_without_data_skips_bias_correction(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["img"])
+    export_onnx(est, tmp_path / "e")
+    path, _ = quantize_export(est, tmp_path / "e")
+    assert _meta(path)["quantization"]["bias_correction"].startswith("none")
