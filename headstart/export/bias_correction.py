@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -24,8 +24,8 @@ def int8_per_channel(w: np.ndarray) -> np.ndarray:
     return (np.clip(np.round(w / scale), -127, 127) * scale).astype(w.dtype)
 
 
-def _input_means(proto: Any, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-channel mean of each (N, C, H, W) tensor in ``names`` over all ``feeds``."""
+def conv_inputs(proto: Any, names: list[str], feeds: list[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """The tensors ``names`` of ``proto``, one dict per feed (onnxruntime, the graph as it is)."""
     import onnx
     import onnxruntime as ort
 
@@ -34,15 +34,20 @@ def _input_means(proto: Any, names: list[str], feeds: list[dict[str, np.ndarray]
     have = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
                               for n in dict.fromkeys(names) if n not in have)
-    with tempfile.TemporaryDirectory(prefix="headstart-biascorr-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="headstart-probe-") as tmp:
         path = Path(tmp) / "probe.onnx"
         onnx.save(probe, str(path))
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outs = [o.name for o in sess.get_outputs()]
+    for feed in feeds:
+        yield dict(zip(outs, sess.run(None, feed)))
+
+
+def _input_means(proto: Any, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-channel mean of each (N, C, H, W) tensor in ``names`` over all ``feeds``."""
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    for feed in feeds:
-        got = dict(zip(outs, sess.run(None, feed)))
+    for got in conv_inputs(proto, names, feeds):
         for n in names:
             x = got[n]
             sums[n] = sums.get(n, 0) + x.sum(axis=(0, *range(2, x.ndim)), dtype=np.float64)
@@ -50,11 +55,13 @@ def _input_means(proto: Any, names: list[str], feeds: list[dict[str, np.ndarray]
     return {n: sums[n] / counts[n] for n in names}
 
 
-def correct_conv_biases(proto: Any, feeds: list[dict[str, np.ndarray]], skip: tuple[str, ...] = ()) -> int:
-    """Subtract ``(int8(W) - W) · E[x]`` from the bias of every Conv of ``proto`` (in place) whose
-    weight is a stored tensor, ``E[x]`` its input's per-channel mean over ``feeds``; a Conv
-    without a bias gets one. Convs named in ``skip`` (those that will stay float) are left alone.
-    Returns how many Convs were corrected."""
+def correct_conv_biases(proto: Any, feeds: list[dict[str, np.ndarray]], skip: tuple[str, ...] = (),
+                        rounded: dict[str, np.ndarray] | None = None) -> int:
+    """Subtract ``(Wq - W) · E[x]`` from the bias of every Conv of ``proto`` (in place) whose
+    weight is a stored tensor, ``E[x]`` its input's per-channel mean over ``feeds`` and ``Wq`` the
+    weight as it will be stored: ``rounded[name]`` where given (GPTQ), else ``int8_per_channel(W)``.
+    A Conv without a bias gets one; Convs named in ``skip`` (those that stay float) are left
+    alone. Returns how many Convs were corrected."""
     from onnx import numpy_helper
 
     graph = proto.graph
@@ -70,7 +77,8 @@ def correct_conv_biases(proto: Any, feeds: list[dict[str, np.ndarray]], skip: tu
     means = _input_means(proto, [n.input[0] for n in convs], feeds)
     for node in convs:
         w = numpy_helper.to_array(init[node.input[1]])
-        shift = (int8_per_channel(w) - w).reshape(w.shape[0], w.shape[1], -1).sum(2)  # (O, I/groups)
+        wq = rounded[node.input[1]] if rounded and node.input[1] in rounded else int8_per_channel(w)
+        shift = (wq - w).reshape(w.shape[0], w.shape[1], -1).sum(2)  # (O, I/groups)
         groups = next((a.i for a in node.attribute if a.name == "group"), 1)
         mu = means[node.input[0]].reshape(groups, -1)                                 # (groups, I/groups)
         delta = (shift * np.repeat(mu, w.shape[0] // groups, axis=0)).sum(1)

@@ -74,7 +74,7 @@ def test_quantize_export_needs_the_fp32_export_first(tiny_bundles, tmp_path):
         quantize_export(est, tmp_path / "nothing")
 
 
-def test_image_int8_corrects_conv_biases_on_real_inputs_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
+def test_image_int8_rounds_by_gptq_corrects_biases_on_real_inputs_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
     est = headstart.load(tiny_bundles["img"])
     inputs = read_image_files(write_image_folder(tmp_path / "inputs", 5, 3))
     export_onnx(est, tmp_path / "e", inputs)
@@ -86,10 +86,12 @@ def test_image_int8_corrects_conv_biases_on_real_inputs_and_keeps_the_input_conv
     assert stem[0].input[1] in {t.name for t in graph.initializer}
     quantized = [n for n in graph.node if n.op_type == "Conv" and n not in stem]
     assert q["bias_correction"].startswith(f"{len(quantized)} Conv biases") and "given inputs" in q["bias_correction"]
+    assert q["weight_rounding"].startswith(f"GPTQ on {len(inputs)} given inputs")
 
 
-def test_image_int8_without_data_skips_bias_correction(tiny_bundles, tmp_path):
+def test_image_int8_without_data_skips_bias_correction_and_gptq(tiny_bundles, tmp_path):
     est = headstart.load(tiny_bundles["img"])
     export_onnx(est, tmp_path / "e")
     path, _ = quantize_export(est, tmp_path / "e")
-    assert _meta(path)["quantization"]["bias_correction"].startswith("none")
+    q = _meta(path)["quantization"]
+    assert q["bias_correction"].startswith("none") and q["weight_rounding"] == "nearest"
