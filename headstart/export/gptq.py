@@ -38,14 +38,20 @@ def _patches(x: np.ndarray, node: Any, k: tuple[int, int]) -> np.ndarray:
 
 
 def _second_moment(x: np.ndarray, node: Any, w: np.ndarray) -> np.ndarray:
-    """H (rows sharing one H, D, D): one for a plain Conv, one per channel for a depthwise one."""
+    """H (rows sharing one H, D, D): one for a plain Conv, one per channel for a depthwise one.
+    One image at a time: the unfolded windows of a whole batch can take gigabytes."""
     k = tuple(w.shape[2:])
-    win = _patches(x.astype(np.float64), node, k)                   # N C Ho Wo kh kw
-    if w.shape[1] == 1 and _attr(node, "group", 1) == x.shape[1]:     # depthwise
-        cols = win.transpose(1, 0, 2, 3, 4, 5).reshape(x.shape[1], -1, k[0] * k[1])
-        return np.einsum("cpi,cpj->cij", cols, cols, optimize=True)
-    cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * k[0] * k[1], -1)
-    return (cols @ cols.T)[None]
+    depthwise = w.shape[1] == 1 and _attr(node, "group", 1) == x.shape[1]
+    h = 0
+    for i in range(len(x)):
+        win = _patches(x[i:i + 1].astype(np.float64), node, k)[0]     # C Ho Wo kh kw
+        if depthwise:
+            cols = win.reshape(x.shape[1], -1, k[0] * k[1])
+            h = h + np.einsum("cpi,cpj->cij", cols, cols, optimize=True)
+        else:
+            cols = win.transpose(0, 3, 4, 1, 2).reshape(x.shape[1] * k[0] * k[1], -1)
+            h = h + (cols @ cols.T)[None]
+    return h
 
 
 def _supported(node: Any, w: np.ndarray) -> bool:
