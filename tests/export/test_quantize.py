@@ -95,3 +95,22 @@ def test_image_int8_without_data_skips_bias_correction_and_gptq(tiny_bundles, tm
     path, _ = quantize_export(est, tmp_path / "e")
     q = _meta(path)["quantization"]
     assert q["bias_correction"].startswith("none") and q["weight_rounding"] == "nearest"
+
+
+def test_first_convs_stay_float_up_to_an_eighth_of_them_and_at_least_the_input_one(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from headstart.export.quantize import _first_convs
+
+    def chain(n):
+        w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w")
+        nodes = [helper.make_node("Conv", [f"t{i}", "w"], [f"t{i + 1}"], name=f"c{i}") for i in range(n)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info(f"t{n}", TensorProto.FLOAT, None)], [w])
+        path = tmp_path / f"{n}.onnx"
+        onnx.save(helper.make_model(g), str(path))
+        return path
+
+    assert _first_convs(chain(49), 6) == [f"c{i}" for i in range(6)]
+    assert _first_convs(chain(16), 6) == ["c0", "c1"]
+    assert _first_convs(chain(3), 6) == ["c0"]
