@@ -70,7 +70,8 @@ def correct_conv_biases(proto: Any, feeds: list[dict[str, np.ndarray]], skip: tu
     for node in graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
-    convs = [n for n in graph.node if n.op_type == "Conv" and n.name not in skip and len(n.input) > 1 and n.input[1] in init
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.name not in skip and len(n.input) > 1
+             and n.input[1] in init
              and (len(n.input) < 3 or (n.input[2] in init and uses[n.input[2]] == 1))]
     if not convs or not feeds:
         return 0

@@ -96,7 +96,8 @@ class _Reader:
         raise NotImplementedError
 
 
-def _calibration_feeds(est: Any, calibration: LabeledData | None, n: int) -> tuple[list[dict[str, np.ndarray]], str, bool]:
+def _calibration_feeds(est: Any, calibration: LabeledData | None,
+                       n: int) -> tuple[list[dict[str, np.ndarray]], str, bool]:
     """(feeds, where they came from, whether they are real inputs)."""
     if calibration is not None and len(calibration):
         batches = _batches(est, calibration, n)
@@ -152,7 +153,7 @@ def _static(fp32: Path, out: Path, feeds: list[dict[str, np.ndarray]], where: st
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep,
                     calibrate_method=getattr(CalibrationMethod, cfg["calibration"]), extra_options=extra)
     return {"method": "static QDQ (quantize_static): int8 weights per channel, uint8 activations; the head "
-                      "(Gemm) and the convolution reading the pixels stay float",
+                      "(Gemm) and the first convolutions (under excluded) stay float",
             "calibration": f"{ {'MinMax': 'min/max'}.get(cfg['calibration'], cfg['calibration'].lower())} on {where}",
             "activations": "uint8 per tensor, ranges calibrated", "weight_rounding": rounding,
             "bias_correction": corrected, "excluded": keep}

@@ -58,7 +58,8 @@ class _Reader(CalibrationDataReader):
 def test_int8_per_channel_is_what_quantize_static_stores(tmp_path):
     model = _model()
     onnx.save(model, str(tmp_path / "f.onnx"))
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(_inputs()), quant_format=QuantFormat.QDQ,
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(_inputs()),
+                    quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     q = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
     w1 = numpy_helper.to_array(model.graph.initializer[0])
@@ -68,7 +69,8 @@ def test_int8_per_channel_is_what_quantize_static_stores(tmp_path):
 
 def test_correction_cancels_the_mean_shift_of_int8_weights():
     model, x = _model(), _inputs()
-    before = [np.abs((_conv_out(_rounded(model), x, n) - _conv_out(model, x, n)).mean((0, 2, 3))).max() for n in ("h", "y")]
+    before = [np.abs((_conv_out(_rounded(model), x, n) - _conv_out(model, x, n)).mean((0, 2, 3))).max()
+              for n in ("h", "y")]
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     assert correct_conv_biases(fixed, [{"x": x}]) == 2

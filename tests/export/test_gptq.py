@@ -62,7 +62,8 @@ def test_quantize_static_stores_the_gptq_integers_with_the_scale_overrides(tmp_p
     for t in model.graph.initializer:
         t.CopyFrom(numpy_helper.from_array(rounded[t.name], t.name))
     onnx.save(model, str(tmp_path / "f.onnx"))
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(_inputs()), quant_format=QuantFormat.QDQ,
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(_inputs()),
+                    quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     extra_options={"TensorQuantOverrides": scale_overrides(scales)})
     q = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}

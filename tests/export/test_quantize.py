@@ -74,7 +74,7 @@ def test_quantize_export_needs_the_fp32_export_first(tiny_bundles, tmp_path):
         quantize_export(est, tmp_path / "nothing")
 
 
-def test_image_int8_rounds_by_gptq_corrects_biases_on_real_inputs_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
+def test_image_int8_rounds_by_gptq_corrects_biases_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
     est = headstart.load(tiny_bundles["img"])
     inputs = read_image_files(write_image_folder(tmp_path / "inputs", 5, 3))
     export_onnx(est, tmp_path / "e", inputs)
