@@ -72,3 +72,45 @@ def test_quantize_export_needs_the_fp32_export_first(tiny_bundles, tmp_path):
     est = headstart.load(tiny_bundles["txt"])
     with pytest.raises(FileNotFoundError, match="model.onnx missing"):
         quantize_export(est, tmp_path / "nothing")
+
+
+def test_image_int8_rounds_by_gptq_corrects_biases_and_keeps_the_input_conv_float(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["img"])
+    inputs = read_image_files(write_image_folder(tmp_path / "inputs", 5, 3))
+    export_onnx(est, tmp_path / "e", inputs)
+    path, _ = quantize_export(est, tmp_path / "e", inputs)
+    q = _meta(path)["quantization"]
+    graph = onnx.load(str(path)).graph
+    stem = [n for n in graph.node if n.op_type == "Conv" and n.input[0] == "pixels"]
+    assert stem and {n.name for n in stem} <= set(q["excluded"])  # reads the float pixels and float weights
+    assert stem[0].input[1] in {t.name for t in graph.initializer}
+    quantized = [n for n in graph.node if n.op_type == "Conv" and n not in stem]
+    assert q["bias_correction"].startswith(f"{len(quantized)} Conv biases") and "given inputs" in q["bias_correction"]
+    assert q["weight_rounding"].startswith(f"GPTQ on {len(inputs)} given inputs")
+
+
+def test_image_int8_without_data_skips_bias_correction_and_gptq(tiny_bundles, tmp_path):
+    est = headstart.load(tiny_bundles["img"])
+    export_onnx(est, tmp_path / "e")
+    path, _ = quantize_export(est, tmp_path / "e")
+    q = _meta(path)["quantization"]
+    assert q["bias_correction"].startswith("none") and q["weight_rounding"] == "nearest"
+
+
+def test_first_convs_stay_float_up_to_an_eighth_of_them_and_at_least_the_input_one(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from headstart.export.quantize import _first_convs
+
+    def chain(n):
+        w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w")
+        nodes = [helper.make_node("Conv", [f"t{i}", "w"], [f"t{i + 1}"], name=f"c{i}") for i in range(n)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info(f"t{n}", TensorProto.FLOAT, None)], [w])
+        path = tmp_path / f"{n}.onnx"
+        onnx.save(helper.make_model(g), str(path))
+        return path
+
+    assert _first_convs(chain(49), 6) == [f"c{i}" for i in range(6)]
+    assert _first_convs(chain(16), 6) == ["c0", "c1"]
+    assert _first_convs(chain(3), 6) == ["c0"]
