@@ -30,17 +30,26 @@ measures its students on the test set once (the teacher's test accuracy is its b
   (``--teacher-strategy feature_extraction``: its probe); student tiny:small_cnn from scratch
   (32 px) with the loss for ``--steps``.
 
-Measured (seed 0, N=500, 2000 test items; the numbers are in the issue's closing note). Text, MiniLM
-fine-tuned whole on the mpnet probe's outputs over 2000 unlabeled texts + the 500 labels (about 50
-minutes on 2 shared cores at load 10-15; its labels-only row is the text recipe's 77.70% measured by
-benchmarks/lora.py, so ``--skip-alone``):
+Measured (seed 0, N=500, 2000 test items). Text, MiniLM fine-tuned whole on the mpnet probe's
+outputs over 6000 unlabeled pool texts + the 500 labels, 2000 labeled pool texts set aside for
+validation (its labels-only row is the text recipe's 77.70% measured by benchmarks/lora.py, so
+``--skip-alone``; 2 torch threads under ``nice -n 10`` at load 2-7 on 2 shared cores: teacher fit 3.4
+minutes, its logits on 8500 texts 12 minutes, the student 25.5 minutes for 2 epochs of 204 steps):
 
     python benchmarks/distill.py --datasets text --students minilm --student-strategy fine_tuning \
-        --unlabeled 2000 --max-length 64 --skip-alone --work /tmp/distill-text
+        --unlabeled 6000 --val 2000 --tune --max-length 64 --skip-alone --work /tmp/distill-text
     chrt -r 10 python benchmarks/distill.py --latency-only --work /tmp/distill-text
 
-  gave teacher 83.00%, distilled MiniLM 80.40% (2.60 points below: the line is NOT met), 4.8x fewer
-  weights, 5.1x (batch 1) / 7.2x (batch 32) faster under chrt (103 / 78 against 20 / 11 ms per item).
+  On the validation split (the only setting tried): teacher 82.15%, student 80.50% (1.65 points
+  below). The one test measurement (chrt, load 2.2-3.1, two timings): teacher 83.00%, distilled
+  MiniLM 81.35% (1.65 points below: the line is MET), 4.8x fewer weights, 3.6-3.8x (batch 1) /
+  6.4-6.5x (batch 32) faster (72-74 / 46-48 against 19-21 / 7.2-7.4 ms per item). The recipe is the
+  driver's default (T 2, alpha 0.5, lr 1e-4, 2 epochs); what changed is the transfer set (6000 texts
+  instead of 2000, drawn after the validation split was set aside): with 2000 unlabeled texts and no
+  validation split the same student scored 80.40% on the test set (2.60 points below, NOT met; 5.1x /
+  7.2x faster: 103 / 78 against 20 / 11 ms per item; about 50 minutes at load 10-15). One seed and
+  one run: the 0.35-point margin to the line is below the test set's sampling error (about 0.9
+  points for one accuracy near 81% on 2000 items).
 
 Images, the fine-tuned teacher (300 steps at 112 px, as benchmarks/prune.py; about 50 minutes at load
 5-8 on 2 shared cores; a teacher bundle in --work, e.g. a symlink named image-teacher, is reused), a
