@@ -30,17 +30,29 @@ measures its students on the test set once (the teacher's test accuracy is its b
   (``--teacher-strategy feature_extraction``: its probe); student tiny:small_cnn from scratch
   (32 px) with the loss for ``--steps``.
 
-Measured (seed 0, N=500, 2000 test items; the numbers are in the issue's closing note). Text, MiniLM
-fine-tuned whole on the mpnet probe's outputs over 2000 unlabeled texts + the 500 labels (about 50
-minutes on 2 shared cores at load 10-15; its labels-only row is the text recipe's 77.70% measured by
-benchmarks/lora.py, so ``--skip-alone``):
+Measured (seed 0, N=500, 2000 test items). Text, MiniLM fine-tuned whole on the mpnet probe's
+outputs over 8000 unlabeled pool texts + the 500 labels, 2000 labeled pool texts set aside for
+validation (its labels-only row is the text recipe's 77.70% measured by benchmarks/lora.py, so
+``--skip-alone``; 2 torch threads under ``nice -n 10`` at load 2-7 on 2 shared cores: teacher fit 3.4
+minutes and its logits 14 minutes (on 10,700 texts, counting the 6000-text run's), the student 30
+minutes for 2 epochs of 266 steps at load 3-4):
 
     python benchmarks/distill.py --datasets text --students minilm --student-strategy fine_tuning \
-        --unlabeled 2000 --max-length 64 --skip-alone --work /tmp/distill-text
+        --unlabeled 8000 --val 2000 --tune --max-length 64 --skip-alone --work /tmp/distill-text
     chrt -r 10 python benchmarks/distill.py --latency-only --work /tmp/distill-text
 
-  gave teacher 83.00%, distilled MiniLM 80.40% (2.60 points below: the line is NOT met), 4.8x fewer
-  weights, 5.1x (batch 1) / 7.2x (batch 32) faster under chrt (103 / 78 against 20 / 11 ms per item).
+  Chosen on the validation split (teacher 82.15%): 8000 unlabeled texts 81.95% (0.20 points below),
+  6000 texts 80.50% (1.65 below); the recipe is the driver's default both times (T 2, alpha 0.5,
+  lr 1e-4, 2 epochs; no other was tried). On the test set: teacher 83.00%, distilled MiniLM 81.85%
+  (1.15 points below: the line is MET), 4.8x fewer weights; faster by 3.0-4.1x at batch 1 (median
+  3.6x) and 5.6-8.6x at batch 32 (median 6.5x) over seven chrt timings of this bundle and the
+  6000-text one (the same architecture and max length) at load 2.2-4.0: teacher 60-74 (median 72) /
+  41-54 ms per item, student 18-25 (median 20) / 6.0-8.1 ms. The batch-1 margin is thin: two of
+  the seven timings were 3.0x (2.98x and 3.01x). The 6000-text bundle, measured on the test set
+  before the 8000-text run was chosen over it, scored 81.35% (1.65 below). With 2000 unlabeled texts
+  and no validation split the same student scored 80.40% (2.60 points below, NOT met; 5.1x / 7.2x
+  faster: 103 / 78 against 20 / 11 ms per item; about 50 minutes at load 10-15). One seed and one run
+  each: a 2000-item test accuracy near 82% has a sampling error of about 0.9 points.
 
 Images, the fine-tuned teacher (300 steps at 112 px, as benchmarks/prune.py; about 50 minutes at load
 5-8 on 2 shared cores; a teacher bundle in --work, e.g. a symlink named image-teacher, is reused), a
