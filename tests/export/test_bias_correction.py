@@ -4,9 +4,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from headstart.export.bias_correction import correct_conv_biases, int8_per_channel
+from headstart.export.quantize import _Reader  # the package's reader: one feed dict per call
 
 def _model(with_bias=True):
     """x (n, 4, 9, 9) -> Conv 4->6 (3x3) -> depthwise Conv 6->6 (3x3) -> y; no padding."""
@@ -47,18 +48,10 @@ def _conv_out(model, x, name):
     return sess.run([name], {"x": x})[0]
 
 
-class _Reader(CalibrationDataReader):
-    def __init__(self, x):
-        self._it = iter([{"x": x}])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def test_int8_per_channel_is_what_quantize_static_stores(tmp_path):
     model = _model()
     onnx.save(model, str(tmp_path / "f.onnx"))
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(_inputs()),
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader([{"x": _inputs()}]),
                     quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     q = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
