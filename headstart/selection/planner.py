@@ -38,6 +38,7 @@ not finish in time (so the first costly run, with no evidence yet, costs a few s
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -1058,7 +1059,8 @@ class Ladder:
         for 2 epochs on all 500, 76.85% trained afresh on all 500 — so a fresh run, not a continued one;
         except a tied default (``_tied_default``), whose quarter-budget run goes on to its full budget."""
         est = r.models[(choice.rung, choice.fidelity)]
-        warm = (est, choice.fidelity) if choice.rung in r.carry and choice.fidelity < 1.0 else None
+        # a continuation trains a copy: if it is stopped, the quarter-budget model is still whole to return
+        warm = (copy.deepcopy(est), choice.fidelity) if choice.rung in r.carry and choice.fidelity < 1.0 else None
         if choice.rung in r.full:  # no halving: straight to its full budget
             choice = replace(choice, fidelity=1.0)
         costly = RUNGS.get(choice.rung).trains_backbone

@@ -547,3 +547,17 @@ def test_a_text_fine_tune_at_a_fraction_of_its_budget_costs_at_most_that_fractio
     assert epochs == [1, 2, 5]
     sp = Ladder({"seed": 0})._params("full_ft", "text", 1.0, start=0.5)["strategy_params"]
     assert sp["epochs"] == 3  # continued from half budget: only the 3 epochs left
+
+
+def test_a_stopped_continuation_of_a_tied_default_returns_its_quarter_budget_model(few):
+    class SlowOnAll(ScriptedPlanner):  # the continuation on all 64 overruns: its step guard stops it
+        def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
+            if start is not None and len(fit) == 64:
+                raise OutOfBudget(3, 30, 1.0, 27.0)
+            return super()._run(rung, fidelity, fit, val, start, deadline)
+
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    plan, model = SlowOnAll(accs, rungs=FEW_LADDER).run(few)
+    assert plan.pick == "contrastive" and model == "model:contrastive:0.25:51"
+    assert plan.decisions[-1].startswith("contrastive kept as trained on 51 examples: training it again on all 64 "
+                                         "examples stopped after 3 of 30 steps")
