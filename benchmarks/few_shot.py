@@ -62,7 +62,7 @@ Then SetFit rerun in the same process (``--setfit-cache none``, under ``chrt -r 
 N=16 is unchanged by it (the defaults there fit the probe on the frozen body).
 
 Then the defaults' frozen probe under 64 labels pools the last half of MiniLM's layers (``mean_last_half``,
-``recipes.FROZEN_TEXT_POOLING``; chosen on ``--eval val``: seeds 120-131 ``--methods defaults,lastlayer``
+``recipes.FEW_LABEL_TEXT_POOLING``; chosen on ``--eval val``: seeds 120-131 ``--methods defaults,lastlayer``
 60.85 ± 4.57 against 58.61 ± 4.30, +2.24 paired) and N=16 was measured once on the test set
 (20:09-20:11 UTC, load 4-5, no chrt; SetFit's row from the cache of the same-session run above)::
 

@@ -51,7 +51,7 @@ from headstart.strategies import (
     build_strategy,
     choose,
 )
-from headstart.strategies.auto import contrastive_default, frozen_text_pooling
+from headstart.strategies.auto import contrastive_default, few_label_text_pooling
 from headstart.strategies.lora import merge_lora
 from headstart.tasks import TASKS, Task, build_task, detect_task, task_from_state
 from headstart.tasks.adaptation import ADAPTATION_METHODS
@@ -323,7 +323,7 @@ class Headstart:
         self.pooling_ = self._default_pooling(data.modality, n_fit)
         if self.pooling_ == "mean_last_half" and self._prep("pooling") is None:
             self.strategy_reason_ += ("; features: the last half of the encoder's layers averaged, then the mean "
-                                      "over tokens (measured above the last layer alone for this probe)")
+                                      "over tokens (measured above the last layer alone at this size)")
         if self.final_fit not in ("all", "split"):
             raise ValueError(f"final_fit must be 'all' or 'split', got {self.final_fit!r}")
         set_seed(self.seed)
@@ -446,7 +446,7 @@ class Headstart:
         whole encoder on a few labels per class tunes it on pairs of them instead (the
         ``contrastive`` task, then the probe with the class-name prior; ``contrastive_default``)."""
         if (self.task != "auto" or self.strategy != "auto" or self.adapt is not None or self.warm_start
-                or self.task_.name != "classification" or self.strategy_.frozen_backbone):
+                or self.task_.name != "classification" or self._frozen_by_encoder(data.modality)):
             return
         why = contrastive_default(data.modality, n_fit, len(self.classes_))
         if why is None:
@@ -457,12 +457,14 @@ class Headstart:
 
     def _default_pooling(self, modality: str, n_fit: int) -> str | None:
         """Defaults only (strategy ``auto``, the linear head, no ``preprocessing["pooling"]``): the text
-        pooling ``frozen_text_pooling`` gives the probe on the frozen default encoder, else None."""
+        pooling ``few_label_text_pooling`` gives the probe on the default encoder's body (frozen, or tuned
+        by the contrastive task), else None."""
         if (self.strategy != "auto" or self.head != "linear" or self.warm_start
                 or "pooling" in (self.preprocessing or {})):
             return self._prep("pooling")
-        return frozen_text_pooling(modality, n_fit, self.strategy_.frozen_backbone,
-                                   self._spec(modality) == DEFAULT_BACKBONES.get(modality))
+        probes_body = self.strategy_.frozen_backbone or self.task_.name == "contrastive"
+        return few_label_text_pooling(modality, n_fit, probes_body,
+                                      self._spec(modality) == DEFAULT_BACKBONES.get(modality))
 
     def _build_model(self, train: LabeledData, prev: Task | None, unlabeled: LabeledData | None = None
                      ) -> TransferModel:
@@ -612,6 +614,18 @@ class Headstart:
             self._log(self.data_report_.format())
         return data, val_d, test_d
 
+    def _frozen_by_encoder(self, modality: str) -> str | None:
+        """Why the encoder itself keeps ``auto`` on a frozen body (features without weights, or a
+        larger encoder that won ``--backbone auto``'s comparison as a probe), else None."""
+        spec = self._spec(modality)
+        if spec.startswith(("tfidf:", "rocket:")):
+            return f"{spec} features have no weights to fine-tune: a head on them"
+        if getattr(self, "backbone_choice_", None) is not None and spec != DEFAULT_BACKBONES[modality]:
+            return (f"{spec} won the encoder comparison with a linear probe on its frozen features: that probe "
+                    "is the model returned (fine-tuning this larger encoder was not measured to pay; "
+                    "--strategy fine_tuning tries it)")
+        return None
+
     def _resolve_strategy(self, modality: str, n_train: int) -> tuple[Strategy, str]:
         params = self.strategy_params or {}
         if isinstance(self.strategy, Strategy):
@@ -622,14 +636,9 @@ class Headstart:
                                  adapts="unlabeled" in self.task_.needs and not self.task_.on_cached_features,
                                  on_cached_features=self.task_.on_cached_features,
                                  tunes_body=self.task_.head_after_body() is not None)
-            spec = self._spec(modality)
-            if spec.startswith(("tfidf:", "rocket:")):
-                chosen, why = FeatureExtraction(), f"{spec} features have no weights to fine-tune: a head on them"
-            elif getattr(self, "backbone_choice_", None) is not None and spec != DEFAULT_BACKBONES[modality]:
-                chosen, why = FeatureExtraction(), (
-                    f"{spec} won the encoder comparison with a linear probe on its frozen features: that probe "
-                    "is the model returned (fine-tuning this larger encoder was not measured to pay; "
-                    "--strategy fine_tuning tries it)")
+            frozen = self._frozen_by_encoder(modality)
+            if frozen:
+                chosen, why = FeatureExtraction(), frozen
             unknown = set(params) - set(chosen.get_params())
             if unknown:
                 raise ValueError(f"auto picked {chosen.name}, which has no parameter(s) {sorted(unknown)}; "

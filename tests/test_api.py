@@ -219,6 +219,6 @@ def test_text_pooling_from_preprocessing_is_saved_and_reloaded(tmp_path, text_da
 
 
 def test_an_explicit_strategy_keeps_the_encoders_own_pooling(text_data):
-    """fit's defaults choose the pooling only for their own frozen probe (``frozen_text_pooling``)."""
+    """fit's defaults choose the pooling only for their own frozen probe (``few_label_text_pooling``)."""
     est = Headstart(backbone="tiny:bert", strategy="feature_extraction", verbose=False).fit(text_data[0])
     assert est.pooling_ is None and est.model_.backbone.pretrained_cfg.pooling == "mean"

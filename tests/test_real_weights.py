@@ -57,13 +57,26 @@ def test_rank_prefers_pretrained_lite0_to_its_random_copy_and_scores_its_imagene
     assert lite.scores["leep"] is not None and lite.scores["leep"] < 0  # from its 1000 ImageNet classes
 
 
-def test_defaults_on_a_few_texts_probe_the_last_half_of_minilms_layers(tmp_path):
+def _rotten_tomatoes_examples(per_class: int) -> tuple[list[str], list[str]]:
     import csv
 
     with open(EXAMPLES / "rotten_tomatoes" / "train.csv") as f:
         rows = list(csv.DictReader(f))
-    picked = [r for c in ("fresh", "rotten") for r in [r for r in rows if r["label"] == c][:8]]
-    est = headstart.fit([r["text"] for r in picked], [r["label"] for r in picked], backbone="minilm", test_size=0.0,
-                        verbose=False, runtime={"cache_dir": tmp_path})
-    assert est.strategy_.frozen_backbone and est.model_.backbone.pretrained_cfg.pooling == "mean_last_half"
+    picked = [r for c in ("fresh", "rotten") for r in [r for r in rows if r["label"] == c][:per_class]]
+    return [r["text"] for r in picked], [r["label"] for r in picked]
+
+
+def test_defaults_on_16_texts_tune_minilm_on_pairs_then_probe_the_last_half_of_its_layers(tmp_path):
+    est = headstart.fit(*_rotten_tomatoes_examples(8), backbone="minilm", test_size=0.0, verbose=False,
+                        runtime={"cache_dir": tmp_path})
+    assert est.task_.name == "contrastive" and est.strategy_.max_steps == 10
+    assert est.model_.backbone.pretrained_cfg.pooling == "mean_last_half"
+    assert "rather than fitting the probe on the frozen encoder" in est.strategy_reason_
     assert "last half of the encoder's layers" in est.strategy_reason_
+
+
+def test_defaults_under_16_texts_probe_the_last_half_of_frozen_minilm(tmp_path):
+    est = headstart.fit(*_rotten_tomatoes_examples(6), backbone="minilm", test_size=0.0, verbose=False,
+                        runtime={"cache_dir": tmp_path})
+    assert est.strategy_.frozen_backbone and est.task_.name == "classification"
+    assert est.model_.backbone.pretrained_cfg.pooling == "mean_last_half"

@@ -1,7 +1,7 @@
 """``hf:<hub id or directory>`` — a transformers AutoModel encoder with mean (or CLS) pooling;
 ``mean_last_half`` averages the hidden states of the last half of the layers before the mean over
 tokens (the middle layers of a sentence encoder carry more of what a few-shot probe needs than its
-last layer alone: ``headstart.recipes.FROZEN_TEXT_POOLING``);
+last layer alone: ``headstart.recipes.FEW_LABEL_TEXT_POOLING``);
 audio checkpoints go to ``headstart.backbones.audio``, CLIP / SigLIP dual encoders to
 ``headstart.backbones.clip``, PatchTST / PatchTSMixer to ``headstart.backbones.hf_timeseries``."""
 from __future__ import annotations

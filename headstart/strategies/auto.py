@@ -31,8 +31,8 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
         return (FeatureExtraction(), f"{n_train} examples, {task}: adapts on the frozen backbone's cached "
                                      "features (closed form, no backbone training)")
     if tunes_body:
-        steps = recipes.CONTRASTIVE_TUNING["max_steps"]
-        return (FineTuning(**recipes.CONTRASTIVE_TUNING),
+        steps = recipes.contrastive_steps(n_train)
+        return (FineTuning(**{**recipes.CONTRASTIVE_TUNING, "steps": steps, "max_steps": steps}),
                 f"{n_train} examples, {task}: the body is tuned on pairs of the labels ({steps} optimizer steps), "
                 "then a probe is fitted on the tuned features")
     if adapts:
@@ -69,21 +69,24 @@ def choose(modality: str, n_train: int, n_classes: int, task: str = "classificat
 def contrastive_default(modality: str, n_train: int, n_classes: int) -> str | None:
     """Why ``fit``'s defaults tune the body contrastively (``task="contrastive"``) for this text
     classification, or None: between ``recipes.CONTRASTIVE_DEFAULT``'s bounds the full fine-tune
-    swings with the texts drawn, and pairs of the labels then a probe do better."""
+    swings with the texts drawn, and pairs of the labels then a probe do better (below 64 labels: better
+    than the probe on the frozen encoder)."""
     lim = recipes.CONTRASTIVE_DEFAULT
     if modality != "text" or n_classes < 2 or n_train < lim["min_train"] or n_train > lim["max_per_class"] * n_classes:
         return None
+    instead = ("fitting the probe on the frozen encoder" if n_train < lim["full_steps_from"]
+               else "fine-tuning the whole encoder on this few")
     return (f"{n_train} texts ({n_train / n_classes:.0f} per class, <= {lim['max_per_class']}): tune the encoder "
-            "on pairs of the labels (task contrastive) and fit the probe on it, rather than fine-tuning the "
-            "whole encoder on this few")
+            f"on pairs of the labels (task contrastive) and fit the probe on it, rather than {instead}")
 
 
-def frozen_text_pooling(modality: str, n_train: int, frozen_backbone: bool, default_encoder: bool) -> str | None:
-    """The text pooling of ``fit``'s defaults when they fit the probe on the frozen default encoder
-    with at most ``recipes.FROZEN_TEXT_POOLING["max_train"]`` labels (the last half of the layers
-    averaged: measured above the last layer there), else None (the encoder's own pooling)."""
-    rule = recipes.FROZEN_TEXT_POOLING
-    if modality != "text" or not frozen_backbone or not default_encoder or n_train > rule["max_train"]:
+def few_label_text_pooling(modality: str, n_train: int, probes_body: bool, default_encoder: bool) -> str | None:
+    """The text pooling of ``fit``'s defaults when they end in the probe on the default encoder's
+    body, frozen or contrastively tuned (``probes_body``), with at most
+    ``recipes.FEW_LABEL_TEXT_POOLING["max_train"]`` labels (the last half of the layers averaged:
+    measured above the last layer there), else None (the encoder's own pooling)."""
+    rule = recipes.FEW_LABEL_TEXT_POOLING
+    if modality != "text" or not probes_body or not default_encoder or n_train > rule["max_train"]:
         return None
     return str(rule["pooling"])
 

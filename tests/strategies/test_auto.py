@@ -1,7 +1,8 @@
 import pytest
 
+from headstart import recipes
 from headstart.strategies import choose
-from headstart.strategies.auto import contrastive_default, frozen_text_pooling
+from headstart.strategies.auto import contrastive_default, few_label_text_pooling
 
 
 @pytest.mark.parametrize("modality,n,expected", [
@@ -34,10 +35,12 @@ def test_reasons_name_only_what_applies_to_the_task():
 
 
 @pytest.mark.parametrize("modality,n,classes,switches", [
-    ("text", 64, 2, True), ("text", 128, 2, True), ("text", 640, 10, True), ("text", 500, 2, False),
-    ("text", 129, 2, False), ("image", 64, 2, False), ("text", 64, 1, False)])
+    ("text", 16, 2, True), ("text", 64, 2, True), ("text", 128, 2, True), ("text", 640, 10, True),
+    ("text", 15, 2, False), ("text", 500, 2, False), ("text", 129, 2, False), ("image", 64, 2, False),
+    ("text", 64, 1, False)])
 def test_contrastive_default_only_for_a_few_labelled_texts_per_class(modality, n, classes, switches):
-    """fit's defaults tune the body on pairs between the recipe's bounds; N=500 (250 per class) keeps the fine-tune."""
+    """fit's defaults tune the body on pairs between the recipe's bounds (from 8 per class, measured there);
+    N=500 (250 per class) keeps the fine-tune, under 16 the frozen probe stays."""
     why = contrastive_default(modality, n, classes)
     assert (why is not None) == switches
     if switches:
@@ -48,7 +51,15 @@ def test_contrastive_default_only_for_a_few_labelled_texts_per_class(modality, n
     ("text", 16, True, True, "mean_last_half"), ("text", 63, True, True, "mean_last_half"),
     ("text", 64, True, True, None), ("text", 16, False, True, None), ("text", 16, True, False, None),
     ("image", 16, True, True, None)])
-def test_frozen_text_pooling_only_for_the_probe_on_the_default_encoder_under_64_texts(
+def test_few_label_text_pooling_only_for_the_probe_on_the_default_encoder_under_64_texts(
         modality, n, frozen, default, expected):
-    """Measured at 8 labels per class on frozen MiniLM; the tuned body (64+) keeps the last layer."""
-    assert frozen_text_pooling(modality, n, frozen, default) == expected
+    """Measured at 8 labels per class on MiniLM, frozen and tuned; from 64 the tuned body keeps the last layer."""
+    assert few_label_text_pooling(modality, n, frozen, default) == expected
+
+
+@pytest.mark.parametrize("n,steps", [(16, 10), (32, 20), (63, 39), (64, 40), (640, 40)])
+def test_contrastive_budget_shrinks_with_the_labels_below_64(n, steps):
+    """The same passes over the labels: 40 steps of 16 texts at 64, proportionally fewer below."""
+    assert recipes.contrastive_steps(n) == steps
+    strategy, why = choose("text", n, 2, "contrastive", tunes_body=True)
+    assert strategy.max_steps == strategy.steps == steps and f"({steps} optimizer steps)" in why
