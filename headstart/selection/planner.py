@@ -58,6 +58,7 @@ FIDELITIES = (0.25, 0.5, 1.0)
 FOLDS = 5  # cross-validation folds of the cheap rungs; the first one is the costly rungs' held-out split
 SAFETY = 0.03  # share of the budget left to the caller (evaluating the test split, writing the bundle) ...
 CALLER_SECONDS = 4.0  # ... and at least this (MiniLM on 2 CPU cores: bundle 2.8 s, report 1.2 s)
+Z_DEFAULT = 1.96  # paired z another rung needs to replace fit's default rung: the two-sided 5% level (``Ladder``)
 SETUP_PRIOR = 3.0  # a first costly run costs at least this many linear-probe folds (its setup)
 GUARD_AFTER = 3  # steps of a costly run before its measured pace may stop it
 # a cheap rung whose fold costs more than this many linear-probe folds by its prior (the MLP head: its 300
@@ -446,12 +447,13 @@ class Ladder:
 
     def __init__(self, base: dict[str, Any], budget: float | None = None, margin: float = 0.01,
                  folds: int = FOLDS, rungs: list[str] | None = None, z: float = 1.0, refit: bool = True,
-                 log: Callable[[str], None] | None = print) -> None:
+                 log: Callable[[str], None] | None = print, z_default: float = Z_DEFAULT) -> None:
         self.base = base
         self.refit = refit
         self.budget = budget
         self.margin = margin
         self.z = z
+        self.z_default = z_default
         if folds < 2:
             raise ValueError(f"folds must be 2 or more, got {folds}")
         self.folds = folds
@@ -850,9 +852,16 @@ class Ladder:
                 continue
             below = self._best_on(r, t)
             if below is not None and not self.beats(t, below):
-                if r.default and rung == r.default[0] and not self.beats(below, t):
+                default = r.default is not None and rung == r.default[0]
+                if default and not self.overturns(below, t):
                     self._tied_default(r, t, below)  # neither stops the climb nor is dropped
-                elif climbs:
+                    continue
+                if default:
+                    r.plan.decisions.append(
+                        f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} is clearly beaten by "
+                        f"{below.rung} ({100 * self._paired_accuracy(below, r.held):.1f}% on the same {len(r.held)} "
+                        f"held-out examples, {self._evidence(below, t)}): overturned, though it is {r.default[1]}")
+                if climbs:
                     stopped = True
                     r.plan.decisions.append(
                         f"{rung}: {100 * t.val_accuracy:.1f}% at budget {FIDELITIES[0]:g} does not beat "
@@ -883,10 +892,12 @@ class Ladder:
         if full:
             r.full.add(t.rung)
             r.carry.add(t.rung)
+        other = self._paired_accuracy(below, r.held)
         r.plan.decisions.append(
-            f"{t.rung}: {100 * t.val_accuracy:.1f}% at budget {t.fidelity:g} ties {below.rung} "
-            f"({100 * self._paired_accuracy(below, r.held):.1f}% on the same {len(r.held)} held-out examples): "
-            f"not stopped, because it is {r.default[1]}"
+            f"{t.rung}: {100 * t.val_accuracy:.1f}% at budget {t.fidelity:g} "
+            f"{'ties' if other <= t.val_accuracy else 'is not clearly beaten by'} {below.rung} "
+            f"({100 * other:.1f}% on the same {len(r.held)} held-out examples; {self._evidence(below, t)}, "
+            f"the bar to overturn it): not stopped, because it is {r.default[1]}"
             + (f"; if picked its run goes on to full budget on all {len(r.data)} examples" if full else ""))
 
     def _straight_to_full(self, r: _Run, alive: list[Trial], costly: list[str]) -> bool:
@@ -1036,12 +1047,15 @@ class Ladder:
                                       f"{choice.rung} ({100 * self._paired_accuracy(choice, r.held):.1f}%) on "
                                       f"the same {len(r.held)} held-out examples: the cheaper one is kept")
         tied = next((t for t in best if t.rung == default), None)
-        if choice is not None and tied is not None and tied is not choice and not self.beats(choice, tied):
-            plan.decisions.append(
-                f"{tied.rung} ({100 * tied.val_accuracy:.1f}%) and {choice.rung} "
-                f"({100 * self._paired_accuracy(choice, r.held):.1f}%) are not clearly apart on the same "
-                f"{len(r.held)} held-out examples: {tied.rung} kept because it is {r.default[1]}")
-            choice = tied
+        if choice is not None and tied is not None and tied is not choice:
+            both = (f"{tied.rung} ({100 * tied.val_accuracy:.1f}%) and {choice.rung} "
+                    f"({100 * self._paired_accuracy(choice, r.held):.1f}%) on the same {len(r.held)} held-out "
+                    f"examples ({self._evidence(choice, tied)})")
+            if self.overturns(choice, tied):
+                plan.decisions.append(f"{both}: {choice.rung} overturns {tied.rung}, {r.default[1]}")
+            else:
+                plan.decisions.append(f"{both} are not clearly apart: {tied.rung} kept because it is {r.default[1]}")
+                choice = tied
         plan.pick, plan.pick_fidelity = choice.rung, choice.fidelity
         plan.negative_transfer = not RUNGS.get(choice.rung).transfer
         transfer = [t for t in best if RUNGS.get(t.rung).transfer]
@@ -1106,18 +1120,40 @@ class Ladder:
         mask = np.isin(t.index, index)
         return float(np.mean(t.correct[mask])) if mask.any() else t.val_accuracy
 
-    def beats(self, a: Trial, b: Trial) -> bool:
+    def _paired_z(self, a: Trial, b: Trial) -> float | None:
+        """The paired (McNemar) z of ``a`` over ``b``: on the examples both were scored on, (only ``a``
+        right - only ``b`` right) / sqrt(their sum); 0 when they agree on every one, None when unpaired."""
+        pair = self._paired(a, b)
+        if pair is None:
+            return None
+        ca, cb = pair
+        a_only, b_only = int(np.sum(ca & ~cb)), int(np.sum(cb & ~ca))
+        return (a_only - b_only) / math.sqrt(a_only + b_only) if a_only + b_only else 0.0
+
+    def beats(self, a: Trial, b: Trial, z: float | None = None) -> bool:
         """``a`` is better than ``b`` by at least the margin, and not by chance: on the examples
-        both were scored on, where exactly one of them is right, a paired (McNemar) z of at least ``z``."""
+        both were scored on, where exactly one of them is right, a paired (McNemar) z of at least ``z``
+        (``self.z`` unless given: ``self.z_default`` to replace ``fit``'s default rung, ``overturns``)."""
         pair = self._paired(a, b)
         if pair is None:
             return a.val_accuracy >= b.val_accuracy + self.margin
         ca, cb = pair
-        if ca.mean() < cb.mean() + self.margin:
+        if ca.mean() < cb.mean() + self.margin or not np.any(ca != cb):
             return False
-        a_only = int(np.sum(ca & ~cb))
-        b_only = int(np.sum(cb & ~ca))
-        return a_only + b_only > 0 and (a_only - b_only) / math.sqrt(a_only + b_only) >= self.z
+        return self._paired_z(a, b) >= (self.z if z is None else z)
+
+    def overturns(self, a: Trial, default: Trial) -> bool:
+        """``a`` replaces ``fit``'s default rung (``fit_default``): it beats it by the margin with a paired z
+        of at least ``z_default`` (1.96, the two-sided 5% level), not the ladder's ``z`` (1), because the
+        default's recipe was chosen on far more examples than the held-out split (``Ladder``)."""
+        return self.beats(a, default, self.z_default)
+
+    def _evidence(self, a: Trial, b: Trial) -> str:
+        """How far ``a`` is from overturning the default ``b``, for the decisions: its paired z against ``z_default``."""
+        z = self._paired_z(a, b)
+        if z is None:
+            return "not paired"
+        return f"paired z of {a.rung} {z:.2f} {'>=' if z >= self.z_default else '<'} {self.z_default:g}"
 
     @staticmethod
     def _rate(plan: Plan, rung: str) -> float:
@@ -1155,13 +1191,14 @@ class Planner(Params):
 
     def __init__(self, estimator: Any, budget: str | float | None = None, margin: float = 0.01,
                  folds: int = FOLDS, rungs: list[str] | None = None, z: float = 1.0, refit: bool = True,
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, z_default: float = Z_DEFAULT) -> None:
         self.estimator = estimator
         self.budget = budget
         self.margin = margin
         self.folds = folds
         self.rungs = rungs
         self.z = z
+        self.z_default = z_default
         self.refit = refit
         self.verbose = verbose
 
@@ -1201,7 +1238,7 @@ class Planner(Params):
         budget = parse_budget(self.budget)
         ladder = Ladder(base, budget=None if budget is None else budget - spent - (time.perf_counter() - t0),
                         margin=self.margin, folds=self.folds, rungs=self.rungs, z=self.z, refit=self.refit,
-                        log=self._log)
+                        log=self._log, z_default=self.z_default)
         self._log(f"planning on {len(train)} examples (budget {self.budget or 'none'}):")
         self.plan_, best = ladder.run(train, target)
         self.plan_.budget = budget  # as the user gave it: the plan's seconds count from the same start

@@ -517,11 +517,43 @@ def test_fit_s_default_rung_wins_a_held_out_tie_and_trains_once_at_full_budget_o
 
 
 def test_a_default_rung_clearly_beaten_on_the_held_out_split_is_not_picked(few):
+    # contrastive 8/13, the probe 12/13: 4 examples only the probe gets right, none the other way, paired z 2.00
     accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.5}
     p = ScriptedPlanner(accs, rungs=FEW_LADDER)
     plan, model = p.run(few)
     assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
-    assert ("contrastive", 1.0, 64) not in p.calls and not any("fit's default" in d for d in plan.decisions)
+    assert ("contrastive", 1.0, 64) not in p.calls and not any("kept because" in d for d in plan.decisions)
+    assert any(d.startswith("contrastive: 61.5% at budget 0.25 is clearly beaten by linear_probe (92.3% on the same "
+                            "13 held-out examples, paired z of linear_probe 2.00 >= 1.96): overturned")
+               for d in plan.decisions), plan.decisions
+    assert any(d.endswith("linear_probe overturns contrastive, fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+
+
+def test_fit_s_default_is_kept_when_the_cheaper_rung_beats_it_only_at_a_paired_z_under_1_96(few):
+    # contrastive 10/13, the probe 12/13: 2 examples only the probe gets right, paired z 1.41 — past the
+    # ladder's z of 1 (the old bar), short of the two-sided 5% level that overturning fit's default asks
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.75, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and model == "model:contrastive:1.0:64"
+    assert any(d.startswith("contrastive: 76.9% at budget 0.25 is not clearly beaten by linear_probe (92.3% on the "
+                            "same 13 held-out examples; paired z of linear_probe 1.41 < 1.96, the bar to overturn it)")
+               for d in plan.decisions), plan.decisions
+    assert any(d.endswith("contrastive kept because it is fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+    old, _ = ScriptedPlanner(accs, rungs=FEW_LADDER, z_default=1.0).run(few)  # the ladder's z alone overturns it
+    assert old.pick == "linear_probe"
+
+
+def test_strong_paired_evidence_overturns_fit_s_default(few):
+    # contrastive 5/13, the probe 12/13: 7 examples only the probe gets right, paired z 2.65 >= 1.96
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.4, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
+    assert ("contrastive", 1.0, 64) not in p.calls
+    assert any("paired z of linear_probe 2.65 >= 1.96): overturned" in d for d in plan.decisions), plan.decisions
 
 
 def test_a_tie_goes_to_the_cheaper_rung_when_the_costly_one_is_not_fit_s_default(few):
