@@ -888,10 +888,7 @@ class Ladder:
         (issue 12). Continued rather than trained afresh on all 64: 69.08% against 68.72% on 600 pool
         texts outside every training set (seeds 100-105: 68.67/70.50, 66.50/67.00, 70.83/69.33,
         70.33/70.83, 68.83/67.33, 69.33/67.33), for 30 of its 40 steps."""
-        full = self.refit and self._refit_cost(r, replace(t, fidelity=1.0)) <= self._left(r)
-        if full:
-            r.full.add(t.rung)
-            r.carry.add(t.rung)
+        full = self._continue_default(r, t)
         other = self._paired_accuracy(below, r.held)
         r.plan.decisions.append(
             f"{t.rung}: {100 * t.val_accuracy:.1f}% at budget {t.fidelity:g} "
@@ -899,6 +896,15 @@ class Ladder:
             f"({100 * other:.1f}% on the same {len(r.held)} held-out examples; {self._evidence(below, t)}, "
             f"the bar to overturn it): not stopped, because it is {r.default[1]}"
             + (f"; if picked its run goes on to full budget on all {len(r.data)} examples" if full else ""))
+
+    def _continue_default(self, r: _Run, t: Trial) -> bool:
+        """``fit``'s default rung, kept at a quarter budget: if picked, its run goes on to its full budget on all
+        the data (``_train_on_all``), when ``refit`` is on and that fits what is left. True if so."""
+        full = self.refit and self._refit_cost(r, replace(t, fidelity=1.0)) <= self._left(r)
+        if full:
+            r.full.add(t.rung)
+            r.carry.add(t.rung)
+        return full
 
     def _straight_to_full(self, r: _Run, alive: list[Trial], costly: list[str]) -> bool:
         """The ladder's only costly rung (text: full fine-tuning) beat the cheap ones: successive
@@ -1054,7 +1060,12 @@ class Ladder:
             if self.overturns(choice, tied):
                 plan.decisions.append(f"{both}: {choice.rung} overturns {tied.rung}, {r.default[1]}")
             else:
-                plan.decisions.append(f"{both} are not clearly apart: {tied.rung} kept because it is {r.default[1]}")
+                # overturned in the climb by another rung than this choice: kept all the same, so on to full budget
+                full = (tied.rung not in r.full and tied.fidelity == FIDELITIES[0]
+                        and self._continue_default(r, tied))
+                plan.decisions.append(f"{both} are not clearly apart: {tied.rung} kept because it is {r.default[1]}"
+                                      + (f"; its run goes on to full budget on all {len(r.data)} examples"
+                                         if full else ""))
                 choice = tied
         plan.pick, plan.pick_fidelity = choice.rung, choice.fidelity
         plan.negative_transfer = not RUNGS.get(choice.rung).transfer

@@ -593,3 +593,24 @@ def test_a_stopped_continuation_of_a_tied_default_returns_its_quarter_budget_mod
     assert plan.pick == "contrastive" and model == "model:contrastive:0.25:51"
     assert plan.decisions[-1].startswith("contrastive kept as trained on 51 examples: training it again on all 64 "
                                          "examples stopped after 3 of 30 steps")
+
+
+def test_a_default_kept_against_the_pick_after_another_rung_overturned_it_in_the_climb_goes_on_to_full_budget(few):
+    class HeldOutMLP(ScriptedPlanner):  # the MLP head: 12 of the 13 held-out examples, none elsewhere
+        def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
+            model, correct, secs = super()._run(rung, fidelity, fit, val, start, deadline)
+            if rung == "mlp_head":
+                first = sum(c[0] == "mlp_head" for c in self.calls) == 1  # the first fold is the held-out one
+                correct = np.arange(len(val)) < (12 if first else 0)
+            return model, correct, secs
+
+    # held out: the MLP head 12/13 overturns contrastive's 6/13 (paired z 2.45), but the pick, the probe
+    # (cross-validated), has 9/13 (z 1.73 < 1.96): contrastive is kept, so its run goes on to full budget
+    accs = {"linear_probe": 0.7, "prototype": 0.5, "mlp_head": 0.0, "contrastive": 0.45, "full_ft": 0.3}
+    p = HeldOutMLP(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert any("clearly beaten by mlp_head" in d for d in plan.decisions), plan.decisions
+    assert plan.pick == "contrastive" and model == "model:contrastive:1.0:64"
+    assert p.starts == [("contrastive", 0.25, 1.0)]
+    assert any(d.endswith("kept because it is fit's default for 64 texts (32 per class); its run goes on to full "
+                          "budget on all 64 examples") for d in plan.decisions), plan.decisions
