@@ -891,9 +891,10 @@ class Ladder:
         70.33/70.83, 68.83/67.33, 69.33/67.33), for 30 of its 40 steps."""
         full = self._continue_default(r, t)
         other = self._paired_accuracy(below, r.held)
+        how = ("ties" if other == t.val_accuracy else "does not clearly beat" if other < t.val_accuracy
+               else "is not clearly beaten by")
         r.plan.decisions.append(
-            f"{t.rung}: {100 * t.val_accuracy:.1f}% at budget {t.fidelity:g} "
-            f"{'ties' if other <= t.val_accuracy else 'is not clearly beaten by'} {below.rung} "
+            f"{t.rung}: {100 * t.val_accuracy:.1f}% at budget {t.fidelity:g} {how} {below.rung} "
             f"({100 * other:.1f}% on the same {len(r.held)} held-out examples; {self._evidence(below, t)}, "
             f"the bar to overturn it): not stopped, because it is {r.default[1]}"
             + (f"; if picked its run goes on to full budget on all {len(r.data)} examples" if full else ""))
