@@ -1210,7 +1210,9 @@ class Planner(Params):
     with the estimator's own settings (backbone, preprocessing, runtime, data spec, seed), keeps
     the pick as ``best_estimator_`` (trained on all the data when the budget allows) and the
     evidence as ``plan_``; ``predict``/``save`` delegate to it. Classification only: the rungs
-    are compared by paired accuracy."""
+    are compared by paired accuracy. ``z``: the paired z a rung needs to beat another (1);
+    ``z_default``: the paired z another rung needs to replace ``fit``'s default rung (1.96,
+    ``Ladder.overturns``)."""
 
     name = "planner"
 
