@@ -22,6 +22,8 @@ Measured 2026-12-03, seed 0 unless said, 1 torch thread (OMP_NUM_THREADS=1), 2 s
     chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 1              # z_default 1.96; load 1.1 before, 2.5 after
     chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 0              # z_default 1.96; load 2.5 before, 2.2 after
     chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 2              # z_default 1.96; load 2.2 before, 4.0 after
+    python benchmarks/planner.py --datasets rt500                                 # z_default 1.96; load 1.6 before, 1.1 after (not chrt): unchanged, 77.70%, 1.38x
+    python benchmarks/planner.py --datasets fmnist100                             # z_default 1.96; load 2-4.7 (not chrt): prototype 76.75%, gap +0.65, 14%: PASS
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~5.7 before, 6.0 after (3 helpers niced); the tied default continued
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~3.8 after; at main with contrastive lr 1e-4
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~3.7 before (fit's default wins ties)
