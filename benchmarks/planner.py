@@ -17,8 +17,13 @@ scratch-wins case is ``stamps``: 12x12 noise images, the class is which of 10 ra
 patterns is stamped at a random place (far from ImageNet, low resolution, template matching
 that a small CNN learns exactly).
 
-Measured 2026-12-03, seed 0, 1 torch thread (OMP_NUM_THREADS=1), 2 shared cores:
+Measured 2026-12-03, seed 0 unless said, 1 torch thread (OMP_NUM_THREADS=1), 2 shared cores:
 
+    chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 1              # z_default 1.96; load 1.1 before, 2.5 after
+    chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 0              # z_default 1.96; load 2.5 before, 2.2 after
+    chrt -r 10 python benchmarks/planner.py --datasets rt64 --seed 2              # z_default 1.96; load 2.2 before, 4.0 after
+    python benchmarks/planner.py --datasets rt500                                 # z_default 1.96; load 1.6 before, 1.1 after (not chrt): unchanged, 77.70%, 1.38x
+    python benchmarks/planner.py --datasets fmnist100                             # z_default 1.96; load 2-4.7 (not chrt): prototype 76.75%, gap +0.65, 14%: PASS
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~5.7 before, 6.0 after (3 helpers niced); the tied default continued
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~3.8 after; at main with contrastive lr 1e-4
     chrt -r 10 python benchmarks/planner.py --datasets rt64                       # load ~3.7 before (fit's default wins ties)
@@ -30,6 +35,10 @@ Measured 2026-12-03, seed 0, 1 torch thread (OMP_NUM_THREADS=1), 2 shared cores:
 
 | data | best rung (test) | pick (test) | gap | planner / every rung | / best rung | |
 |---|---|---|---|---|---|---|
+| rt64 seed 1, z_default 1.96 | contrastive 70.70% (35 s) | contrastive 71.65% | -0.95 | 47 s / 57 s = 83% | 1.36x | FAIL (83% > 40%; 1.36x <= 1.5x) |
+| rt64 seed 0, z_default 1.96 | contrastive 72.50% (35 s) | contrastive 72.85% | -0.35 | 40 s / 56 s = 72% | 1.15x | FAIL (72% > 40%; 1.15x <= 1.5x) |
+| rt64 seed 2, z_default 1.96 | contrastive 68.15% (24 s) | contrastive 67.95% | +0.20 | 38 s / 41 s = 94% | 1.58x | FAIL (94% > 40%; 1.58x > 1.5x) |
+| rt64 seed 1, z 1 (lead, not chrt, load ~5) | contrastive 70.70% (187 s) | linear_probe 67.40% | +3.30 | 48 s / 269 s = 18% | 0.25x | FAIL (gap) |
 | rt64 (the tied default's quarter run continued) | contrastive 72.50% (33 s) | contrastive 72.85% | -0.35 | 40 s / 55 s = 73% | 1.22x | FAIL (73% > 40%; 1.22x <= 1.5x) |
 | rt64 (lr 1e-4, quarter = 1 epoch) | contrastive 72.50% (24 s) | contrastive 72.50% | 0.00 | 36 s / 40 s = 92% | 1.54x | FAIL (92% > 40%; 1.54x > 1.5x) |
 | rt64 (lr 5e-5) | contrastive 71.70% (36.0 s) | contrastive 71.70% | 0.00 | 56 s / 59 s = 95% | 1.56x | FAIL (95% > 40%; 1.56x > 1.5x) |
@@ -38,7 +47,18 @@ Measured 2026-12-03, seed 0, 1 torch thread (OMP_NUM_THREADS=1), 2 shared cores:
 | rt500 | full_ft 77.70% (141.9 s) | full_ft 77.70% | 0.00 | 188 s / 153 s = 123% | 1.32x | PASS (<= 1.5x) |
 | rt500 before | full_ft 77.70% (190.9 s) | full_ft 77.70% | 0.00 | 340 s / 208 s = 163% | 1.78x | FAIL (> 1.5x) |
 
-rt64 now (first row): the tied default's quarter-budget run (10 of 40 steps on the 51 fit texts)
+rt64 with z_default (first three rows): another rung replaces fit's default (contrastive tuning) only
+with a paired z >= 1.96 on the 13 held-out texts, not z >= 1 (``Ladder.overturns``; the level is the
+conventional one, checked on 12 validation draws, seeds 100-111, 600 pool texts: 67.93% -> 69.78%,
+overturned 4/12 -> 0/12). Seed 1: contrastive 8/13 at a quarter budget against the probe's 10/13 is a
+paired z of 1.00, which used to overturn it (the probe, gap +3.30); now it is kept and its run continued:
+71.65% (gap -0.95), planner 47 s = cheap-rung CV 7.3 s + contrastive's quarter 9.2 s + full_ft's quarter
+3.5 s + the continuation 26 s + ~1 s. Seeds 0 and 2 take the path they took before (seed 0: a tie, 12 of
+13 each; seed 2: contrastive 9/13 above the probe's 8/13). Seed 2 misses 1.5x (1.58x): its continuation
+of 30 of the 40 steps took 23 s while the oracle's whole 40-step run took 24 s (seed 0: 23 s and 35 s),
+timing noise of the size that decides that line. "<= 40% of every rung" fails on all three, as said below.
+The rows after these describe the earlier states.
+rt64 before (the row "the tied default's quarter run continued"): the tied default's quarter-budget run (10 of 40 steps on the 51 fit texts)
 continues for its 30 remaining steps on all 64 texts instead of training afresh (chosen on 600 pool
 texts outside every training set, seeds 100-105: 69.08% against 68.72%): planner 40 s = the cheap
 rungs' CV + contrastive at a quarter budget 8.0 s + full_ft's trial 2.7 s + the continuation 23 s,

@@ -517,11 +517,43 @@ def test_fit_s_default_rung_wins_a_held_out_tie_and_trains_once_at_full_budget_o
 
 
 def test_a_default_rung_clearly_beaten_on_the_held_out_split_is_not_picked(few):
+    # contrastive 8/13, the probe 12/13: 4 examples only the probe gets right, none the other way, paired z 2.00
     accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.6, "full_ft": 0.5}
     p = ScriptedPlanner(accs, rungs=FEW_LADDER)
     plan, model = p.run(few)
     assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
-    assert ("contrastive", 1.0, 64) not in p.calls and not any("fit's default" in d for d in plan.decisions)
+    assert ("contrastive", 1.0, 64) not in p.calls and not any("kept because" in d for d in plan.decisions)
+    assert any(d.startswith("contrastive: 61.5% at budget 0.25 is clearly beaten by linear_probe (92.3% on the same "
+                            "13 held-out examples, paired z of linear_probe 2.00 >= 1.96): overturned")
+               for d in plan.decisions), plan.decisions
+    assert any(d.endswith("linear_probe overturns contrastive, fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+
+
+def test_fit_s_default_is_kept_when_the_cheaper_rung_beats_it_only_at_a_paired_z_under_1_96(few):
+    # contrastive 10/13, the probe 12/13: 2 examples only the probe gets right, paired z 1.41 — past the
+    # ladder's z of 1 (the old bar), short of the two-sided 5% level that overturning fit's default asks
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.75, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "contrastive" and model == "model:contrastive:1.0:64"
+    assert any(d.startswith("contrastive: 76.9% at budget 0.25 is not clearly beaten by linear_probe (92.3% on the "
+                            "same 13 held-out examples; paired z of linear_probe 1.41 < 1.96, the bar to overturn it)")
+               for d in plan.decisions), plan.decisions
+    assert any(d.endswith("contrastive kept because it is fit's default for 64 texts (32 per class)")
+               for d in plan.decisions), plan.decisions
+    old, _ = ScriptedPlanner(accs, rungs=FEW_LADDER, z_default=1.0).run(few)  # the ladder's z alone overturns it
+    assert old.pick == "linear_probe"
+
+
+def test_strong_paired_evidence_overturns_fit_s_default(few):
+    # contrastive 5/13, the probe 12/13: 7 examples only the probe gets right, paired z 2.65 >= 1.96
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.4, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert plan.pick == "linear_probe" and model == "model:linear_probe:1.0:64"
+    assert ("contrastive", 1.0, 64) not in p.calls
+    assert any("paired z of linear_probe 2.65 >= 1.96): overturned" in d for d in plan.decisions), plan.decisions
 
 
 def test_a_tie_goes_to_the_cheaper_rung_when_the_costly_one_is_not_fit_s_default(few):
@@ -561,3 +593,24 @@ def test_a_stopped_continuation_of_a_tied_default_returns_its_quarter_budget_mod
     assert plan.pick == "contrastive" and model == "model:contrastive:0.25:51"
     assert plan.decisions[-1].startswith("contrastive kept as trained on 51 examples: training it again on all 64 "
                                          "examples stopped after 3 of 30 steps")
+
+
+def test_a_default_kept_against_the_pick_after_another_rung_overturned_it_in_the_climb_goes_on_to_full_budget(few):
+    class HeldOutMLP(ScriptedPlanner):  # the MLP head: 12 of the 13 held-out examples, none elsewhere
+        def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
+            model, correct, secs = super()._run(rung, fidelity, fit, val, start, deadline)
+            if rung == "mlp_head":
+                first = sum(c[0] == "mlp_head" for c in self.calls) == 1  # the first fold is the held-out one
+                correct = np.arange(len(val)) < (12 if first else 0)
+            return model, correct, secs
+
+    # held out: the MLP head 12/13 overturns contrastive's 6/13 (paired z 2.45), but the pick, the probe
+    # (cross-validated), has 9/13 (z 1.73 < 1.96): contrastive is kept, so its run goes on to full budget
+    accs = {"linear_probe": 0.7, "prototype": 0.5, "mlp_head": 0.0, "contrastive": 0.45, "full_ft": 0.3}
+    p = HeldOutMLP(accs, rungs=FEW_LADDER)
+    plan, model = p.run(few)
+    assert any("clearly beaten by mlp_head" in d for d in plan.decisions), plan.decisions
+    assert plan.pick == "contrastive" and model == "model:contrastive:1.0:64"
+    assert p.starts == [("contrastive", 0.25, 1.0)]
+    assert any(d.endswith("kept because it is fit's default for 64 texts (32 per class); its run goes on to full "
+                          "budget on all 64 examples") for d in plan.decisions), plan.decisions
