@@ -212,12 +212,14 @@ def fit_default(data: LabeledData) -> tuple[str, str] | None:
     contrastive tuning for text with few labels per class, else the text fine-tune from 64 texts) and why,
     or None (the probe, the ladder's cheapest rung: ties go to it anyway). That recipe was chosen on far
     more data than the planner's held-out split (Rotten Tomatoes N=64: 600 pool texts against 13 held
-    out), so it wins where the held-out evidence cannot tell it from a cheaper rung."""
+    out), so it wins where the held-out evidence cannot tell it from a cheaper rung. Contrastive counts
+    only from ``recipes.CONTRASTIVE_DEFAULT["full_steps_from"]`` texts: below, ``fit`` tunes for fewer steps
+    (``recipes.contrastive_steps``) than the rung's recipe, so the rung is not ``fit``'s default there."""
     from headstart.strategies.auto import choose, contrastive_default
     from headstart.strategies.fine_tuning import FineTuning
 
     n, k = len(data), len(set(data.labels))
-    if contrastive_default(data.modality, n, k):
+    if contrastive_default(data.modality, n, k) and n >= recipes.CONTRASTIVE_DEFAULT["full_steps_from"]:
         return "contrastive", f"fit's default for {n} texts ({n / k:.0f} per class)"
     if data.modality == "text" and isinstance(choose(data.modality, n, k)[0], FineTuning):
         return "full_ft", f"fit's default for {n} texts"

@@ -614,3 +614,14 @@ def test_a_default_kept_against_the_pick_after_another_rung_overturned_it_in_the
     assert p.starts == [("contrastive", 0.25, 1.0)]
     assert any(d.endswith("kept because it is fit's default for 64 texts (32 per class); its run goes on to full "
                           "budget on all 64 examples") for d in plan.decisions), plan.decisions
+
+
+@pytest.mark.parametrize("n,expected", [(16, None), (63, None), (64, "contrastive"), (500, "full_ft")])
+def test_fit_default_is_the_contrastive_rung_only_where_fit_tunes_for_the_rungs_budget(n, expected):
+    """Below 64 texts fit tunes for fewer steps than the rung's 40 (recipes.contrastive_steps): not its default."""
+    from headstart.data._base import LabeledData
+    from headstart.selection.planner import fit_default
+
+    data = LabeledData([f"text {i}" for i in range(n)], ["a", "b"] * (n // 2) + ["a"] * (n % 2), "text")
+    got = fit_default(data)
+    assert (got[0] if got else None) == expected
