@@ -2,7 +2,8 @@
 within 2 points after recovery.
 
     python benchmarks/prune.py [--n 500] [--seeds 0] [--flops-reduction 0.5] [--steps pruned,fp16,int8] [--work DIR]
-                               [--distill] [--unlabeled 2000] [--layer-decay 0.7] [--lr 1e-4] [--alpha 0.5]
+                               [--recover-steps 100] [--final-recover-steps N] [--distill] [--unlabeled 2000]
+                               [--layer-decay 0.7] [--lr 1e-4] [--alpha 0.5]
                                [--temperature 2] [--keep PATTERNS] [--importance l2] [--recalibrate 0] [--validate]
 
 Per seed: fine-tune EfficientNet-Lite0 (offline ImageNet weights, 112 px, fine_tuning strategy)
@@ -107,6 +108,7 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
     keep = [k for k in a.keep.split(",") if k]
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
+               "final_recover_steps": a.final_recover_steps,
                "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill, "alpha": a.alpha,
                "temperature": a.temperature, "keep": keep, "importance": a.importance, "cache_dir": work / "cache",
                "recalibrate": a.recalibrate,
@@ -138,6 +140,8 @@ def main() -> None:
     ap.add_argument("--flops-reduction", type=float, default=0.5)
     ap.add_argument("--prune-steps", type=int, default=3)
     ap.add_argument("--recover-steps", type=int, default=100, help="optimizer steps per recovery fine-tune")
+    ap.add_argument("--final-recover-steps", type=int, default=None,
+                    help="optimizer steps of the last round's recovery (default: --recover-steps)")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the recovery fine-tunes")
     ap.add_argument("--layer-decay", type=float, default=0.7, help="per-layer-group lr decay of the recovery")
     ap.add_argument("--distill", action="store_true", help="recover by distillation from the unpruned teacher")
