@@ -2,7 +2,8 @@
 within 2 points after recovery.
 
     python benchmarks/prune.py [--n 500] [--seeds 0] [--flops-reduction 0.5] [--steps pruned,fp16,int8] [--work DIR]
-                               [--distill] [--unlabeled 2000] [--layer-decay 0.7] [--lr 1e-4] [--alpha 0.5]
+                               [--recover-steps 100] [--final-recover-steps N] [--distill] [--unlabeled 2000]
+                               [--layer-decay 0.7] [--lr 1e-4] [--alpha 0.5]
                                [--temperature 2] [--keep PATTERNS] [--importance l2] [--recalibrate 0] [--validate]
 
 Per seed: fine-tune EfficientNet-Lite0 (offline ImageNet weights, 112 px, fine_tuning strategy)
@@ -23,19 +24,32 @@ Printed per seed: accuracy with its 95% interval, FLOPs, parameters, size, CPU l
 at batch 1 and 32, against the teacher. The machine load is printed with the timings.
 
 Measured 2026-12-03, seed 0 (teacher refit that day: 84.40% test, 83.8% validation; shared
-2-core CPU, 1 thread, load 2-12), with scratch scripts making the same ``prune_bundle`` call as
-the ``pruned`` step of (best on validation, then measured once on the test set):
+2-core CPU, 1 thread, load 2-12), with scratch scripts making the same ``prune_bundle`` calls as
+the ``pruned`` step (settings chosen on validation, then measured once on the test set).
+
+**Target met** with a long final recovery (best on validation, then measured once on test):
 
     python benchmarks/prune.py --steps pruned --work DIR --distill --unlabeled 10000 --recover-steps 150 \\
-        --lr 3e-4 --recalibrate 500
+        --final-recover-steps 2000 --lr 3e-4 --recalibrate 500
 
-- 51.1% fewer FLOPs (211.4 -> 103.2 MFLOPs per image), 3.38 -> 1.68 M parameters, 3 rounds.
+- 51.1% fewer FLOPs (211.4 -> 103.2 MFLOPs per image), 3.38 -> 1.68 M parameters, 3 rounds
+  (uniform cut, BatchNorm recalibrated on 500 images before each recovery).
+- Recovery: 150, 150, then 2000 steps at lr 3e-4 (cosine), distillation on the 500 labels +
+  10,000 transfer images (teacher logits computed once). Validation along the final 2000-step
+  round: 80.3% at step 500, 82.7% at 1000, 83.5% at 1500, 83.5% at 2000 (teacher 83.8%; the
+  3 x 150 recovery below: 76.1%; the mid-round points are taken before the cosine schedule has
+  decayed, so they are not what a shorter final round would give). **84.40% test** (95% interval 82.7-85.9), the teacher's
+  84.40%: 0.00 points lost (the bar: >= 82.40%). 50 min at load 2.4-6.6 (1 thread, nice 10;
+  the final round 37 min); teacher logits taken from the cache.
+
+Earlier, short recovery (3 x 150 steps, each transfer image seen about once): NOT met.
+
 - Before recovery (validation): 9.3% (chance); with ``--keep 'model.conv_stem,model.blocks.0.*,*.conv_pwl'``
   (only the inverted bottlenecks' hidden width cut, 51.3% fewer FLOPs) 13.2% with
   recalibration, 12.3% without: recalibration alone does not rescue a 50% cut.
 - After recovery (3 x 150 steps at lr 3e-4, distillation on the 500 + 10,000 transfer images,
-  teacher logits computed once): uniform (no --keep) 76.1% validation, **78.90% test** (10 min
-  at load 2-4): 5.5 points below the teacher, NOT met. With --keep (hidden width only): 73.4%
+  teacher logits computed once): uniform (no --keep) 76.1% validation, 78.90% test (10 min
+  at load 2-4): 5.5 points below the teacher. With --keep (hidden width only): 73.4%
   validation, 75.10% test (measured on test before the uniform run existed; 22 min at load 4-12,
   9 of them the teacher's logits). Plain fine-tune recovery on the 500 labels instead of
   distillation (uniform, recalibrated, same steps): 76.2% validation, no better or worse at this
@@ -107,6 +121,7 @@ def one_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
           f"accuracy {100 * est.metrics_['test']['accuracy']:.2f}% ({uptime()})", flush=True)
     keep = [k for k in a.keep.split(",") if k]
     options = {"flops_reduction": a.flops_reduction, "prune_steps": a.prune_steps, "recover_steps": a.recover_steps,
+               "final_recover_steps": a.final_recover_steps,
                "lr": a.lr, "layer_decay": a.layer_decay, "distill": a.distill, "alpha": a.alpha,
                "temperature": a.temperature, "keep": keep, "importance": a.importance, "cache_dir": work / "cache",
                "recalibrate": a.recalibrate,
@@ -138,6 +153,8 @@ def main() -> None:
     ap.add_argument("--flops-reduction", type=float, default=0.5)
     ap.add_argument("--prune-steps", type=int, default=3)
     ap.add_argument("--recover-steps", type=int, default=100, help="optimizer steps per recovery fine-tune")
+    ap.add_argument("--final-recover-steps", type=int, default=None,
+                    help="optimizer steps of the last round's recovery (default: --recover-steps)")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the recovery fine-tunes")
     ap.add_argument("--layer-decay", type=float, default=0.7, help="per-layer-group lr decay of the recovery")
     ap.add_argument("--distill", action="store_true", help="recover by distillation from the unpruned teacher")

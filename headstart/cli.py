@@ -798,6 +798,9 @@ def compress(bundle: Path = typer.Argument(..., help="a bundle folder written by
              sparsity: float = typer.Option(0.5, help="sparse: fraction of backbone weights set to zero"),
              prune_steps: int = typer.Option(3, help="pruning rounds, each followed by a recovery fine-tune"),
              recover_steps: int = typer.Option(100, help="optimizer steps of each recovery fine-tune"),
+             final_recover_steps: Optional[int] = typer.Option(None, help="pruned/sparse: optimizer steps of the "
+                                                                         "last round's recovery (default: "
+                                                                         "--recover-steps)"),
              student: Optional[str] = typer.Option(None, help="distilled: the student backbone (default "
                                                             "tiny:small_cnn for images, tfidf:1-2 for text)"),
              unlabeled: Optional[Path] = typer.Option(None, help="distilled (and pruned/sparse with --distill): extra "
@@ -818,7 +821,7 @@ def compress(bundle: Path = typer.Argument(..., help="a bundle folder written by
     from headstart.compression.compress import compress as run_compress
 
     options = {"flops_reduction": flops_reduction, "sparsity": sparsity, "prune_steps": prune_steps,
-               "recover_steps": recover_steps, "student": student, "unlabeled": unlabeled, "distill": distill,
+               "recover_steps": recover_steps, "final_recover_steps": final_recover_steps, "student": student, "unlabeled": unlabeled, "distill": distill,
                "lr": recover_lr, "layer_decay": layer_decay, "importance": importance, "recalibrate": recalibrate,
                "keep": [k.strip() for k in keep.split(",") if k.strip()] if keep else []}
     try:

@@ -144,7 +144,9 @@ def _pruned(run: CompressRun, method: str, target_key: str) -> Candidate:
                           temperature=float(o.get("temperature", 2.0)), alpha=float(o.get("alpha", 0.5)),
                           layer_decay=float(o.get("layer_decay", 0.7)), keep=list(o.get("keep", ())),
                           importance=str(o.get("importance", "l2")), cache_dir=o.get("cache_dir"),
-                          recalibrate=int(o.get("recalibrate", 0)))
+                          recalibrate=int(o.get("recalibrate", 0)),
+                          final_recover_steps=None if o.get("final_recover_steps") is None
+                          else int(o["final_recover_steps"]))
     step = json.loads((folder / META).read_text())["compression"]["steps"][-1]
     what = (f"{step['flops_reduction']:.0%} fewer FLOPs" if method == "channels" else f"{step['sparsity']:.0%} zeros")
     how = "distillation from the original" if distill else "fine-tuning on the labels"

@@ -145,17 +145,19 @@ def _schedule(target: float, steps: int) -> list[float]:
 
 def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps: int = 3,
                    recover: Recover | None = None, increments: int = 50, max_ratio: float = 0.9,
-                   keep: Sequence[str] = (), importance: str = "l2") -> dict[str, Any]:
+                   keep: Sequence[str] = (), importance: str = "l2",
+                   final_recover: Recover | None = None) -> dict[str, Any]:
     """Remove channels/neurons until the FLOPs fall by ``flops_reduction`` (0.5: half), in
-    ``steps`` rounds with ``recover(model)`` after each; ``keep``: name patterns of backbone layers
-    left whole (with their coupled groups), ``importance``: the channel ranking (``IMPORTANCES``).
+    ``steps`` rounds with ``recover(model)`` after each (``final_recover``, when given, after the
+    last); ``keep``: name patterns of backbone layers left whole (with their coupled groups),
+    ``importance``: the channel ranking (``IMPORTANCES``).
     Returns the lineage, with the changed module attributes under ``architecture``."""
     schedule = _schedule(flops_reduction, steps)
     model.eval()
     before, flops0, params0 = module_attributes(model), count_flops(model, example), count_parameters(model)
     pruner = _pruner(model, example, increments, max_ratio, keep, importance)
     rounds = []
-    for goal in schedule:
+    for i, goal in enumerate(schedule):
         t0 = time.perf_counter()
         flops = count_flops(model, example)
         while flops > (1 - goal) * flops0 and pruner.current_step < increments:
@@ -164,7 +166,8 @@ def prune_channels(model: nn.Module, example: Any, flops_reduction: float, steps
         if flops > (1 - goal) * flops0:
             raise ValueError(f"pruning stopped at {1 - flops / flops0:.0%} fewer FLOPs, short of {goal:.0%}: "
                              f"every prunable layer is at the {max_ratio:.0%} limit")
-        history = recover(model) if recover is not None else []
+        fn = final_recover if final_recover is not None and i == len(schedule) - 1 else recover
+        history = fn(model) if fn is not None else []
         rounds.append({"flops_reduction_goal": goal, "flops": flops, "parameters": count_parameters(model),
                        "recovery_epochs": len(history), "seconds": round(time.perf_counter() - t0, 1)})
     if getattr(model.backbone, "channels_last", False):
@@ -182,9 +185,10 @@ def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 
 def prune_magnitude(model: nn.Module, sparsity: float, steps: int = 3,
-                    recover: Recover | None = None) -> dict[str, Any]:
+                    recover: Recover | None = None, final_recover: Recover | None = None) -> dict[str, Any]:
     """Zero the smallest weights of the backbone (global L1) until ``sparsity`` of them are zero,
-    in ``steps`` rounds with ``recover(model)`` after each (masks kept while it trains); the
+    in ``steps`` rounds with ``recover(model)`` after each (``final_recover``, when given, after
+    the last; masks kept while it trains); the
     masks are then made permanent, so the state has plain ``weight`` tensors again."""
     from torch.nn.utils import prune
 
@@ -193,12 +197,14 @@ def prune_magnitude(model: nn.Module, sparsity: float, steps: int = 3,
         raise ValueError(f"{model.backbone.spec}: no convolution or linear weights to prune")
     total = sum(getattr(m, n).numel() for m, n in params)
     done, rounds = 0.0, []
-    for goal in _schedule(sparsity, steps):
+    schedule = _schedule(sparsity, steps)
+    for i, goal in enumerate(schedule):
         t0 = time.perf_counter()
         # each call prunes a fraction of the weights not yet pruned
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=1 - (1 - goal) / (1 - done))
         done = goal
-        history = recover(model) if recover is not None else []
+        fn = final_recover if final_recover is not None and i == len(schedule) - 1 else recover
+        history = fn(model) if fn is not None else []
         rounds.append({"sparsity_goal": goal, "recovery_epochs": len(history),
                        "seconds": round(time.perf_counter() - t0, 1)})
     for m, n in params:
@@ -232,14 +238,17 @@ def recalibrate_batchnorm(model: nn.Module, data: LabeledData, batch_size: int =
 def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1e-4,
              teacher: TeacherLogits | None = None, unlabeled: LabeledData | None = None,
              temperature: float = 2.0, alpha: float = 0.5, layer_decay: float = 0.7,
-             recalibrate: LabeledData | None = None) -> Recover:
+             recalibrate: LabeledData | None = None,
+             on_step: Callable[[dict[str, Any]], None] | None = None) -> Recover:
     """A short fine-tune on ``train`` (``steps`` optimizer steps) through headstart's Trainer,
     continuing from the pruned model: the head is kept, a new warmup-free cosine schedule starts.
     With ``teacher`` (the unpruned model's logits, computed once) the loss is distillation's
     (Hinton et al.: ``alpha`` soft, 1 - ``alpha`` hard, ``temperature``) on ``train`` plus the
     ``unlabeled`` transfer set (soft term only); without it, the bundle's own task on the labels.
     ``layer_decay``: the per-group learning-rate decay (1: every layer at ``lr``; pruning changed them all).
-    ``recalibrate``: inputs the BatchNorm statistics are re-estimated on first (``recalibrate_batchnorm``)."""
+    ``recalibrate``: inputs the BatchNorm statistics are re-estimated on first (``recalibrate_batchnorm``).
+    ``on_step``: called after each optimizer step with its record (epoch, step, loss), e.g. to
+    watch a long recovery."""
     task, extras = est.task_, {}
     if teacher is not None:
         task = DistillationTask(temperature=temperature, alpha=alpha, teacher_classes=teacher.classes)
@@ -255,8 +264,12 @@ def recovery(est: Headstart, train: LabeledData, steps: int = 100, lr: float = 1
             return []
         rt = est.runtime_
         ctx = FitContext(make_accelerator(rt.device, rt.mixed_precision), None, batch_size=rt.batch_size,
-                         seed=est.seed, verbose=False, warm_start=True, log=est._log, extras=dict(extras))
-        strategy = FineTuning(lr=lr, steps=steps, max_steps=steps, warmup=0.0, layer_decay=layer_decay)
+                         seed=est.seed, verbose=False, warm_start=True, log=est._log, extras=dict(extras),
+                         on_step=on_step)
+        # max_epochs: the strategy's default cap (60 epochs) would cut a long recovery on a small
+        # training set short (500 images at batch 32: 960 steps); max_steps stops it exactly
+        strategy = FineTuning(lr=lr, steps=steps, max_steps=steps, warmup=0.0, layer_decay=layer_decay,
+                              max_epochs=max(60, steps))
         history = Trainer(ctx).fit(model, task, split, None, strategy)
         model.eval().requires_grad_(False)
         return history
@@ -278,7 +291,7 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
                  steps: int = 3, recover_steps: int = 100, lr: float = 1e-4, evaluate: Any = None,
                  distill: bool = False, unlabeled: Any = None, temperature: float = 2.0, alpha: float = 0.5,
                  layer_decay: float = 0.7, keep: Sequence[str] = (), importance: str = "l2",
-                 cache_dir: Any = None, recalibrate: int = 0) -> Path:
+                 cache_dir: Any = None, recalibrate: int = 0, final_recover_steps: int | None = None) -> Path:
     """Prune the bundle at ``bundle`` (``target``: the FLOPs reduction for ``channels``, the
     sparsity for ``magnitude``), recovering on ``train`` after each step (``distill``: on the
     unpruned model's softened outputs too, and on the ``unlabeled`` inputs); write the pruned
@@ -286,7 +299,9 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
     ``importance``: see ``prune_channels``. ``cache_dir``: where the unpruned model's logits are
     kept (default: the bundle's runtime cache; the pruned bundle records this one). ``recalibrate``:
     how many inputs (the training data, then the unlabeled ones) re-estimate the BatchNorm
-    statistics after each pruning round, before its recovery (0: none)."""
+    statistics after each pruning round, before its recovery (0: none). ``final_recover_steps``:
+    optimizer steps of the last round's recovery instead of ``recover_steps`` (a long final
+    recovery once the target is reached; None: the same as the others)."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
     if unlabeled is not None and not distill:
@@ -304,14 +319,18 @@ def prune_bundle(bundle: str | Path, train: Any, out: str | Path, method: str = 
     pool = LabeledData(list(data.items) + (list(extra.items) if extra is not None else []), None, data.modality)
     calibration = pool.subset(range(min(recalibrate, len(pool)))) if recalibrate > 0 else None
     recover = recovery(est, data, recover_steps, lr, teacher, extra, temperature, alpha, layer_decay, calibration)
+    final = None if final_recover_steps is None else \
+        recovery(est, data, final_recover_steps, lr, teacher, extra, temperature, alpha, layer_decay, calibration)
     if method == "channels":
         lineage = prune_channels(est.model_, example_inputs(est.model_, data), target, steps, recover,
-                                 keep=keep, importance=importance)
+                                 keep=keep, importance=importance, final_recover=final)
     else:
-        lineage = prune_magnitude(est.model_, target, steps, recover)
+        lineage = prune_magnitude(est.model_, target, steps, recover, final)
     described = str(train) if isinstance(train, (str, Path)) else f"{len(data)} given examples"
     lineage.update(step="pruned" if method == "channels" else "sparse", recovery={
-        "data": described, "optimizer_steps_per_round": recover_steps, "lr": lr, "layer_decay": layer_decay,
+        "data": described, "optimizer_steps_per_round": recover_steps,
+        "final_round_optimizer_steps": recover_steps if final_recover_steps is None else final_recover_steps,
+        "lr": lr, "layer_decay": layer_decay,
         "batchnorm_recalibration_inputs": len(calibration) if calibration is not None else 0,
         **({"distillation": {"teacher": "the unpruned bundle", "temperature": temperature, "alpha": alpha,
                              "teacher_inputs": teacher.computed, "teacher_runs": teacher.calls,

@@ -114,13 +114,14 @@ def test_a_tfidf_student_of_a_transformer_teacher_is_measured_through_its_own_pr
     assert row["n"] == {r["name"]: r for r in summary["results"]}["original"]["n"] and 0.0 <= row["accuracy"] <= 1.0
 
 
-def test_the_cli_passes_the_pruning_selection_and_recalibration_to_the_pruned_step(tiny_bundles, tmp_path):
+def test_the_cli_passes_the_pruning_options_and_the_final_recovery_to_the_pruned_step(tiny_bundles, tmp_path):
     train = str(tiny_bundles["img"].parent / "train")
     r = CliRunner().invoke(app, ["compress", str(tiny_bundles["img"]), "--data", train, "--out", str(tmp_path / "c"),
                                  "--steps", "pruned", "--train", train, "--prune-steps", "1", "--recover-steps", "1",
                                  "--flops-reduction", "0.3", "--keep", "blocks.0.*", "--importance", "l1",
-                                 "--recalibrate", "10"])
+                                 "--recalibrate", "10", "--final-recover-steps", "4"])
     assert r.exit_code == 0, r.output
     step = headstart.load(tmp_path / "c" / "pruned").meta_["compression"]["steps"][-1]
     assert step["kept"] == ["blocks.0.*"] and step["importance"].startswith("L1")
     assert step["recovery"]["batchnorm_recalibration_inputs"] == 10
+    assert step["recovery"]["final_round_optimizer_steps"] == 4 and step["rounds"][-1]["recovery_epochs"] == 2

@@ -131,6 +131,34 @@ def test_prune_bundle_recovers_on_the_training_data_and_records_lineage(tiny_bun
     assert len(headstart.load(out).predict(str(train))) == 36
 
 
+def test_the_last_round_recovers_with_final_recover_and_the_others_with_recover():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    calls = []
+    prune_channels(model, x, 0.3, steps=3, recover=lambda m: calls.append("round") or [{}],
+                   final_recover=lambda m: calls.append("final") or [{}])
+    assert calls == ["round", "round", "final"]
+
+
+@pytest.mark.filterwarnings("ignore::headstart.adaptation.reference.InputShiftWarning")  # recovery moved the features
+def test_a_long_recovery_takes_every_asked_step_past_the_epoch_cap(tiny_bundles):
+    est = headstart.load(tiny_bundles["img"], device="cpu")
+    data = est._as_data(str(tiny_bundles["img"].parent / "train"))
+    steps = []
+    # 36 images at batch 32: 2 steps an epoch; the fine-tune's default cap of 60 epochs would stop at 120
+    recovery(est, data, steps=130, on_step=lambda rec: steps.append(rec["global_step"]))(est.model_)
+    assert steps == list(range(1, 131))
+
+
+def test_prune_bundle_gives_the_last_round_final_recover_steps(tiny_bundles, tmp_path):
+    train = tiny_bundles["img"].parent / "train"
+    out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "f", "channels", 0.3, steps=2, recover_steps=1,
+                       final_recover_steps=6)
+    step = json.loads((out / "headstart.json").read_text())["compression"]["steps"][-1]
+    # 36 images at batch 32 (2 steps an epoch): 1 step is 1 epoch, 6 steps are 3
+    assert [r["recovery_epochs"] for r in step["rounds"]] == [1, 3]
+    assert step["recovery"]["final_round_optimizer_steps"] == 6 and step["recovery"]["optimizer_steps_per_round"] == 1
+
+
 def test_distilled_recovery_records_its_settings_in_the_lineage(tiny_bundles, tmp_path):
     train = tiny_bundles["img"].parent / "train"
     out = prune_bundle(tiny_bundles["img"], str(train), tmp_path / "kd", "channels", 0.3, steps=1, recover_steps=2,
