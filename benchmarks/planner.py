@@ -57,6 +57,10 @@ paired z of 1.00, which used to overturn it (the probe, gap +3.30); now it is ke
 13 each; seed 2: contrastive 9/13 above the probe's 8/13). Seed 2 misses 1.5x (1.58x): its continuation
 of 30 of the 40 steps took 23 s while the oracle's whole 40-step run took 24 s (seed 0: 23 s and 35 s),
 timing noise of the size that decides that line. "<= 40% of every rung" fails on all three, as said below.
+Seed 2 again on a quiet machine (the lead, 2026-12-04 00:24 UTC, chrt, load 0.5 before): same pick and
+accuracy, but 27 s against the best rung's 15 s = **1.82x** (cheap-rung CV ~6 s + contrastive's quarter 4.7 s
++ full_ft's quarter 2.1 s + the continuation 14 s): where the best rung is this cheap, the ladder's other
+rungs alone are half of it, so the restated 1.5x does not hold either; it is not timing noise.
 The rows after these describe the earlier states.
 rt64 before (the row "the tied default's quarter run continued"): the tied default's quarter-budget run (10 of 40 steps on the 51 fit texts)
 continues for its 30 remaining steps on all 64 texts instead of training afresh (chosen on 600 pool
