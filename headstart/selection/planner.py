@@ -13,7 +13,10 @@ not stop the climb. The cheap rungs
 folds for every rung, so each example is predicted once by a model that did not see it and the
 paired comparisons use all N examples; a rung whose folds are costly (the MLP head) stops its
 cross-validation as soon as, even right on every example left, it could not replace the cheaper
-choice (a race: the pick stays the same). The costly rungs (they train the backbone) train on all
+choice (a race: the pick stays the same); and where ``fit``'s default is a costly rung, it runs at a
+quarter budget right after every cheap rung's first fold, and a cheap rung that does not overturn it
+on that fold stops there (``_default_holds``: their ranking decides nothing while the default
+stands; it resumes before the pick if the default falls). The costly rungs (they train the backbone) train on all
 but the first fold and are scored on it (the held-out split), where they are compared with the
 cheap rungs' predictions of the same examples by models trained on the same rows. Costly rungs
 run with successive halving (Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and
@@ -397,6 +400,12 @@ class _Run:
     build: float = 0.0  # seconds building the shared backbone and hashing its weights (0: none shared)
     cheap: tuple[str, ...] = ()  # the rungs cross-validated in this run
     default: tuple[str, str] | None = None  # fit's default rung for these data, in this ladder, and why
+    cv: dict[str, tuple[list, list]] = field(default_factory=dict)  # cheap rung -> (its folds' results, seconds)
+    cv_done: set[str] = field(default_factory=set)  # ... whose cross-validation ended (every fold, race, budget)
+    held_back: set[str] = field(default_factory=set)  # ... stopped while fit's default stands (``_default_holds``)
+    early: Trial | None = None  # fit's default at a quarter budget, run after the cheap rungs' first fold
+    early_tried: bool = False
+    tied: Trial | None = None  # fit's default kept at a quarter budget though not clearly above the rungs below
 
     def __post_init__(self) -> None:
         self.held = self.folds[0][1]
@@ -678,17 +687,24 @@ class Ladder:
         self.target, self._data, self._shared = target, data, {}
         default = fit_default(data)
         r.default = default if default is not None and default[0] in rungs else None
-        # 1. cheap rungs on cached features, cross-validated over all the data
+        # 1. cheap rungs on cached features, cross-validated over all the data; where fit's default is a
+        # costly rung, their first fold (the held-out split), then the default, then the folds that can matter
         r.cheap = tuple(sorted((x for x in rungs if not RUNGS.get(x).trains_backbone), key=lambda x: RUNGS.get(x).prior))
-        for rung in r.cheap:
-            self._cross_validate(r, rung)
-        # 2. costly rungs at the lowest budget, climbing while each beats the best below it
         costly = [x for x in rungs if RUNGS.get(x).trains_backbone]
+        race = r.default is not None and costly[:1] == [r.default[0]]  # the climb's first rung: no order changes
+        for rung in r.cheap:
+            self._cross_validate(r, rung, folds=1 if race else None)
+        if race:
+            self._early_default(r)
+            for rung in r.cheap:
+                self._cross_validate(r, rung)
+        # 2. costly rungs at the lowest budget, climbing while each beats the best below it
         alive = self._climb(r, costly)
         # 3. successive halving: the best half go on at twice the budget while it still pays
         if adapting or not self._straight_to_full(r, alive, costly):  # adaptation fine-tunes reuse the budget halving reached
             self._halve(r, alive)
         # 4. the pick, and 5. the returned model, trained again on all the data
+        self._finish_held_back(r)
         choice = self._pick(r, rungs)
         if target is not None:  # 4b. adaptation rungs, and the pick by a label-free criterion
             choice = self._adapt(r, choice, adapting)
@@ -697,14 +713,24 @@ class Ladder:
         r.plan.seconds = self._used(r)
         return r.plan, est
 
-    def _cross_validate(self, r: _Run, rung: str) -> Trial | None:
+    def _cross_validate(self, r: _Run, rung: str, folds: int | None = None, race_default: bool = True
+                        ) -> Trial | None:
         """Score a cheap rung on every fold (each example predicted by the model of the fold that
         held it out), as long as the next fold's estimate fits the budget; the very first fold of
         the first rung always runs (the plan must return a model). The first fold's model, trained
-        on the fit split, is the one kept."""
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        secs: list[float] = []
-        for i, (tr, va) in enumerate(r.folds):
+        on the fit split, is the one kept. ``folds``: up to that many folds for now; a later call
+        goes on from there (``r.cv``). It stops early when the rung is out of the race
+        (``_out_of_race``) or, with ``race_default``, while fit's default stands (``_default_holds``)."""
+        parts, secs = r.cv.setdefault(rung, ([], []))
+        end = len(r.folds) if folds is None else min(folds, len(r.folds))
+        while rung not in r.cv_done and len(parts) < end:
+            i = len(parts)
+            if parts and race_default and self._default_holds(r, rung, parts):
+                r.held_back.add(rung)
+                break
+            if parts and self._out_of_race(r, rung, parts):
+                r.cv_done.add(rung)
+                break
             if r.fold_seconds or i:
                 need, reserve = self._fold_estimate(r, rung), self._reserve(r, rung)
                 left = self._left(r) - reserve
@@ -712,7 +738,9 @@ class Ladder:
                     what = (f"{rung}: cross-validation stopped after {i} of {len(r.folds)} folds" if i
                             else f"{rung}: not run")
                     r.plan.decisions.append(self._no_time(r, what, need, left))
+                    r.cv_done.add(rung)
                     break
+            tr, va = r.folds[i]
             first, setup = not r.fold_seconds, self._setup.seconds
             est, correct, s = self._run(rung, 1.0, r.data.subset(tr), r.data.subset(va))
             if i == 0:
@@ -725,17 +753,77 @@ class Ladder:
             r.fold_seconds.setdefault(rung, []).append(fold)
             parts.append((va, np.asarray(correct, dtype=bool)))
             secs.append(s)
-            if i + 1 < len(r.folds) and self._out_of_race(r, rung, parts):
-                break
+        if len(parts) == len(r.folds):
+            r.cv_done.add(rung)
         if not parts:
             return None
         index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         t = Trial(rung, 1.0, float(np.mean(correct)), float(sum(secs)), correct, folds=len(parts), index=index,
-                  out=len(parts) < len(r.folds) and self._out_of_race(r, rung, parts, say=False))
-        r.plan.trials.append(t)
-        self.log(f"  {rung}: {len(parts)}-fold cross-validated accuracy {100 * t.val_accuracy:.2f}% "
-                 f"over {len(index)} examples ({t.seconds:.1f} s)")
+                  out=len(parts) < len(r.folds) and rung in r.cv_done and self._out_of_race(r, rung, parts, say=False))
+        old = next((k for k, x in enumerate(r.plan.trials) if x.rung == rung and x.folds), None)
+        if old is None:
+            r.plan.trials.append(t)
+        else:  # its cross-validation went on: the same row, more folds
+            r.plan.trials[old] = t
+        if folds is None:
+            self.log(f"  {rung}: {len(parts)}-fold cross-validated accuracy {100 * t.val_accuracy:.2f}% "
+                     f"over {len(index)} examples ({t.seconds:.1f} s)")
         return t
+
+    def _default_holds(self, r: _Run, rung: str, parts: list[tuple[np.ndarray, np.ndarray]], say: bool = True
+                       ) -> bool:
+        """fit's default, run at a quarter budget after every cheap rung's first fold (``_early_default``),
+        is not overturned by ``rung`` nor by any other cheap rung on the held-out split (that first fold):
+        while the default stands,
+        no cheap rung can be picked unless it overturns it there (``_pick``), so ``rung``'s other folds,
+        which only rank the cheap rungs among themselves, decide nothing, and it stops (``r.held_back``).
+        Should another rung overturn the default after all, those folds run before the pick
+        (``_finish_held_back``): the pick is the one every fold would give. Rotten Tomatoes N=64 (issue 12):
+        the cheap rungs' cross-validation was ~6 s of a planner run whose best rung takes 15-30 s."""
+        if r.early is None or r.default is None:
+            return False
+        index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        mine = Trial(rung, 1.0, float(np.mean(correct)), 0.0, correct, folds=len(parts), index=index)
+        # a cheap rung that overturns it makes the ranking of the cheap rungs count: none holds
+        if any(self.overturns(t, r.early) for t in [mine, *(x for x in self._available(r) if x.folds)]):
+            return False
+        if say:
+            r.plan.decisions.append(
+                f"{rung}: cross-validation held after {len(parts)} of {len(r.folds)} folds: on the {len(r.held)} "
+                f"held-out examples ({100 * self._paired_accuracy(mine, r.held):.1f}%) it does not overturn "
+                f"{r.default[0]} at budget {r.early.fidelity:g} ({100 * r.early.val_accuracy:.1f}%; "
+                f"{self._evidence(mine, r.early)}), {r.default[1]}; its other folds only rank the cheap rungs, "
+                "which decides nothing while the default stands")
+        return True
+
+    def _early_default(self, r: _Run) -> None:
+        """fit's default (a costly rung) at a quarter budget, right after the cheap rungs' first fold, so
+        that their other folds run only where they can change the pick (``_default_holds``); the climb
+        takes this run as the default's. Not run when even a perfect score could not clearly beat the
+        best so far: the climb says so, as it would have."""
+        rung = r.default[0]
+        top = self._best_on(r)
+        perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
+        if top is not None and not self.beats(perfect, top):
+            return
+        r.early_tried = True
+        r.early = self._attempt(r, rung, FIDELITIES[0])
+
+    def _finish_held_back(self, r: _Run) -> None:
+        """The cheap rungs held back while fit's default stood (``_default_holds``) finish their
+        cross-validation when a rung overturns the default after all (or its run was lost): the cheap
+        rungs' ranking can then decide the pick."""
+        if not r.held_back:
+            return
+        d = next((t for t in self._best_runs(r, [r.default[0]])), None)
+        over = [t for t in self._available(r) if d is None or (t.rung != d.rung and self.overturns(t, d))]
+        if d is not None and not over:
+            return
+        why = f"{over[0].rung} overturns {d.rung}" if d is not None else f"{r.default[0]}'s run was lost"
+        for rung in [x for x in r.cheap if x in r.held_back]:
+            r.held_back.discard(rung)
+            r.plan.decisions.append(f"{rung}: cross-validation goes on: {why}, {r.default[1]}")
+            self._cross_validate(r, rung, race_default=False)
 
     def _out_of_race(self, r: _Run, rung: str, parts: list[tuple[np.ndarray, np.ndarray]], say: bool = True) -> bool:
         """A rung whose fold costs more than ``RACE_ABOVE`` probe folds (its ``prior``) stops its cross-validation
@@ -749,7 +837,7 @@ class Ladder:
         if RUNGS.get(rung).prior <= RACE_ABOVE:  # by its prior, not its measured folds: the same race on any machine
             return False
         earlier = [x for x in r.cheap if x in LADDER and LADDER.index(x) < LADDER.index(rung)]
-        if any(r.plan.best(x) is None for x in earlier):  # the choice before it is not settled yet
+        if any(r.plan.best(x) is None or x in r.held_back for x in earlier):  # the choice before it is not settled yet
             return False
         choice = self._cheap_choice(r, before=rung)
         if choice is None or choice.correct is None or choice.index is None:
@@ -841,16 +929,25 @@ class Ladder:
             climbs = transfer and not RUNGS.get(rung).beside  # a rung beside the climb neither stops nor is stopped
             if climbs and stopped:
                 continue
+            early = r.early_tried and r.default is not None and rung == r.default[0]  # run already
             top = self._best_on(r)
             perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
-            if top is not None and not self.beats(perfect, top):
+            if not early and top is not None and not self.beats(perfect, top):
                 # not even a perfect score could be told apart from the best so far: nothing to learn
                 r.plan.decisions.append(f"{rung}: not run — even 100% on {len(r.held)} held-out examples would "
                                         f"not clearly beat {top.rung} "
                                         f"({100 * self._paired_accuracy(top, r.held):.1f}% on them)")
                 stopped = stopped or climbs
                 continue
-            t = self._attempt(r, rung, FIDELITIES[0])
+            if r.tied is not None and not self.overturns(perfect, r.tied):
+                # only a rung that overturns the kept default can be picked (``_pick``): this one cannot
+                r.plan.decisions.append(
+                    f"{rung}: not run — even 100% on {len(r.held)} held-out examples would not overturn "
+                    f"{r.tied.rung} ({100 * r.tied.val_accuracy:.1f}% on them at budget {r.tied.fidelity:g}), "
+                    f"kept as {r.default[1]}")
+                stopped = stopped or climbs
+                continue
+            t = r.early if early else self._attempt(r, rung, FIDELITIES[0])
             if t is None:
                 continue
             below = self._best_on(r, t)
@@ -891,6 +988,7 @@ class Ladder:
         (issue 12). Continued rather than trained afresh on all 64: 69.08% against 68.72% on 600 pool
         texts outside every training set (seeds 100-105: 68.67/70.50, 66.50/67.00, 70.83/69.33,
         70.33/70.83, 68.83/67.33, 69.33/67.33), for 30 of its 40 steps."""
+        r.tied = t
         full = self._continue_default(r, t)
         other = self._paired_accuracy(below, r.held)
         how = ("ties" if other == t.val_accuracy else "does not clearly beat" if other < t.val_accuracy

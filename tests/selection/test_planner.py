@@ -625,3 +625,74 @@ def test_fit_default_is_the_contrastive_rung_only_where_fit_tunes_for_the_rungs_
     data = LabeledData([f"text {i}" for i in range(n)], ["a", "b"] * (n // 2) + ["a"] * (n % 2), "text")
     got = fit_default(data)
     assert (got[0] if got else None) == expected
+
+
+class Unnested(ScriptedPlanner):
+    """Each rung right on its own random ``round(acc * n)`` examples of a fold (fixed by rung, budget and
+    fold, not by the order of the runs), so that paired comparisons have discordant examples both ways."""
+
+    def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
+        model, correct, secs = super()._run(rung, fidelity, fit, val, start, deadline)
+        if correct is not None:
+            fold = int(val.items[0].split()[-1])
+            rng = np.random.default_rng([sum(map(ord, rung)), int(100 * fidelity), fold])
+            correct = rng.permutation(len(val)) < int(correct.sum())
+        return model, correct, secs
+
+
+class NoDefaultRace(Unnested):
+    """Every cheap rung cross-validated on every fold, whatever fit's default scored (no hold)."""
+
+    def _default_holds(self, *args, **kwargs):
+        return False
+
+
+def test_holding_cheap_folds_while_fit_s_default_stands_never_changes_the_pick(few):
+    held = 0
+    for probe in (0.55, 0.7, 0.85):
+        for mlp in (0.5, 0.75, 0.9):
+            for contrastive in (0.3, 0.6, 0.8, 0.95):
+                for full_ft in (0.5, 0.8, 1.0):
+                    accs = {"linear_probe": probe, "prototype": 0.6, "mlp_head": mlp, "contrastive": contrastive,
+                            "full_ft": full_ft}
+                    raced, every = Unnested(accs, rungs=FEW_LADDER), NoDefaultRace(accs, rungs=FEW_LADDER)
+                    (a, ma), (b, mb) = raced.run(few), every.run(few)
+                    assert (a.pick, ma) == (b.pick, mb), (accs, a.format(), b.format())
+                    assert len(raced.calls) <= len(every.calls)
+                    held += len(raced.calls) < len(every.calls)
+    assert held >= 10  # the hold saved folds in many of the 108 cases, not in none
+
+
+def test_cheap_rungs_stop_after_the_held_out_fold_when_fit_s_default_stands(few):
+    # contrastive 12/13 at a quarter budget; the probe 10/13 cannot overturn it there (paired z < 1.96)
+    accs = {"linear_probe": 0.75, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 0.5}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, _ = p.run(few)
+    assert plan.pick == "contrastive"
+    names = [c[0] for c in p.calls]
+    assert names[:4] == ["linear_probe", "prototype", "mlp_head", "contrastive"]  # the default right after fold 1
+    assert names.count("linear_probe") == 1 and plan.best("linear_probe").folds == 1
+    assert any(d.startswith("linear_probe: cross-validation held after 1 of 5 folds: on the 13 held-out examples")
+               and "does not overturn contrastive at budget 0.25" in d for d in plan.decisions), plan.decisions
+    assert p.calls.count(("contrastive", 0.25, 51)) == 1  # the climb took that run, it did not run it again
+
+
+def test_held_cheap_folds_run_before_the_pick_when_another_rung_overturns_the_default(few):
+    # the probe 9/13 does not overturn contrastive's 6/13 (z 1.73) and stops; full fine-tuning 13/13 does
+    accs = {"linear_probe": 0.7, "prototype": 0.5, "mlp_head": 0.5, "contrastive": 0.45, "full_ft": 1.0}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, _ = p.run(few)
+    assert plan.pick == "full_ft"
+    assert [c[0] for c in p.calls].count("linear_probe") == 5 and plan.best("linear_probe").folds == 5
+    assert any(d == "linear_probe: cross-validation goes on: full_ft overturns contrastive, fit's default for 64 "
+               "texts (32 per class)" for d in plan.decisions), plan.decisions
+
+
+def test_a_rung_that_could_not_overturn_a_kept_default_even_if_perfect_is_not_run(few):
+    # contrastive ties the probe at 12/13: 13/13 would be a paired z of 1 over it, short of 1.96
+    accs = {"linear_probe": 0.9, "prototype": 0.6, "mlp_head": 0.6, "contrastive": 0.9, "full_ft": 1.0}
+    p = ScriptedPlanner(accs, rungs=FEW_LADDER)
+    plan, _ = p.run(few)
+    assert plan.pick == "contrastive" and not any(c[0] == "full_ft" for c in p.calls)
+    assert any(d.startswith("full_ft: not run — even 100% on 13 held-out examples would not overturn contrastive "
+                            "(92.3% on them at budget 0.25)") for d in plan.decisions), plan.decisions
