@@ -440,6 +440,17 @@ def _prepare_args(params: dict[str, Any]) -> dict[str, Any]:
             "max_length": pre.get("max_length"), "max_seconds": pre.get("max_seconds"), "seed": params.get("seed", 0)}
 
 
+def _from_folds(rung: str, parts: list[tuple[np.ndarray, np.ndarray]]) -> Trial:
+    """A cheap rung's trial from its cross-validation folds so far: (held-out positions, correct) each."""
+    index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return Trial(rung, 1.0, float(np.mean(correct)), 0.0, correct, folds=len(parts), index=index)
+
+
+def _perfect(r: _Run, rung: str) -> Trial:
+    """``rung`` right on every held-out example: the most a run could show there."""
+    return Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
+
+
 class Ladder:
     """Run the ladder on ``data`` (labeled, already checked) with estimator ``base`` params (the
     engine under ``Planner``).
@@ -757,9 +768,8 @@ class Ladder:
             r.cv_done.add(rung)
         if not parts:
             return None
-        index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        t = Trial(rung, 1.0, float(np.mean(correct)), float(sum(secs)), correct, folds=len(parts), index=index,
-                  out=len(parts) < len(r.folds) and rung in r.cv_done and self._out_of_race(r, rung, parts, say=False))
+        t = replace(_from_folds(rung, parts), seconds=float(sum(secs)),
+                    out=len(parts) < len(r.folds) and rung in r.cv_done and self._out_of_race(r, rung, parts, say=False))
         old = next((k for k, x in enumerate(r.plan.trials) if x.rung == rung and x.folds), None)
         if old is None:
             r.plan.trials.append(t)
@@ -767,7 +777,7 @@ class Ladder:
             r.plan.trials[old] = t
         if folds is None:
             self.log(f"  {rung}: {len(parts)}-fold cross-validated accuracy {100 * t.val_accuracy:.2f}% "
-                     f"over {len(index)} examples ({t.seconds:.1f} s)")
+                     f"over {len(t.index)} examples ({t.seconds:.1f} s)")
         return t
 
     def _default_holds(self, r: _Run, rung: str, parts: list[tuple[np.ndarray, np.ndarray]], say: bool = True
@@ -782,8 +792,7 @@ class Ladder:
         the cheap rungs' cross-validation was ~6 s of a planner run whose best rung takes 15-30 s."""
         if r.early is None or r.default is None:
             return False
-        index, correct = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        mine = Trial(rung, 1.0, float(np.mean(correct)), 0.0, correct, folds=len(parts), index=index)
+        mine = _from_folds(rung, parts)
         # a cheap rung that overturns it makes the ranking of the cheap rungs count: none holds
         if any(self.overturns(t, r.early) for t in [mine, *(x for x in self._available(r) if x.folds)]):
             return False
@@ -801,13 +810,11 @@ class Ladder:
         that their other folds run only where they can change the pick (``_default_holds``); the climb
         takes this run as the default's. Not run when even a perfect score could not clearly beat the
         best so far: the climb says so, as it would have."""
-        rung = r.default[0]
         top = self._best_on(r)
-        perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
-        if top is not None and not self.beats(perfect, top):
+        if top is not None and not self.beats(_perfect(r, r.default[0]), top):
             return
         r.early_tried = True
-        r.early = self._attempt(r, rung, FIDELITIES[0])
+        r.early = self._attempt(r, r.default[0], FIDELITIES[0])
 
     def _finish_held_back(self, r: _Run) -> None:
         """The cheap rungs held back while fit's default stood (``_default_holds``) finish their
@@ -815,7 +822,7 @@ class Ladder:
         rungs' ranking can then decide the pick."""
         if not r.held_back:
             return
-        d = next((t for t in self._best_runs(r, [r.default[0]])), None)
+        d = next(iter(self._best_runs(r, [r.default[0]])), None)
         over = [t for t in self._available(r) if d is None or (t.rung != d.rung and self.overturns(t, d))]
         if d is not None and not over:
             return
@@ -931,7 +938,7 @@ class Ladder:
                 continue
             early = r.early_tried and r.default is not None and rung == r.default[0]  # run already
             top = self._best_on(r)
-            perfect = Trial(rung, 1.0, 1.0, 0.0, np.ones(len(r.held), dtype=bool), index=r.held)
+            perfect = _perfect(r, rung)
             if not early and top is not None and not self.beats(perfect, top):
                 # not even a perfect score could be told apart from the best so far: nothing to learn
                 r.plan.decisions.append(f"{rung}: not run — even 100% on {len(r.held)} held-out examples would "
