@@ -72,11 +72,11 @@ under ``"file"`` (what predict.py runs) and says how it was quantized under ``"q
   1.02x, uint16 residual stream 0.70x / 0.60x (no uint16 Conv kernel).
 
 Other engines and schemes, measured against these files in one run (``benchmarks/int8_routes.py``,
-2000 pool items, one thread): OpenVINO runs the same int8 files with the same agreement (images
-98.90%, text 98.70%) and is not faster than onnxruntime here (images 3.2x the bundle at batch 32
-against 3.6x; text 0.64x against 0.84x); torchao's per-token int8 (eager) and a torch._int_mm
-per-token W8A8 reach 98.4-98.5% at 0.64x / 1.31x at batch 32 on text; int8 weights with float
-activations agree 99.4% (images) / 99.5% (text) but compute in float. None is adopted.
+2000 pool items, one thread): OpenVINO runs the same int8 files with about the same agreement
+(images 98.90%, text 98.70%), about as fast as onnxruntime on images and slower on text (batch 32:
+images 5.5x the bundle against 5.3x; text 0.62x against 0.83x); on text, torchao's per-token int8
+(eager) and a torch._int_mm per-token W8A8 reach 98.45 / 98.40% at 0.73x / 1.23x at batch 32; int8
+weights with float activations agree 99.4% (images) / 99.5% (text) but compute in float. None is adopted.
 
 onnxruntime writes its scratch models into a temporary folder, never into the working directory.
 """

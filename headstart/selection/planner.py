@@ -1147,7 +1147,7 @@ class Ladder:
             elif notes is not None and t.val_accuracy > choice.val_accuracy:
                 notes.append(f"{t.rung} ({100 * t.val_accuracy:.1f}%) is not clearly better than {choice.rung} "
                              f"({100 * choice.val_accuracy:.1f}%) over {len(t.correct)} cross-validated "
-                             "examples: the cheaper one is kept")
+                             f"examples: {choice.rung}, the cheaper, stays ahead of it")
         return choice
 
     def _pick(self, r: _Run, rungs: list[str]) -> Trial:
@@ -1164,7 +1164,10 @@ class Ladder:
             elif t.rung != default and t.val_accuracy > self._paired_accuracy(choice, r.held):
                 plan.decisions.append(f"{t.rung} ({100 * t.val_accuracy:.1f}%) is not clearly better than "
                                       f"{choice.rung} ({100 * self._paired_accuracy(choice, r.held):.1f}%) on "
-                                      f"the same {len(r.held)} held-out examples: the cheaper one is kept")
+                                      f"the same {len(r.held)} held-out examples: {choice.rung}, the cheaper, "
+                                      "stays ahead of it" + (f" (then weighed against {default}, {r.default[1]})"
+                                                             if default not in (None, choice.rung, t.rung)
+                                                             and any(b.rung == default for b in best) else ""))
         tied = next((t for t in best if t.rung == default), None)
         if choice is not None and tied is not None and tied is not choice:
             both = (f"{tied.rung} ({100 * tied.val_accuracy:.1f}%) and {choice.rung} "
