@@ -696,3 +696,21 @@ def test_a_rung_that_could_not_overturn_a_kept_default_even_if_perfect_is_not_ru
     assert plan.pick == "contrastive" and not any(c[0] == "full_ft" for c in p.calls)
     assert any(d.startswith("full_ft: not run — even 100% on 13 held-out examples would not overturn contrastive "
                             "(92.3% on them at budget 0.25)") for d in plan.decisions), plan.decisions
+
+
+def test_a_costly_rung_not_clearly_better_than_the_cheap_choice_names_the_default_weighed_after_it(few):
+    class Discordant(ScriptedPlanner):  # full fine-tuning: 10/13 held out, 2 the probe misses, 1 it gets
+        def _run(self, rung, fidelity, fit, val, start=None, deadline=math.inf):
+            model, correct, secs = super()._run(rung, fidelity, fit, val, start, deadline)
+            if rung == "full_ft":
+                correct = np.isin(np.arange(len(val)), [0, 1, 2, 3, 4, 5, 6, 7, 9, 10])
+            return model, correct, secs
+
+    # the probe 9/13 (the first 9), contrastive the same 9 (a tie: kept as fit's default); full_ft 10/13 with
+    # 3 discordant examples (paired z 0.58 < 1): not clearly better than the probe, and not what is returned
+    accs = {"linear_probe": 0.7, "prototype": 0.5, "mlp_head": 0.5, "contrastive": 0.7}
+    plan, _ = Discordant(accs, rungs=FEW_LADDER).run(few)
+    assert plan.pick == "contrastive"
+    assert ("full_ft (76.9%) is not clearly better than linear_probe (69.2%) on the same 13 held-out examples: "
+            "linear_probe, the cheaper, stays ahead of it (then weighed against contrastive, fit's default for 64 "
+            "texts (32 per class))") in plan.decisions, plan.decisions
