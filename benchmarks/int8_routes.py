@@ -69,7 +69,9 @@ from torch import nn  # noqa: E402
 from benchmarks.quantize import load_task  # noqa: E402
 from benchmarks.splits import FMNIST_CLASSES, load_fmnist, load_rotten_tomatoes, stratified_indices, text_train_indices  # noqa: E402
 from headstart import Headstart  # noqa: E402
+from headstart.compression.measure import torch_runner  # noqa: E402
 from headstart.data._base import LabeledData  # noqa: E402
+from headstart.export.bias_correction import int8_per_channel  # noqa: E402
 from headstart.export.onnx import _batches, _feeds, export_onnx  # noqa: E402
 from headstart.export.quantize import IMAGE_DEFAULTS, _first_convs, _nodes, quantize_export  # noqa: E402
 
@@ -102,15 +104,6 @@ def onnx_runner(path: Path, engine: str) -> Runner:
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return lambda x: sess.run(None, _feeds(x))[0]
-
-
-def torch_runner(model: nn.Module) -> Runner:
-    model = model.eval()
-
-    def run(x: Any) -> np.ndarray:
-        with torch.inference_mode():
-            return model(x).logits.float().numpy()
-    return run
 
 
 def weight_only_onnx(est: Any, fp32: Path, out: Path, calibration: LabeledData) -> Path:
@@ -167,9 +160,8 @@ class WeightOnlyLinear(nn.Module):
 
     def __init__(self, lin: nn.Linear) -> None:
         super().__init__()
-        w = lin.weight.detach()
-        s = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
-        self.weight, self.bias = nn.Parameter(torch.round(w / s) * s, requires_grad=False), lin.bias
+        rounded = torch.from_numpy(int8_per_channel(lin.weight.detach().numpy()))
+        self.weight, self.bias = nn.Parameter(rounded, requires_grad=False), lin.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.weight, self.bias)
